@@ -1,0 +1,1 @@
+"""Symbolic layer: cells, unrolled graphs, Jacobians and BPTT through time (SymPy only)."""

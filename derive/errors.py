@@ -1,0 +1,19 @@
+"""The two ways a request can fail; the CLI turns them into exit codes in one place."""
+
+from __future__ import annotations
+
+
+class UnrolledError(Exception):
+    """A failure at run time (exit code 1). The message is one line for the user."""
+
+
+class UsageError(UnrolledError):
+    """A bad option or value (exit code 2), naming the option and what is allowed.
+
+    >>> str(UsageError("--steps", "must be a whole number >= 1, got 0"))
+    '--steps: must be a whole number >= 1, got 0'
+    """
+
+    def __init__(self, option: str, message: str):
+        super().__init__(f"{option}: {message}")
+        self.option = option

@@ -1,0 +1,121 @@
+"""Magnitudes carried as sign and log10|·|, so no product of T factors overflows.
+
+``log10_abs`` is the one named rewrite of this project: log|∏ a_i| = Σ log|a_i|
+and log|b^e| = e·log|b|.  It runs on the symbolic form *before* numbers are
+substituted, so w^T at T = 10^9 is never multiplied out.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import mpmath
+import sympy as sp
+
+#: Exact values are held and printed only up to this many digits.
+EXACT_DIGITS = 400
+#: Working precision (decimal digits) of the high-precision evaluation.
+PRECISION = 30
+
+
+def log10_abs(expr: sp.Expr) -> sp.Expr:
+    """log10|expr| with products and powers turned into sums.
+
+    >>> w, T = sp.symbols("w T")
+    >>> log10_abs(w**T * 3)
+    T*log(Abs(w))/log(10) + log(3)/log(10)
+    """
+    if isinstance(expr, sp.Mul):
+        return sp.Add(*(log10_abs(arg) for arg in expr.args))
+    if isinstance(expr, sp.Pow):
+        base, exponent = expr.args
+        return exponent * log10_abs(base)
+    return sp.log(sp.Abs(expr), 10)
+
+
+def sign(expr: sp.Expr) -> sp.Expr:
+    """sign(expr) with products and powers split, so it too never multiplies out.
+
+    >>> sign(sp.Integer(-2) ** sp.Integer(10**9 + 1))
+    -1
+    """
+    if isinstance(expr, sp.Mul):
+        return sp.Mul(*(sign(arg) for arg in expr.args))
+    if isinstance(expr, sp.Pow):
+        base, exponent = expr.args
+        return sp.Pow(sign(base), exponent)
+    return sp.sign(expr)
+
+
+def exact_digits(expr: sp.Expr, values: dict) -> float:
+    """An upper estimate of the digits of ``expr`` evaluated exactly at ``values``.
+
+    Infinite when the value is not a rational (tanh(2) has no exact digits).
+    """
+    if isinstance(expr, sp.Pow):
+        exponent = expr.exp.xreplace(values)
+        if not exponent.is_Integer:
+            return math.inf
+        return abs(int(exponent)) * exact_digits(expr.base, values)
+    if isinstance(expr, (sp.Mul, sp.Add)):
+        return sum(exact_digits(arg, values) for arg in expr.args)
+    value = expr.xreplace(values)
+    if not value.is_Rational:
+        return math.inf
+    return 2 + len(str(abs(value.p))) + len(str(value.q))
+
+
+@dataclass(frozen=True)
+class Magnitude:
+    """A real number as sign and log10|·|, with its exact value when it is small enough.
+
+    >>> Magnitude.of(sp.Rational(1, 2) ** 50).approx
+    '8.88e-16'
+    """
+
+    sign: int
+    log10_abs: float
+    exact: sp.Rational | None = None
+
+    @classmethod
+    def of(cls, value) -> "Magnitude":
+        """From an exact SymPy number or an mpmath number."""
+        exact = value if isinstance(value, sp.Rational) else None
+        v = mpmath.mpf(value.p) / value.q if exact is not None else mpmath.mpf(value)
+        if v == 0:
+            return cls(0, -math.inf, exact)
+        return cls(1 if v > 0 else -1, float(mpmath.log10(abs(v))), exact)
+
+    @property
+    def approx(self) -> str:
+        """±m.mme±X from the logarithm alone: never overflows."""
+        if self.sign == 0:
+            return "0"
+        exponent = math.floor(self.log10_abs)
+        mantissa = 10 ** (self.log10_abs - exponent)
+        if round(mantissa, 2) >= 10:
+            mantissa, exponent = mantissa / 10, exponent + 1
+        return f"{'-' if self.sign < 0 else ''}{mantissa:.2f}e{exponent:+d}"
+
+    @property
+    def float(self) -> float | None:
+        """The value as a float64, or None where float64 would overflow or underflow."""
+        if self.sign == 0:
+            return 0.0
+        if not -307 < self.log10_abs < 308:
+            return None
+        if self.exact is not None:
+            return float(self.exact)
+        return self.sign * 10.0**self.log10_abs
+
+
+def evaluate(expr: sp.Expr, values: dict) -> Magnitude:
+    """``expr`` at ``values`` (symbol -> Rational), exactly when it has few enough digits."""
+    if exact_digits(expr, values) <= EXACT_DIGITS:
+        return Magnitude.of(expr.xreplace(values))
+    log_value = log10_abs(expr).xreplace(values).evalf(PRECISION)
+    sign_value = sign(expr).xreplace(values)
+    if log_value == -sp.oo or sign_value == 0:
+        return Magnitude(0, -math.inf)
+    return Magnitude(int(sign_value), float(log_value))

@@ -1,0 +1,126 @@
+"""How expressions read: one-line text (h_{t-1}, ∏, σ, ^) and LaTeX.
+
+Short decimals stay decimals (the lecture's 2.70, not 27/10); per-step
+sequences print as subscripts (h[t-1] -> h_{t-1}).
+"""
+
+from __future__ import annotations
+
+import sympy as sp
+from sympy.printing.latex import LatexPrinter
+from sympy.printing.str import StrPrinter
+
+from .activations import sigmoid_as_exp
+
+#: Rationals whose denominator divides this print as decimals.
+_DECIMAL_DENOMINATOR = 10**4
+
+
+def decimal(r: sp.Rational) -> str | None:
+    """'2.7' for 27/10, None when the decimal would not be short and exact."""
+    if r.is_Integer or _DECIMAL_DENOMINATOR % r.q:
+        return None
+    digits = len(str(_DECIMAL_DENOMINATOR)) - 1
+    text = f"{abs(r.p) * _DECIMAL_DENOMINATOR // r.q:0{digits + 1}d}"
+    whole, frac = text[:-digits], text[-digits:].rstrip("0")
+    return ("-" if r.p < 0 else "") + f"{int(whole)}.{frac}"
+
+
+def _index_text(index) -> str:
+    text = str(index).replace(" ", "")
+    return text if len(text) == 1 else "{%s}" % text
+
+
+def _as_symbol(item: sp.Indexed) -> sp.Symbol:
+    """h[t-1] -> the symbol h_{t-1}; h[t, 0] -> h_t[0] (Indexed prints itself otherwise)."""
+    step, *rest = item.indices
+    return sp.Symbol(f"{item.base.label}_{_index_text(step)}" + "".join(f"[{i}]" for i in rest))
+
+
+def _coefficient(printer, expr, join: str) -> str | None:
+    """2.7*h rather than 27*h/10: a decimal coefficient printed in front."""
+    c, rest = expr.as_coeff_Mul()
+    shown = decimal(c) if isinstance(c, sp.Rational) else None
+    if shown is None or rest == 1:
+        return None
+    body = printer.parenthesize(rest, sp.printing.precedence.PRECEDENCE["Mul"], strict=True)
+    return f"{shown}{join}{body}"
+
+
+class TextPrinter(StrPrinter):
+    """SymPy's str printer with the notation of the lecture and of this tool."""
+
+    def _print_Rational(self, expr):
+        return decimal(expr) or super()._print_Rational(expr)
+
+    def _print_Mul(self, expr):
+        return _coefficient(self, expr, "*") or super()._print_Mul(expr)
+
+    def _print_Equality(self, expr):
+        return f"{self._print(expr.lhs)} = {self._print(expr.rhs)}"
+
+    def _print_Product(self, expr):
+        (i, lo, hi), = expr.limits
+        return f"∏_{{{self._print(i)}={self._print(lo)}}}^{{{self._print(hi)}}} ({self._print(expr.function)})"
+
+    def _print_Sum(self, expr):
+        (i, lo, hi), = expr.limits
+        return f"Σ_{{{self._print(i)}={self._print(lo)}}}^{{{self._print(hi)}}} ({self._print(expr.function)})"
+
+    def _print_sigmoid(self, expr):
+        return f"σ({self._print(expr.args[0])})"
+
+    def _print_Heaviside(self, expr):
+        return f"H({self._print(expr.args[0])})"
+
+    def _print_MatPow(self, expr):
+        return f"{self.parenthesize(expr.base, 1000)}**({self._print(expr.exp)})"
+
+
+class TexPrinter(LatexPrinter):
+    def _print_Rational(self, expr):
+        return decimal(expr) or super()._print_Rational(expr)
+
+    def _print_Mul(self, expr):
+        return _coefficient(self, expr, " ") or super()._print_Mul(expr)
+
+    def _print_Symbol(self, expr, style="plain"):
+        # Our own split: SymPy would read W_xi as W with subscript ξ.
+        name, bracket, element = expr.name.partition("[")
+        base, underscore, sub = name.partition("_")
+        out = base + ("_{%s}" % sub.strip("{}") if underscore else "")
+        return out + ("^{[%s]}" % element.rstrip("]") if bracket else "")
+
+    def _print_Heaviside(self, expr, exp=None):
+        body = r"H\left(%s\right)" % self._print(expr.args[0])
+        return body if exp is None else r"%s^{%s}" % (body, exp)
+
+
+def prepare(expr, cell=None):
+    """The display form: per-step sequences as symbols, and σ as e^x/(e^x+1) for
+    cells that the lecture writes that way."""
+    expr = expr.xreplace({i: _as_symbol(i) for i in expr.atoms(sp.Indexed)})
+    if cell is not None and cell.definition.sigmoid_as_exp:
+        return expr.replace(lambda e: e.func.__name__ == "sigmoid", lambda e: sigmoid_as_exp(e))
+    return expr
+
+
+def text(expr, cell=None) -> str:
+    """One line of text for ``expr``.
+
+    >>> w, T = sp.symbols("w T")
+    >>> text(w**T * sp.Rational(27, 10))
+    '2.7*w^T'
+    """
+    expr = prepare(expr, cell)
+    if isinstance(expr, sp.MatrixBase) and expr.shape == (1, 1):
+        return text(expr[0])
+    if isinstance(expr, sp.MatrixBase):
+        rows = ["[" + ", ".join(text(e) for e in row) + "]" for row in expr.tolist()]
+        return "[" + ", ".join(rows) + "]"
+    return TextPrinter().doprint(expr).replace("**", "^")
+
+
+def latex(expr, cell=None) -> str:
+    """LaTeX for ``expr`` (matrices as pmatrix)."""
+    return TexPrinter({"mat_delim": "(", "mul_symbol": None}).doprint(prepare(expr, cell))

@@ -1,0 +1,128 @@
+"""A ``Derivation`` as a worked solution in text, as LaTeX, and as JSON-ready data."""
+
+from __future__ import annotations
+
+import math
+
+import sympy as sp
+
+from .printing import latex, text
+from .solution import Derivation, Evaluation
+from .symbols import T, k
+
+
+def _names(d: Derivation) -> tuple[str, str]:
+    """The derivative's name in text and LaTeX: ∂h_T/∂h_k or ∂L/∂w."""
+    if d.bptt is not None:
+        shown = d.cell.display_name(d.wrt)
+        return f"∂L/∂{shown}", r"\frac{\partial L}{\partial %s}" % latex(sp.Symbol(shown))
+    return f"∂{d.of}_T/∂{d.wrt}_k", r"\frac{\partial %s_T}{\partial %s_k}" % (d.of, d.wrt)
+
+
+def chain_rule(d: Derivation) -> tuple[str, str]:
+    """The chain rule over T steps, in text and LaTeX."""
+    if d.bptt is not None:
+        lower = text(d.bptt.lower)
+        return (f"∂L/∂θ = Σ_{{k={lower}}}^{{T}} (∂L/∂s_T)(J_T J_(T-1) ⋯ J_(k+1))(∂⁺s_k/∂θ)",
+                r"\frac{\partial L}{\partial\theta} = \sum_{k=%s}^{T} \frac{\partial L}{\partial s_T}"
+                r"\Big(\prod_{t=k+1}^{T} J_t\Big) \frac{\partial^+ s_k}{\partial\theta}" % latex(d.bptt.lower))
+    name, tex = _names(d)
+    return (f"{name} = J_T J_(T-1) ⋯ J_(k+1), J_t = ∂s_t/∂s_(t-1) (block {d.of}{d.wrt})",
+            tex + r" = J_T J_{T-1} \cdots J_{k+1}")
+
+
+def closed_form(d: Derivation):
+    """(expression, scope) of the closed form, or (None, reason)."""
+    if d.bptt is not None:
+        return (d.bptt.sum, "exact") if d.bptt.sum is not None else (None, "none")
+    return d.chain.closed, d.chain.scope
+
+
+def _at_steps(expr, d: Derivation):
+    return expr.xreplace({T: sp.Integer(d.steps), k: sp.Integer(0)})
+
+
+def _number(m) -> object:
+    """JSON for one magnitude: the exact value when held, else a float, else null."""
+    if m.exact is not None and m.exact.is_Integer:
+        return int(m.exact)
+    if m.exact is not None:
+        return str(m.exact)
+    return m.float
+
+
+def evaluation_json(e: Evaluation) -> dict:
+    scalar = e.shape == (1, 1)
+    entries = [_number(m) for m in e.entries]
+    grid = [entries[r * e.shape[1] : (r + 1) * e.shape[1]] for r in range(e.shape[0])]
+    first = e.entries[0]
+    return {
+        "settings": dict(e.settings),
+        "value": entries[0] if scalar else grid,
+        "float": first.float if scalar else None,
+        "approx": first.approx if scalar else None,
+        "log10_abs": _finite(e.log10_norm),
+        "sign": first.sign if scalar else None,
+        "exact": first.exact is not None,
+        "method": e.method,
+        "regime": regime_json(e.regime),
+    }
+
+
+def _finite(x):
+    return x if x is not None and math.isfinite(x) else None
+
+
+def regime_json(r) -> dict:
+    return {
+        "verdict": r.verdict, "reason": r.reason,
+        "gamma": str(r.gamma) if r.gamma is not None else None,
+        "recurrent_weight": r.recurrent, "sigma1": r.sigma1,
+        "bound_log10": _finite(r.bound_log10), "measured_log10_rate": r.measured_log10_rate,
+    }
+
+
+def to_json(d: Derivation) -> dict:
+    """The derivation as JSON-ready data; the keys are listed in the README."""
+    closed, scope = closed_form(d)
+    name, _ = _names(d)
+    first = evaluation_json(d.evaluations[0]) if d.evaluations else {}
+    return {
+        "cell": d.cell.name, "variant": d.cell.variant,
+        "activation": d.cell.activation.name if d.cell.activation else None,
+        "hidden": d.cell.n, "input_size": d.cell.m, "steps": d.steps,
+        "wrt": d.cell.display_name(d.wrt), "derivative": name,
+        "parameters": [d.cell.display_name(p) for p in d.cell.param_names()],
+        "step_equations": [text(e, d.cell) for e in d.step_equations],
+        "unrolled": [text(e, d.cell) for e in d.unrolled], "unrolled_elided": d.unrolled_elided,
+        "nested": text(d.nested, d.cell) if d.nested is not None else None,
+        "jacobian_step": text(d.jacobian_step, d.cell), "local": text(d.local, d.cell),
+        "chain_rule": chain_rule(d)[0],
+        "closed_form": None if closed is None else {
+            "expr": text(closed, d.cell), "at_steps": text(_at_steps(closed, d), d.cell), "scope": scope},
+        "latex": latex_parts(d),
+        "value": first.get("value"), "log10_abs": first.get("log10_abs"), "sign": first.get("sign"),
+        "evaluations": [evaluation_json(e) for e in d.evaluations],
+        "regime": regime_json(d.regime), "notes": list(d.notes),
+    }
+
+
+def latex_parts(d: Derivation) -> dict:
+    closed, _ = closed_form(d)
+    name, tex = _names(d)
+    return {
+        "step_equations": [latex(e, d.cell) for e in d.step_equations],
+        "jacobian_step": r"J_t = " + latex(d.jacobian_step, d.cell),
+        "chain_rule": chain_rule(d)[1],
+        "closed_form": None if closed is None else f"{tex} = {latex(closed, d.cell)}",
+    }
+
+
+def to_latex(d: Derivation) -> str:
+    """A LaTeX fragment (amsmath ``align*``) with the derivation's equations."""
+    parts = latex_parts(d)
+    lines = [*parts["step_equations"], parts["jacobian_step"], parts["chain_rule"]]
+    if parts["closed_form"]:
+        lines.append(parts["closed_form"])
+    body = " \\\\\n".join("  " + line.replace("=", "&=", 1) for line in lines)
+    return f"% Unrolled: {d.cell.label}, T = {d.steps}\n\\begin{{align*}}\n{body}\n\\end{{align*}}"

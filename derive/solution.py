@@ -1,0 +1,228 @@
+"""One worked solution: a cell, T steps, one derivative, its closed form and its numbers.
+
+``solve`` validates a request and returns an immutable ``Derivation``; the
+renderers in ``derive.render`` turn it into text, LaTeX or JSON.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import sympy as sp
+
+from . import reference
+from .cell import Cell, make_cell
+from .cells import CELLS
+from .chain import BpttForm, ChainForm, block, bptt_form, state_chain
+from .errors import UsageError
+from .graph import generic_equations, jacobian_step, nested, param_jacobian, step_equations
+from .printing import text
+from .logdomain import Magnitude, evaluate
+from .regime import Regime, regime
+from .symbols import T as T_sym, k as k_sym, quantity
+from .values import fit_shape, parameter_names, parse_array, parse_inputs, parse_settings
+
+#: The largest hidden or input size: element-symbol matrices grow as n².
+MAX_SIZE = 8
+#: Per-step equations shown at the start of the unrolled graph.
+SHOWN_STEPS = 3
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """The derivative's value at one parameter setting (row-major ``entries``)."""
+
+    settings: tuple[tuple[str, str], ...]
+    shape: tuple[int, int]
+    entries: tuple[Magnitude, ...]
+    log10_norm: float
+    method: str
+    regime: Regime
+    unevaluated: sp.Expr | None = None
+
+
+@dataclass(frozen=True)
+class Derivation:
+    """Everything ``derive`` shows, as SymPy objects and numbers."""
+
+    cell: Cell
+    steps: int
+    wrt: str
+    of: str
+    step_equations: tuple[sp.Eq, ...]
+    unrolled: tuple[sp.Eq, ...]
+    unrolled_elided: bool
+    nested: sp.Expr | None
+    jacobian_step: sp.ImmutableMatrix
+    local: sp.ImmutableMatrix
+    chain: ChainForm | None
+    bptt: BpttForm | None
+    truncate: int | None
+    evaluations: tuple[Evaluation, ...]
+    regime: Regime
+    notes: tuple[str, ...]
+
+
+def _check_size(option: str, value: int) -> int:
+    if not 1 <= value <= MAX_SIZE:
+        raise UsageError(option, f"must be a whole number from 1 to {MAX_SIZE}, got {value}")
+    return value
+
+
+def _resolve_wrt(cell: Cell, wrt: str | None) -> tuple[str, str]:
+    """(``state`` or ``param``, name) for ``--wrt``: a state (h, h0, h_0) or a parameter."""
+    if wrt is None:
+        return "state", "h"
+    text = wrt.strip()
+    for state in cell.states:
+        if text in (state, f"{state}0", f"{state}_0"):
+            return "state", state
+    names = parameter_names(cell)
+    if text in names:
+        return "param", names[text]
+    allowed = [*cell.states, *sorted(names)]
+    raise UsageError("--wrt", f"{cell.label} has no state or parameter {text!r}; allowed: {', '.join(allowed)}")
+
+
+def _initial_state(cell: Cell, h0: str | None, c0: str | None) -> sp.ImmutableMatrix:
+    given = {"h": h0, "c": c0}
+    if c0 is not None and "c" not in cell.states:
+        raise UsageError("--c0", f"{cell.label} has no cell state c")
+    parts = []
+    for s in cell.states:
+        value = parse_array(given[s], f"--{s}0") if given[s] is not None else sp.Integer(0)
+        parts.append(fit_shape(value, cell.n, 1, f"--{s}0", f"{s}_0"))
+    return sp.ImmutableMatrix.vstack(*parts)
+
+
+def _settings_text(cell: Cell, values: dict) -> tuple[tuple[str, str], ...]:
+    def show(v: sp.ImmutableMatrix) -> str:
+        return text(v)
+
+    return tuple((cell.display_name(name), show(values[name])) for name in cell.param_names() if name in values)
+
+
+def _symbol_values(cell: Cell, values: dict, steps: int) -> dict:
+    subs = {T_sym: sp.Integer(steps), k_sym: sp.Integer(0)}
+    for name, v in values.items():
+        subs.update(zip(cell.param(name), v))
+    return subs
+
+
+def _closed_value(d_cell: Cell, chain: ChainForm, values: dict, steps: int):
+    """The closed form's value when it depends on parameters alone, else None."""
+    closed = chain.closed
+    if closed is None or chain.scope != "exact" or closed.atoms(sp.Indexed):
+        return None
+    if isinstance(closed, sp.MatPow):
+        name = next((n for n, _ in d_cell.params if d_cell.display_name(n) == str(closed.base)), None)
+        if name not in values:
+            return None
+        power = reference.matrix_power(values[name], steps)
+        return power, "closed form, by repeated squaring at 30 digits", None
+    subs = _symbol_values(d_cell, values, steps)
+    if closed.free_symbols - set(subs):
+        return None
+    at_steps = closed.xreplace({T_sym: subs[T_sym], k_sym: subs[k_sym]})
+    with sp.evaluate(False):
+        shown = at_steps.xreplace(subs)
+    return evaluate(closed, subs), "closed form, exact", shown
+
+
+def _evaluate(d: dict, values: dict) -> Evaluation | str:
+    """The derivative at one setting, or a sentence saying why it cannot be had."""
+    cell, steps = d["cell"], d["steps"]
+    missing = [cell.display_name(n) for n in cell.param_names() if n not in values]
+    closed = _closed_value(cell, d["chain"], values, steps) if d["chain"] else None
+    if closed is None and missing:
+        return f"set {', '.join(missing)} with --set to evaluate"
+    if closed is None and steps > reference.REFERENCE_LIMIT:
+        return (f"no closed form in parameters alone; stepping is limited to T <= "
+                f"{reference.REFERENCE_LIMIT} here")
+    shown = None
+    if closed is not None and isinstance(closed[0], Magnitude):
+        entries, log10_norm, method, shown = (closed[0],), closed[0].log10_abs, closed[1], closed[2]
+        shape = (1, 1)
+    else:
+        matrix, method = closed[:2] if closed else _stepped(d, values)
+        entries = tuple(Magnitude.of(v) for v in matrix)
+        shape, log10_norm = (matrix.rows, matrix.cols), reference.log10_norm(matrix)
+    return Evaluation(_settings_text(cell, values), shape, entries, log10_norm, method,
+                      regime(cell, steps, values, log10_norm if d["chain"] else None), shown)
+
+
+def _stepped(d: dict, values: dict):
+    cell, steps = d["cell"], d["steps"]
+    method = "stepped through time at 30 digits (mpmath)"
+    if d["bptt"] is not None:
+        return reference.bptt(cell, values, d["inputs"], d["s0"], d["wrt"], d["truncate"]), method
+    full = reference.state_jacobian(cell, values, d["inputs"], d["s0"])
+    n, states = cell.n, cell.states
+    r, c = states.index(d["of"]) * n, states.index(d["wrt"]) * n
+    return full[r : r + n, c : c + n], method
+
+
+def _nested_display(cell: Cell, steps: int, of: str) -> sp.Expr | None:
+    if steps > SHOWN_STEPS or cell.n != 1 or len(cell.states) != 1:
+        return None
+    return nested(cell, steps)[-1][quantity(of, str(steps), 1)[0]]
+
+
+def solve(
+    cell: str = "rnn",
+    *,
+    variant: str | None = None,
+    activation: str | None = None,
+    hidden: int = 1,
+    input_size: int = 1,
+    steps: int = 50,
+    wrt: str | None = None,
+    settings: tuple[str, ...] = (),
+    truncate: int | None = None,
+    inputs: str | None = None,
+    h0: str | None = None,
+    c0: str | None = None,
+) -> Derivation:
+    """Derive ∂s_T/∂s_0 (or ∂L/∂θ by BPTT) for a cell over ``steps`` steps.
+
+    >>> d = solve(steps=50)
+    >>> d.chain.closed, d.evaluations[0].entries[0].exact
+    (w**(T - k), 1125899906842624)
+    """
+    if cell not in CELLS:
+        raise UsageError("--cell", f"unknown cell {cell!r}; allowed: {', '.join(CELLS)}")
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise UsageError("--steps", f"must be a whole number >= 1, got {steps!r}")
+    the_cell = make_cell(CELLS[cell], variant, activation,
+                         _check_size("--hidden", hidden), _check_size("--input-size", input_size))
+    kind, name = _resolve_wrt(the_cell, wrt)
+    if truncate is not None and (kind != "param" or truncate < 1):
+        raise UsageError("--truncate", "needs a parameter --wrt (BPTT) and a whole number >= 1")
+    values = parse_settings(the_cell, list(settings))
+    chain = state_chain(the_cell, name, name) if kind == "state" else None
+    bptt = bptt_form(the_cell, name, truncate) if kind == "param" else None
+    context = {
+        "cell": the_cell, "steps": steps, "wrt": name, "of": name if kind == "state" else "h",
+        "chain": chain, "bptt": bptt, "truncate": truncate,
+        "inputs": parse_inputs(inputs, steps, the_cell.m) if steps <= reference.REFERENCE_LIMIT else None,
+        "s0": _initial_state(the_cell, h0, c0),
+    }
+    examples = CELLS[cell].examples if not settings and the_cell.n == the_cell.m == 1 else ()
+    settings_list = [parse_settings(the_cell, [f"{k}={v}" for k, v in ex.items()]) for ex in examples] or [values]
+    results = [_evaluate(context, s) for s in settings_list]
+    evaluations = tuple(r for r in results if isinstance(r, Evaluation))
+    notes = tuple(dict.fromkeys(r for r in results if isinstance(r, str)))
+    shown = range(1, min(steps, SHOWN_STEPS) + 1)
+    last = (steps,) if steps > SHOWN_STEPS else ()
+    return Derivation(
+        cell=the_cell, steps=steps, wrt=name, of=context["of"],
+        step_equations=generic_equations(the_cell),
+        unrolled=step_equations(the_cell, (*shown, *last)), unrolled_elided=bool(last),
+        nested=_nested_display(the_cell, steps, context["of"]) if kind == "state" else None,
+        jacobian_step=jacobian_step(the_cell),
+        local=block(the_cell, jacobian_step(the_cell), name, name) if kind == "state" else param_jacobian(the_cell, name),
+        chain=chain, bptt=bptt, truncate=truncate, evaluations=evaluations,
+        regime=evaluations[0].regime if evaluations else regime(the_cell, steps, values),
+        notes=notes,
+    )

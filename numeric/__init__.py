@@ -1,0 +1,1 @@
+"""Numeric layer: the symbolic cells compiled to vectorised NumPy kernels (next issue)."""
