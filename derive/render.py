@@ -39,7 +39,11 @@ def closed_form(d: Derivation):
 
 
 def _at_steps(expr, d: Derivation):
-    return expr.xreplace({T: sp.Integer(d.steps), k: sp.Integer(0)})
+    """The general form at T = steps and k = 0 (k only where it is free, not a sum's index)."""
+    values = {T: sp.Integer(d.steps)}
+    if k in expr.free_symbols:
+        values[k] = sp.Integer(0)
+    return expr.xreplace(values)
 
 
 def _number(m) -> object:

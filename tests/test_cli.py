@@ -1,0 +1,86 @@
+"""The derive command: the lecture's story, JSON for every cell, and one-line errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from cli import app
+from derive.cells import CELLS
+
+runner = CliRunner()
+
+JSON_KEYS = {"cell", "steps", "wrt", "step_equations", "jacobian_step", "closed_form", "latex",
+             "value", "log10_abs", "sign", "regime", "evaluations", "notes"}
+
+
+def test_default_story_prints_the_lecture_numbers():
+    result = runner.invoke(app, ["derive", "--steps", "50"])
+    assert result.exit_code == 0, result.output
+    for expected in ("w^50", "1125899906842624", "8.881784197001252e-16", "exploding possible", "vanishing"):
+        assert expected in result.output
+
+
+@pytest.mark.parametrize("cell,variant", [(c, v) for c, d in CELLS.items() for v in d.variants])
+def test_json_for_every_cell(cell, variant):
+    result = runner.invoke(app, ["derive", "--steps", "50", "--format", "json", "--cell", cell, "--variant", variant])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert JSON_KEYS <= set(data) and data["cell"] == cell and data["steps"] == 50
+
+
+def test_json_value_for_the_story():
+    data = json.loads(runner.invoke(app, ["derive", "--format", "json", "--set", "W_hh=2"]).output)
+    assert (data["value"], data["sign"], data["closed_form"]["at_steps"]) == (1125899906842624, 1, "w^50")
+    assert data["regime"]["verdict"] == "exploding possible"
+
+
+def test_latex_output():
+    result = runner.invoke(app, ["derive", "--format", "latex", "--activation", "tanh"])
+    assert result.exit_code == 0, result.output
+    assert r"\begin{align*}" in result.output and r"\prod_{t=k + 1}^{T}" in result.output
+
+
+def test_bptt_with_truncation():
+    result = runner.invoke(app, ["derive", "--wrt", "w", "--truncate", "5", "--set", "w=0.9", "--set", "u=1", "--set", "b_h=0", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["closed_form"]["expr"].startswith("Σ_{k=Max(1, T - 4)}")
+    # ∂h_50/∂w over the last 5 steps, x_t = 1, h_0 = 0: Σ_{k=46}^{50} w^(50-k) h_{k-1}, h_j = Σ_{i<j} w^i.
+    h = lambda j: sum(0.9**i for i in range(j))
+    assert data["value"] == pytest.approx(sum(0.9 ** (50 - k) * h(k - 1) for k in range(46, 51)), rel=1e-14)
+
+
+def test_lstm_at_a_million_steps_completes():
+    result = runner.invoke(app, ["derive", "--cell", "lstm", "--steps", "1000000", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["notes"]
+
+
+BAD = [
+    (["--steps", "0"], "--steps"), (["--steps", "abc"], "--steps"), (["--steps", "2.5"], "--steps"),
+    (["--cell", "cnn"], "--cell"), (["--activation", "gelu"], "--activation"),
+    (["--cell", "lstm", "--variant", "gated"], "--variant"), (["--cell", "lstm", "--activation", "tanh"], "--activation"),
+    (["--wrt", "q"], "--wrt"), (["--set", "w"], "--set"), (["--set", "w=nan"], "--set"),
+    (["--set", "w=inf"], "--set"), (["--set", "w=1e999"], "--set"), (["--set", "v=1"], "--set"),
+    (["--hidden", "2", "--set", "W_hh=[1,2]"], "--set"), (["--hidden", "0"], "--hidden"),
+    (["--hidden", "99"], "--hidden"), (["--truncate", "3"], "--truncate"),
+    (["--inputs", "1,2"], "--inputs"), (["--cell", "statquest", "--set", "b_f=1"], "--set"),
+    (["--cell", "statquest", "--hidden", "2"], "--hidden"), (["--c0", "1"], "--c0"),
+    (["--format", "xml"], "--format"), (["--bogus"], "--bogus"),
+]
+
+
+@pytest.mark.parametrize("args,option", BAD, ids=[" ".join(a) for a, _ in BAD])
+def test_bad_input_is_one_line_and_exit_2(args, option):
+    result = runner.invoke(app, ["derive", *args])
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and option in lines[0] and "Traceback" not in result.output
+
+
+def test_version():
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.output.startswith("unrolled ")
