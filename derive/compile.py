@@ -17,7 +17,7 @@ def check_arguments(exprs, args: Sequence[sp.Symbol]) -> None:
     known = set(args)
     if len(known) != len(args):
         raise ValueError("an argument appears twice in the argument sequence")
-    free = set().union(*(sp.sympify(e).free_symbols for e in exprs)) if exprs else set()
+    free = set().union(*(e.free_symbols for e in exprs))
     missing = sorted(map(str, free - known))
     if missing:
         raise ValueError(f"{missing[0]} is missing from the argument sequence")

@@ -96,71 +96,87 @@ def _initial_state(cell: Cell, h0: str | None, c0: str | None) -> sp.ImmutableMa
     return sp.ImmutableMatrix.vstack(*parts)
 
 
+@dataclass(frozen=True)
+class _Problem:
+    """What is differentiated, over how many steps, from which start and inputs."""
+
+    cell: Cell
+    steps: int
+    of: str
+    wrt: str
+    chain: ChainForm | None
+    bptt: BpttForm | None
+    truncate: int | None
+    inputs: tuple | None
+    s0: sp.ImmutableMatrix
+
+
 def _settings_text(cell: Cell, values: dict) -> tuple[tuple[str, str], ...]:
-    def show(v: sp.ImmutableMatrix) -> str:
-        return text(v)
-
-    return tuple((cell.display_name(name), show(values[name])) for name in cell.param_names() if name in values)
+    return tuple((cell.display_name(n), text(values[n])) for n in cell.param_names() if n in values)
 
 
-def _symbol_values(cell: Cell, values: dict, steps: int) -> dict:
-    subs = {T_sym: sp.Integer(steps), k_sym: sp.Integer(0)}
-    for name, v in values.items():
-        subs.update(zip(cell.param(name), v))
-    return subs
-
-
-def _closed_value(d_cell: Cell, chain: ChainForm, values: dict, steps: int):
-    """The closed form's value when it depends on parameters alone, else None."""
-    closed = chain.closed
-    if closed is None or chain.scope != "exact" or closed.atoms(sp.Indexed):
+def _closed_value(p: _Problem, values: dict):
+    """(value, method, unevaluated form) from a closed form in parameters alone, else None."""
+    cell, closed = p.cell, p.chain.closed if p.chain else None
+    if closed is None or p.chain.scope != "exact" or closed.atoms(sp.Indexed):
         return None
     if isinstance(closed, sp.MatPow):
-        name = next((n for n, _ in d_cell.params if d_cell.display_name(n) == str(closed.base)), None)
+        name = next((n for n in cell.param_names() if cell.display_name(n) == str(closed.base)), None)
         if name not in values:
             return None
-        power = reference.matrix_power(values[name], steps)
-        return power, "closed form, by repeated squaring at 30 digits", None
-    subs = _symbol_values(d_cell, values, steps)
+        return reference.matrix_power(values[name], p.steps), "closed form, repeated squaring at 30 digits", None
+    horizon = {T_sym: sp.Integer(p.steps), k_sym: sp.Integer(0)}
+    subs = dict(horizon)
+    for name, v in values.items():
+        subs.update(zip(cell.param(name), v))
     if closed.free_symbols - set(subs):
         return None
-    at_steps = closed.xreplace({T_sym: subs[T_sym], k_sym: subs[k_sym]})
+    at_horizon = closed.xreplace(horizon)
     with sp.evaluate(False):
-        shown = at_steps.xreplace(subs)
-    return evaluate(closed, subs), "closed form, exact", shown
+        shown = at_horizon.xreplace(subs)
+    magnitude = evaluate(closed, subs)
+    method = "closed form, exact" if magnitude.exact is not None else "closed form, in log domain"
+    return magnitude, method, shown
 
 
-def _evaluate(d: dict, values: dict) -> Evaluation | str:
+def _stepped(p: _Problem, values: dict):
+    method = "stepped through time at 30 digits (mpmath)"
+    if p.bptt is not None:
+        return reference.bptt(p.cell, values, p.inputs, p.s0, p.wrt, p.truncate), method
+    full = reference.state_jacobian(p.cell, values, p.inputs, p.s0)
+    n, states = p.cell.n, p.cell.states
+    r, c = states.index(p.of) * n, states.index(p.wrt) * n
+    return full[r : r + n, c : c + n], method
+
+
+def _evaluate(p: _Problem, values: dict) -> Evaluation | str:
     """The derivative at one setting, or a sentence saying why it cannot be had."""
-    cell, steps = d["cell"], d["steps"]
+    cell = p.cell
     missing = [cell.display_name(n) for n in cell.param_names() if n not in values]
-    closed = _closed_value(cell, d["chain"], values, steps) if d["chain"] else None
+    closed = _closed_value(p, values)
     if closed is None and missing:
         return f"set {', '.join(missing)} with --set to evaluate"
-    if closed is None and steps > reference.REFERENCE_LIMIT:
-        return (f"no closed form in parameters alone; stepping is limited to T <= "
-                f"{reference.REFERENCE_LIMIT} here")
-    shown = None
+    if closed is None and p.steps > reference.REFERENCE_LIMIT:
+        return (f"no closed form in the parameters alone, and stepping through time is "
+                f"limited to T <= {reference.REFERENCE_LIMIT}")
     if closed is not None and isinstance(closed[0], Magnitude):
-        entries, log10_norm, method, shown = (closed[0],), closed[0].log10_abs, closed[1], closed[2]
-        shape = (1, 1)
+        magnitude, method, shown = closed
+        entries, shape, log10_norm = (magnitude,), (1, 1), magnitude.log10_abs
     else:
-        matrix, method = closed[:2] if closed else _stepped(d, values)
+        (matrix, method), shown = (closed[:2] if closed else _stepped(p, values)), None
         entries = tuple(Magnitude.of(v) for v in matrix)
         shape, log10_norm = (matrix.rows, matrix.cols), reference.log10_norm(matrix)
+    measured = log10_norm if p.chain else None
     return Evaluation(_settings_text(cell, values), shape, entries, log10_norm, method,
-                      regime(cell, steps, values, log10_norm if d["chain"] else None), shown)
+                      regime(cell, p.steps, values, measured), shown)
 
 
-def _stepped(d: dict, values: dict):
-    cell, steps = d["cell"], d["steps"]
-    method = "stepped through time at 30 digits (mpmath)"
-    if d["bptt"] is not None:
-        return reference.bptt(cell, values, d["inputs"], d["s0"], d["wrt"], d["truncate"]), method
-    full = reference.state_jacobian(cell, values, d["inputs"], d["s0"])
-    n, states = cell.n, cell.states
-    r, c = states.index(d["of"]) * n, states.index(d["wrt"]) * n
-    return full[r : r + n, c : c + n], method
+def _settings_to_try(cell: Cell, settings: tuple[str, ...]) -> list[dict]:
+    """The user's ``--set``, or the cell's worked examples when nothing is set (1×1 only)."""
+    values = parse_settings(cell, list(settings))
+    examples = cell.definition.examples if not settings and cell.n == cell.m == 1 else ()
+    tried = [parse_settings(cell, [f"{k}={v}" for k, v in ex.items()]) for ex in examples]
+    return tried or [values]
 
 
 def _nested_display(cell: Cell, steps: int, of: str) -> sp.Expr | None:
@@ -199,30 +215,26 @@ def solve(
     kind, name = _resolve_wrt(the_cell, wrt)
     if truncate is not None and (kind != "param" or truncate < 1):
         raise UsageError("--truncate", "needs a parameter --wrt (BPTT) and a whole number >= 1")
-    values = parse_settings(the_cell, list(settings))
-    chain = state_chain(the_cell, name, name) if kind == "state" else None
-    bptt = bptt_form(the_cell, name, truncate) if kind == "param" else None
-    context = {
-        "cell": the_cell, "steps": steps, "wrt": name, "of": name if kind == "state" else "h",
-        "chain": chain, "bptt": bptt, "truncate": truncate,
-        "inputs": parse_inputs(inputs, steps, the_cell.m) if steps <= reference.REFERENCE_LIMIT else None,
-        "s0": _initial_state(the_cell, h0, c0),
-    }
-    examples = CELLS[cell].examples if not settings and the_cell.n == the_cell.m == 1 else ()
-    settings_list = [parse_settings(the_cell, [f"{k}={v}" for k, v in ex.items()]) for ex in examples] or [values]
-    results = [_evaluate(context, s) for s in settings_list]
+    problem = _Problem(
+        cell=the_cell, steps=steps, of=name if kind == "state" else "h", wrt=name,
+        chain=state_chain(the_cell, name, name) if kind == "state" else None,
+        bptt=bptt_form(the_cell, name, truncate) if kind == "param" else None, truncate=truncate,
+        inputs=parse_inputs(inputs, steps, the_cell.m) if steps <= reference.REFERENCE_LIMIT else None,
+        s0=_initial_state(the_cell, h0, c0),
+    )
+    results = [_evaluate(problem, values) for values in _settings_to_try(the_cell, tuple(settings))]
     evaluations = tuple(r for r in results if isinstance(r, Evaluation))
-    notes = tuple(dict.fromkeys(r for r in results if isinstance(r, str)))
-    shown = range(1, min(steps, SHOWN_STEPS) + 1)
     last = (steps,) if steps > SHOWN_STEPS else ()
     return Derivation(
-        cell=the_cell, steps=steps, wrt=name, of=context["of"],
+        cell=the_cell, steps=steps, wrt=name, of=problem.of,
         step_equations=generic_equations(the_cell),
-        unrolled=step_equations(the_cell, (*shown, *last)), unrolled_elided=bool(last),
-        nested=_nested_display(the_cell, steps, context["of"]) if kind == "state" else None,
+        unrolled=step_equations(the_cell, (*range(1, min(steps, SHOWN_STEPS) + 1), *last)),
+        unrolled_elided=bool(last),
+        nested=_nested_display(the_cell, steps, name) if kind == "state" else None,
         jacobian_step=jacobian_step(the_cell),
-        local=block(the_cell, jacobian_step(the_cell), name, name) if kind == "state" else param_jacobian(the_cell, name),
-        chain=chain, bptt=bptt, truncate=truncate, evaluations=evaluations,
-        regime=evaluations[0].regime if evaluations else regime(the_cell, steps, values),
-        notes=notes,
+        local=block(the_cell, jacobian_step(the_cell), name, name) if kind == "state"
+        else param_jacobian(the_cell, name),
+        chain=problem.chain, bptt=problem.bptt, truncate=truncate, evaluations=evaluations,
+        regime=evaluations[0].regime if evaluations else regime(the_cell, steps, {}),
+        notes=tuple(dict.fromkeys(r for r in results if isinstance(r, str))),
     )
