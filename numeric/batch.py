@@ -1,0 +1,84 @@
+"""Parameters, inputs and states as NumPy arrays with a batch shape in front.
+
+A parameter is an array of shape B + (rows, cols) (a bias is (n, 1)); an
+input sequence is (T, m) or (T,) + B + (m,); a state is B + (S,).  Any batch
+axes broadcast, so a grid over w and a batch of random seeds combine freely.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping
+
+import numpy as np
+
+from derive.cell import Cell
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One batched unrolling: a cell, its parameters, inputs x_1..x_T and s_0."""
+
+    cell: Cell
+    params: Mapping[str, np.ndarray]
+    inputs: np.ndarray
+    s0: np.ndarray
+
+    @property
+    def steps(self) -> int:
+        return self.inputs.shape[0]
+
+    @property
+    def batch_shape(self) -> tuple[int, ...]:
+        shapes = [v.shape[:-2] for v in self.params.values()]
+        shapes += [self.inputs.shape[1:-1], self.s0.shape[:-1]]
+        return np.broadcast_shapes(*shapes)
+
+    def theta(self) -> list[np.ndarray]:
+        """Every parameter element, in the cell's table order (row-major within a parameter)."""
+        return [
+            self.params[name][..., i, j]
+            for name, value in self.cell.params
+            for i in range(value.shape[0])
+            for j in range(value.shape[1])
+        ]
+
+    def x(self, t: int) -> list[np.ndarray]:
+        """x_t (t from 1) as m arrays."""
+        return [self.inputs[t - 1][..., j] for j in range(self.cell.m)]
+
+
+def make_problem(cell: Cell, params: Mapping[str, object], inputs, s0=None) -> Problem:
+    """Check shapes and build a ``Problem``; ``s0`` defaults to zeros."""
+    arrays = {}
+    for name, symbols in cell.params:
+        if name not in params:
+            raise ValueError(f"parameter {name} is missing")
+        value = np.asarray(params[name], dtype=float if not np.iscomplexobj(params[name]) else complex)
+        rows, cols = symbols.shape
+        if cols == 1 and value.shape[-1:] == (rows,) and value.shape[-2:] != (rows, 1):
+            value = value[..., None]
+        if value.shape[-2:] != (rows, cols):
+            raise ValueError(f"parameter {name} has shape {value.shape}, expected (..., {rows}, {cols})")
+        arrays[name] = value
+    extra = set(params) - set(arrays)
+    if extra:
+        raise ValueError(f"{cell.label} has no parameter {sorted(extra)[0]}")
+    x = np.asarray(inputs)
+    x = x.astype(np.result_type(x, float))
+    if x.ndim == 1:
+        x = x[:, None]
+    if x.shape[-1] != cell.m:
+        raise ValueError(f"inputs have size {x.shape[-1]}, the cell's input size is {cell.m}")
+    S = len(cell.states) * cell.n
+    state = np.zeros(S) if s0 is None else np.asarray(s0, dtype=np.result_type(np.asarray(s0), float))
+    if state.shape[-1:] != (S,):
+        raise ValueError(f"the initial state has size {state.shape[-1:]}, expected {S}")
+    return Problem(cell, arrays, x, state)
+
+
+def random_params(cell: Cell, batch: tuple[int, ...] = (), seed: int = 0, scale: float | None = None):
+    """PyTorch's default initialisation, U(−1/√n, 1/√n) for every parameter."""
+    rng = np.random.default_rng(seed)
+    bound = 1 / np.sqrt(cell.n) if scale is None else scale
+    return {name: rng.uniform(-bound, bound, batch + v.shape) for name, v in cell.params}

@@ -1,0 +1,185 @@
+"""Forward and backward through time, batched, from the compiled kernels.
+
+Reverse mode (BPTT) stores the states and runs one vector-Jacobian product a
+step; forward (tangent) mode carries ∂s_t/∂θ along and stores nothing, so its
+memory does not grow with T.  Products of many Jacobians are renormalised
+every step and their scale kept as log10, so nothing overflows or underflows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .batch import Problem
+from .kernels import kernels
+
+#: Reverse mode stores T × batch × S states; above this many bytes, forward mode is used.
+REVERSE_MEMORY = 1 << 30
+
+
+def _stack(values, batch_shape, rows: int, cols: int) -> np.ndarray:
+    """Kernel outputs (arrays or constants) as one array of shape batch + (rows, cols)."""
+    dtype = np.result_type(*[np.asarray(v) for v in values])
+    out = np.empty(batch_shape + (rows * cols,), dtype=dtype)
+    for i, v in enumerate(values):
+        out[..., i] = v
+    return out.reshape(batch_shape + (rows, cols))
+
+
+def _args(p: Problem, state: np.ndarray, t: int) -> list:
+    return [*(state[..., i] for i in range(state.shape[-1])), *p.x(t), *p.theta()]
+
+
+def _size(p: Problem) -> int:
+    return len(p.cell.states) * p.cell.n
+
+
+def step(p: Problem, state: np.ndarray, t: int) -> tuple[np.ndarray, np.ndarray]:
+    """(every quantity of step t, s_t) from s_{t-1}."""
+    k = kernels(p.cell)
+    q = _stack(k.step(*_args(p, state, t)), p.batch_shape, 1, len(k.quantities))[..., 0, :]
+    return q, q[..., list(k.state_index)]
+
+
+def forward(p: Problem) -> np.ndarray:
+    """All states s_0..s_T, shape (T+1,) + batch + (S,)."""
+    states = np.empty((p.steps + 1,) + p.batch_shape + (_size(p),), dtype=np.result_type(p.s0, p.inputs, *p.params.values()))
+    states[0] = p.s0
+    for t in range(1, p.steps + 1):
+        states[t] = step(p, states[t - 1], t)[1]
+    return states
+
+
+def trace(p: Problem) -> np.ndarray:
+    """Every quantity (gates and states) of every step, shape (T,) + batch + (Q,)."""
+    rows, state = [], np.broadcast_to(p.s0, p.batch_shape + p.s0.shape[-1:])
+    for t in range(1, p.steps + 1):
+        q, state = step(p, state, t)
+        rows.append(q)
+    return np.stack(rows)
+
+
+def jacobian(p: Problem, state: np.ndarray, t: int) -> np.ndarray:
+    S = _size(p)
+    return _stack(kernels(p.cell).jacobian(*_args(p, state, t)), p.batch_shape, S, S)
+
+
+def partials(p: Problem, state: np.ndarray, t: int) -> np.ndarray:
+    k = kernels(p.cell)
+    return _stack(k.partials(*_args(p, state, t)), p.batch_shape, _size(p), sum(k.sizes))
+
+
+def loss_gradient(p: Problem) -> np.ndarray:
+    """∂L_t/∂s_t for L_t = Σ_i h_t[i]: ones on h, zeros on c."""
+    return np.array([1.0 if s == "h" else 0.0 for s in p.cell.states for _ in range(p.cell.n)])
+
+
+def split(p: Problem, flat: np.ndarray) -> dict[str, np.ndarray]:
+    """A gradient over all parameter elements -> parameter name -> batch + shape."""
+    out, start = {}, 0
+    for name, symbols in p.cell.params:
+        size = len(symbols)
+        out[name] = flat[..., start : start + size].reshape(flat.shape[:-1] + symbols.shape)
+        start += size
+    return out
+
+
+def gradient_reverse(p: Problem, truncate: int | None = None, every_step: bool = False):
+    """∂L/∂θ by BPTT: one vector-Jacobian product a step, backwards.
+
+    L = Σ_i h_T[i], or Σ_t Σ_i h_t[i] with ``every_step``; ``truncate`` keeps the
+    last τ steps of the sum over source steps k (of the final loss).
+    """
+    if truncate is not None and every_step:
+        raise ValueError("truncation is defined here for the loss on the last step only")
+    states = forward(p)
+    dl = loss_gradient(p)
+    adjoint = np.broadcast_to(dl, p.batch_shape + dl.shape).astype(states.dtype)
+    total = 0.0
+    first = 1 if truncate is None else max(1, p.steps - truncate + 1)
+    for t in range(p.steps, first - 1, -1):
+        total = total + np.einsum("...s,...sp->...p", adjoint, partials(p, states[t - 1], t))
+        adjoint = np.einsum("...s,...sr->...r", adjoint, jacobian(p, states[t - 1], t))
+        if every_step and t > 1:
+            adjoint = adjoint + dl
+    return split(p, total)
+
+
+def gradient_forward(p: Problem, every_step: bool = False):
+    """∂L/∂θ in forward (tangent) mode: D_t = J_t D_{t-1} + ∂⁺s_t/∂θ, no states stored."""
+    k = kernels(p.cell)
+    dl = loss_gradient(p)
+    state = np.broadcast_to(p.s0, p.batch_shape + p.s0.shape[-1:])
+    tangent, total = 0.0, 0.0
+    for t in range(1, p.steps + 1):
+        J, P = jacobian(p, state, t), partials(p, state, t)
+        tangent = (np.einsum("...sr,...rp->...sp", J, tangent) if t > 1 else 0) + P
+        state = step(p, state, t)[1]
+        if every_step or t == p.steps:
+            total = total + np.einsum("s,...sp->...p", dl, tangent)
+    del k
+    return split(p, total)
+
+
+def gradient(p: Problem, mode: str = "auto", truncate: int | None = None, every_step: bool = False):
+    """∂L/∂θ for every parameter; ``mode`` is reverse, forward, or auto (by memory)."""
+    if mode == "auto":
+        stored = (p.steps + 1) * int(np.prod(p.batch_shape, dtype=np.int64)) * _size(p) * 8
+        mode = "reverse" if truncate is not None or stored <= REVERSE_MEMORY else "forward"
+    if mode == "forward":
+        if truncate is not None:
+            raise ValueError("truncated BPTT needs reverse mode")
+        return gradient_forward(p, every_step)
+    return gradient_reverse(p, truncate, every_step)
+
+
+@dataclass(frozen=True)
+class LogMatrix:
+    """A matrix as mantissa × 10^log10_scale (per batch element), so it never overflows."""
+
+    mantissa: np.ndarray
+    log10_scale: np.ndarray
+
+    def log10_norm(self) -> np.ndarray:
+        """log10 of the spectral norm, per batch element."""
+        with np.errstate(divide="ignore"):
+            return np.log10(np.linalg.norm(self.mantissa, 2, axis=(-2, -1))) + self.log10_scale
+
+    def to_float(self) -> np.ndarray:
+        """The plain value where float64 holds it (inf or 0 where it would not)."""
+        with np.errstate(over="ignore", under="ignore"):
+            return self.mantissa * 10.0 ** self.log10_scale[..., None, None]
+
+
+def _renormalise(m: np.ndarray, log_scale: np.ndarray):
+    scale = np.max(np.abs(m), axis=(-2, -1))
+    safe = np.where(scale > 0, scale, 1.0)
+    return m / safe[..., None, None], log_scale + np.log10(safe)
+
+
+def state_jacobian(p: Problem, k: int = 0) -> LogMatrix:
+    """∂s_T/∂s_k = J_T ⋯ J_{k+1} in forward mode, renormalised every step."""
+    S = _size(p)
+    m = np.broadcast_to(np.eye(S), p.batch_shape + (S, S)).copy()
+    log_scale = np.zeros(p.batch_shape)
+    state = np.broadcast_to(p.s0, p.batch_shape + (S,))
+    for t in range(1, p.steps + 1):
+        if t > k:
+            m, log_scale = _renormalise(np.einsum("...sr,...rq->...sq", jacobian(p, state, t), m), log_scale)
+        state = step(p, state, t)[1]
+    return LogMatrix(m, log_scale)
+
+
+def log10_norm_by_lag(p: Problem) -> np.ndarray:
+    """log10‖∂s_T/∂s_{T−lag}‖₂ for lag = 0..T, shape (T+1,) + batch."""
+    states = forward(p)
+    S = _size(p)
+    g = np.broadcast_to(np.eye(S), p.batch_shape + (S, S)).copy()
+    log_scale = np.zeros(p.batch_shape)
+    out = [LogMatrix(g, log_scale).log10_norm()]
+    for t in range(p.steps, 0, -1):
+        g, log_scale = _renormalise(np.einsum("...sr,...rq->...sq", g, jacobian(p, states[t - 1], t)), log_scale)
+        out.append(LogMatrix(g, log_scale).log10_norm())
+    return np.stack(out)
