@@ -60,6 +60,11 @@ def compiled_partial(cell: Cell, name: str):
     return ordered_lambdify(list(param_jacobian(cell, name)), args, MODULES)
 
 
+def exact(value) -> sp.Rational:
+    """A float (or any real) as the exact rational it denotes, for exact references."""
+    return sp.Rational(value)
+
+
 def _matrix(rows: int, cols: int, flat) -> mpmath.matrix:
     return mpmath.matrix([list(flat[r * cols : (r + 1) * cols]) for r in range(rows)])
 
@@ -83,10 +88,10 @@ def forward(cell: Cell, values: dict, inputs, s0) -> list[list]:
     return frames
 
 
-def state_jacobian(cell: Cell, values: dict, inputs, s0, k: int = 0) -> mpmath.matrix:
-    """∂s_T/∂s_k = J_T ⋯ J_{k+1} at 30 digits."""
+def state_jacobian(cell: Cell, values: dict, inputs, s0, k: int = 0, digits: int = PRECISION) -> mpmath.matrix:
+    """∂s_T/∂s_k = J_T ⋯ J_{k+1} at ``digits`` decimal digits (30 by default)."""
     size = len(cell.states) * cell.n
-    with mpmath.workdps(PRECISION):
+    with mpmath.workdps(digits):
         code = compiled(cell)
         product = mpmath.eye(size)
         for frame in forward(cell, values, inputs, s0)[k:]:
@@ -94,10 +99,11 @@ def state_jacobian(cell: Cell, values: dict, inputs, s0, k: int = 0) -> mpmath.m
         return product
 
 
-def bptt(cell: Cell, values: dict, inputs, s0, name: str, truncate: int | None = None):
-    """∂L/∂θ for L = Σ_i h_T[i], by reverse accumulation at 30 digits (a row)."""
+def bptt(cell: Cell, values: dict, inputs, s0, name: str, truncate: int | None = None,
+         digits: int = PRECISION):
+    """∂L/∂θ for L = Σ_i h_T[i], by reverse accumulation at ``digits`` digits (a row)."""
     size = len(cell.states) * cell.n
-    with mpmath.workdps(PRECISION):
+    with mpmath.workdps(digits):
         code, partial = compiled(cell), compiled_partial(cell, name)
         frames = forward(cell, values, inputs, s0)
         first = 0 if truncate is None else max(0, len(frames) - truncate)

@@ -21,7 +21,7 @@ REVERSE_MEMORY = 1 << 30
 
 def _stack(values, batch_shape, rows: int, cols: int) -> np.ndarray:
     """Kernel outputs (arrays or constants) as one array of shape batch + (rows, cols)."""
-    dtype = np.result_type(*[np.asarray(v) for v in values])
+    dtype = np.result_type(float, *[np.asarray(v) for v in values])
     out = np.empty(batch_shape + (rows * cols,), dtype=dtype)
     for i, v in enumerate(values):
         out[..., i] = v
