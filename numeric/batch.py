@@ -43,6 +43,27 @@ class Problem:
             for j in range(value.shape[1])
         ]
 
+    def chunks(self, size: int) -> list["Problem"]:
+        """The batch flattened and cut into problems of at most ``size`` settings.
+
+        Elementwise kernels on arrays that fit in cache run up to twice as fast,
+        and reverse mode then stores the states of one chunk at a time.
+        """
+        shape = self.batch_shape
+        total = int(np.prod(shape, dtype=np.int64))
+        if total <= size:
+            return [self]
+        params = {k: np.broadcast_to(v, shape + v.shape[-2:]).reshape((total,) + v.shape[-2:]) for k, v in self.params.items()}
+        batched_x = self.inputs.ndim > 2
+        x = np.broadcast_to(self.inputs, self.inputs.shape[:1] + shape + self.inputs.shape[-1:]).reshape(
+            (self.inputs.shape[0], total, self.inputs.shape[-1])) if batched_x else self.inputs
+        s0 = np.broadcast_to(self.s0, shape + self.s0.shape[-1:]).reshape(total, -1)
+        return [
+            Problem(self.cell, {k: v[i : i + size] for k, v in params.items()},
+                    x[:, i : i + size] if batched_x else x, s0[i : i + size])
+            for i in range(0, total, size)
+        ]
+
     def x(self, t: int) -> list[np.ndarray]:
         """x_t (t from 1) as m arrays."""
         return [self.inputs[t - 1][..., j] for j in range(self.cell.m)]

@@ -15,8 +15,10 @@ import numpy as np
 from .batch import Problem
 from .kernels import kernels
 
-#: Reverse mode stores T × batch × S states; above this many bytes, forward mode is used.
+#: Reverse mode stores T × chunk × (S + Q) values; above this many bytes, forward mode is used.
 REVERSE_MEMORY = 1 << 30
+#: Settings per chunk: arrays of 8192 float64 stay in cache (measured fastest on 2 cores).
+CHUNK = 8192
 
 
 def _stack(values, batch_shape, rows: int, cols: int) -> np.ndarray:
@@ -43,13 +45,23 @@ def step(p: Problem, state: np.ndarray, t: int) -> tuple[np.ndarray, np.ndarray]
     return q, q[..., list(k.state_index)]
 
 
+def state_lists(p: Problem) -> tuple[list[list[np.ndarray]], list[list[np.ndarray]]]:
+    """(s_0..s_T, q_1..q_T): states and every quantity of each step, as lists of arrays
+    of the batch shape (separate contiguous arrays are what the kernels run fastest on)."""
+    k = kernels(p.cell)
+    state = [np.broadcast_to(p.s0[..., i], p.batch_shape).copy() for i in range(_size(p))]
+    states, quantities = [state], []
+    for t in range(1, p.steps + 1):
+        q = [np.broadcast_to(v, p.batch_shape) for v in k.step(*state, *p.x(t), *p.theta())]
+        state = [q[i] for i in k.state_index]
+        states.append(state)
+        quantities.append(q)
+    return states, quantities
+
+
 def forward(p: Problem) -> np.ndarray:
     """All states s_0..s_T, shape (T+1,) + batch + (S,)."""
-    states = np.empty((p.steps + 1,) + p.batch_shape + (_size(p),), dtype=np.result_type(p.s0, p.inputs, *p.params.values()))
-    states[0] = p.s0
-    for t in range(1, p.steps + 1):
-        states[t] = step(p, states[t - 1], t)[1]
-    return states
+    return np.stack([np.stack(s, axis=-1) for s in state_lists(p)[0]])
 
 
 def trace(p: Problem) -> np.ndarray:
@@ -87,24 +99,29 @@ def split(p: Problem, flat: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def gradient_reverse(p: Problem, truncate: int | None = None, every_step: bool = False):
-    """∂L/∂θ by BPTT: one vector-Jacobian product a step, backwards.
+    """∂L/∂θ by BPTT: one fused vector-Jacobian product kernel a step, backwards.
 
     L = Σ_i h_T[i], or Σ_t Σ_i h_t[i] with ``every_step``; ``truncate`` keeps the
     last τ steps of the sum over source steps k (of the final loss).
     """
     if truncate is not None and every_step:
         raise ValueError("truncation is defined here for the loss on the last step only")
-    states = forward(p)
+    states, quantities = state_lists(p)
+    vjp, S, theta = kernels(p.cell).vjp, _size(p), p.theta()
     dl = loss_gradient(p)
-    adjoint = np.broadcast_to(dl, p.batch_shape + dl.shape).astype(states.dtype)
-    total = 0.0
+    adjoint = [float(v) for v in dl]
+    dtype = np.result_type(float, *theta, p.inputs)
+    total = [np.zeros(p.batch_shape, dtype) for _ in theta]
     first = 1 if truncate is None else max(1, p.steps - truncate + 1)
     for t in range(p.steps, first - 1, -1):
-        total = total + np.einsum("...s,...sp->...p", adjoint, partials(p, states[t - 1], t))
-        adjoint = np.einsum("...s,...sr->...r", adjoint, jacobian(p, states[t - 1], t))
+        out = vjp(*states[t - 1], *p.x(t), *theta, *quantities[t - 1], *adjoint)
+        adjoint = out[:S]
+        for acc, g in zip(total, out[S:]):
+            acc += g
         if every_step and t > 1:
-            adjoint = adjoint + dl
-    return split(p, total)
+            adjoint = [a + d for a, d in zip(adjoint, dl)]
+    flat = np.stack([np.broadcast_to(g, p.batch_shape) for g in total], axis=-1) if total else np.zeros(p.batch_shape + (0,))
+    return split(p, flat)
 
 
 def gradient_forward(p: Problem, every_step: bool = False):
@@ -124,15 +141,25 @@ def gradient_forward(p: Problem, every_step: bool = False):
 
 
 def gradient(p: Problem, mode: str = "auto", truncate: int | None = None, every_step: bool = False):
-    """∂L/∂θ for every parameter; ``mode`` is reverse, forward, or auto (by memory)."""
+    """∂L/∂θ for every parameter, chunk by chunk; ``mode`` is reverse, forward or auto.
+
+    auto picks reverse (BPTT) unless one chunk's stored steps would pass
+    ``REVERSE_MEMORY``, then forward (tangent) mode, whose memory does not grow with T.
+    """
     if mode == "auto":
-        stored = (p.steps + 1) * int(np.prod(p.batch_shape, dtype=np.int64)) * _size(p) * 8
+        per_step = _size(p) + len(kernels(p.cell).quantities)
+        chunk = min(CHUNK, int(np.prod(p.batch_shape, dtype=np.int64)))
+        stored = (p.steps + 1) * chunk * per_step * 8
         mode = "reverse" if truncate is not None or stored <= REVERSE_MEMORY else "forward"
-    if mode == "forward":
-        if truncate is not None:
-            raise ValueError("truncated BPTT needs reverse mode")
-        return gradient_forward(p, every_step)
-    return gradient_reverse(p, truncate, every_step)
+    if mode == "forward" and truncate is not None:
+        raise ValueError("truncated BPTT needs reverse mode")
+    run = (lambda q: gradient_forward(q, every_step)) if mode == "forward" else (
+        lambda q: gradient_reverse(q, truncate, every_step))
+    parts = [run(q) for q in p.chunks(CHUNK)]
+    if len(parts) == 1:
+        return parts[0]
+    return {name: np.concatenate([part[name] for part in parts]).reshape(p.batch_shape + part_shape)
+            for name, part_shape in ((n, parts[0][n].shape[1:]) for n in parts[0])}
 
 
 @dataclass(frozen=True)

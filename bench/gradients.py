@@ -1,0 +1,79 @@
+"""Gradients of every parameter of a scalar cell, T = 50, N = 10^5 settings at once.
+
+Prints a table: our default NumPy path (and forward mode) against the
+hand-written NumPy BPTT, and PyTorch / JAX when they are installed.
+
+    python bench/gradients.py [--N 100000] [--T 50] [--repeat 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.handwritten import lstm_grad, rnn_tanh_grad  # noqa: E402
+from derive.cell import make_cell  # noqa: E402
+from derive.cells import CELLS  # noqa: E402
+from numeric.batch import make_problem, random_params  # noqa: E402
+from numeric.unroll import gradient  # noqa: E402
+
+
+def timed(fn, repeat: int) -> float:
+    fn()  # warm-up: compilation and caches
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def cases(N: int, T: int):
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, T)
+    rnn = make_cell(CELLS["rnn"], activation="tanh")
+    prn = random_params(rnn, (N,), seed=1)
+    lstm = make_cell(CELLS["lstm"])
+    pls = random_params(lstm, (N,), seed=2)
+    flat = {k: v[:, 0, 0] for k, v in pls.items()}
+    yield ("rnn tanh", make_problem(rnn, prn, x),
+           lambda: rnn_tanh_grad(prn["W_hh"][:, 0, 0], prn["W_xh"][:, 0, 0], prn["b_h"][:, 0, 0], x))
+    yield ("lstm", make_problem(lstm, pls, x), lambda: lstm_grad(flat, x))
+
+
+def optional(name: str):
+    try:
+        return __import__(name)
+    except ImportError:
+        return None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--N", type=int, default=100_000)
+    parser.add_argument("--T", type=int, default=50)
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+    print(f"{'cell':<10}{'T':>4}{'N':>8}  {'path':<26}{'median':>10}  {'vs hand-written NumPy':>22}")
+    for label, problem, handwritten in cases(args.N, args.T):
+        base = timed(handwritten, args.repeat)
+        rows = [("hand-written NumPy BPTT", base),
+                ("unrolled reverse (default)", timed(lambda: gradient(problem, "reverse"), args.repeat)),
+                ("unrolled forward (tangent)", timed(lambda: gradient(problem, "forward"), args.repeat))]
+        for name, seconds in rows:
+            print(f"{label:<10}{args.T:>4}{args.N:>8}  {name:<26}{seconds * 1e3:>8.1f} ms  {base / seconds:>21.2f}x")
+    for lib in ("torch", "jax"):
+        if optional(lib) is None:
+            print(f"({lib} is not installed: its row is skipped)")
+
+
+if __name__ == "__main__":
+    main()
