@@ -1,0 +1,214 @@
+"""The numeric core: compiled values, gradients against references, modes, log domain, memory."""
+
+from __future__ import annotations
+
+import json
+import tracemalloc
+
+import numpy as np
+import pytest
+import sympy as sp
+from typer.testing import CliRunner
+
+from bench.handwritten import lstm_grad, rnn_tanh_grad
+from cli import app
+from derive.cell import make_cell
+from derive.cells import CELLS
+from derive.graph import expanded
+from derive.compile import ordered_lambdify
+from numeric.batch import make_problem, random_params
+from numeric.check import check_cell, complex_step, finite_differences, law_slope, random_problem
+from numeric.clip import clip_by_norm, clip_by_value, global_norm
+from numeric.kernels import kernels
+from numeric.unroll import (forward, gradient, gradient_forward, gradient_reverse, log10_norm_by_lag,
+                            state_jacobian, trace)
+
+runner = CliRunner()
+
+
+def test_step_kernel_matches_subs_evalf(any_cell):
+    """Compiled values against SymPy's own .subs().evalf() at a random point."""
+    cell = any_cell
+    p = random_problem(cell, 1, seed=3)
+    ours = trace(p)[0]
+    point = {s: sp.Float(float(v), 30) for s, v in zip(cell.state_prev(), p.s0)}
+    point.update({s: sp.Float(float(v), 30) for s, v in zip(cell.x, p.inputs[0])})
+    point.update({s: sp.Float(float(v), 30) for name, sy in cell.params for s, v in zip(sy, np.ravel(p.params[name]))})
+    expected = [e.subs(point).evalf(30) for e in expanded(cell).values()]
+    assert np.allclose(ours, [float(v) for v in expected], rtol=1e-14, atol=1e-15)
+
+
+def test_gradients_against_references(any_cell):
+    rows = check_cell(any_cell, 12, seed=5)
+    assert rows and all(r.passed for r in rows), [(r.reference, r.error) for r in rows]
+
+
+@pytest.mark.parametrize("name", ["lstm", "gru", "rnn"])
+def test_vector_cells_against_references(name):
+    cell = make_cell(CELLS[name], activation="tanh" if name == "rnn" else None, n=3, m=2)
+    rows = check_cell(cell, 8, seed=1)
+    assert all(r.passed for r in rows), [(r.reference, r.error) for r in rows]
+
+
+def test_matches_handwritten_bptt():
+    x = np.linspace(-1, 1, 30)
+    rnn = make_cell(CELLS["rnn"], activation="tanh")
+    pr = random_params(rnn, (7,), seed=4)
+    ours = gradient(make_problem(rnn, pr, x))
+    hand = rnn_tanh_grad(pr["W_hh"][:, 0, 0], pr["W_xh"][:, 0, 0], pr["b_h"][:, 0, 0], x)
+    assert np.allclose([ours[k][:, 0, 0] for k in ("W_hh", "W_xh", "b_h")], hand, rtol=1e-13)
+    lstm = make_cell(CELLS["lstm"])
+    pl = random_params(lstm, (7,), seed=5)
+    ours = gradient(make_problem(lstm, pl, x))
+    hand = lstm_grad({k: v[:, 0, 0] for k, v in pl.items()}, x)
+    assert all(np.allclose(ours[k][:, 0, 0], hand[k], rtol=1e-12, atol=1e-15) for k in hand)
+
+
+def test_batch_axes_broadcast_and_chunks_agree(monkeypatch):
+    cell = make_cell(CELLS["lstm"])
+    pr = random_params(cell, (5, 3), seed=6)
+    p = make_problem(cell, pr, np.linspace(0, 1, 9))
+    whole = gradient(p)
+    monkeypatch.setattr("numeric.unroll.CHUNK", 4)
+    chunked = gradient(p)
+    assert all(np.array_equal(whole[k], chunked[k]) for k in whole)
+    one = gradient(make_problem(cell, {k: v[2, 1] for k, v in pr.items()}, np.linspace(0, 1, 9)))
+    assert all(np.allclose(whole[k][2, 1], one[k], rtol=1e-14) for k in one)
+
+
+def test_truncated_and_every_step_losses():
+    cell = make_cell(CELLS["rnn"])
+    p = make_problem(cell, {"W_hh": [[0.9]], "W_xh": [[1.0]], "b_h": [[0.0]]}, np.ones(6))
+    h = np.cumsum(0.9 ** np.arange(6))  # h_1..h_6
+    h_prev = np.concatenate([[0.0], h[:-1]])
+    tau = 3
+    expected = sum(0.9 ** (6 - k) * h_prev[k - 1] for k in range(6 - tau + 1, 7))
+    assert gradient(p, truncate=tau)["W_hh"].item() == pytest.approx(expected, rel=1e-14)
+    every = gradient_reverse(p, every_step=True)["W_hh"].item()
+    assert every == pytest.approx(gradient_forward(p, every_step=True)["W_hh"].item(), rel=1e-14)
+    full_sum = sum(sum(0.9 ** (T - k) * h_prev[k - 1] for k in range(1, T + 1)) for T in range(1, 7))
+    assert every == pytest.approx(full_sum, rel=1e-14)
+
+
+@pytest.mark.parametrize("w,log10", [(2.0, 1e4 * np.log10(2)), (0.5, -1e4 * np.log10(2))])
+def test_log_domain_at_ten_thousand_steps(w, log10):
+    cell = make_cell(CELLS["rnn"])
+    p = make_problem(cell, {"W_hh": [[w]], "W_xh": [[0.0]], "b_h": [[0.0]]}, np.zeros(10_000))
+    value = state_jacobian(p).log10_norm()
+    assert np.isfinite(value) and value == pytest.approx(log10, rel=1e-12)
+    by_lag = log10_norm_by_lag(p)
+    assert by_lag[-1] == pytest.approx(log10, rel=1e-12) and np.all(np.isfinite(by_lag))
+
+
+def test_log_domain_lstm_ten_thousand_steps_stays_finite():
+    cell = make_cell(CELLS["lstm"], n=2, m=1)
+    p = make_problem(cell, random_params(cell, (3,), seed=0, scale=2.0), np.ones(10_000))
+    assert np.all(np.isfinite(state_jacobian(p).log10_norm()))
+
+
+def test_forward_mode_memory_does_not_grow_with_T():
+    cell = make_cell(CELLS["lstm"])
+    pr = random_params(cell, (2000,), seed=1)
+
+    def peak(T):
+        tracemalloc.start()
+        gradient(make_problem(cell, pr, np.ones(T)), mode="forward")
+        _, top = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        return top
+
+    assert peak(400) < 1.2 * peak(50)
+
+
+def test_auto_mode_switches_to_forward_for_long_horizons(monkeypatch):
+    cell = make_cell(CELLS["rnn"], activation="tanh")
+    p = make_problem(cell, random_params(cell, (10,), seed=2), np.ones(40))
+    monkeypatch.setattr("numeric.unroll.REVERSE_MEMORY", 10)
+    calls = []
+    monkeypatch.setattr("numeric.unroll.gradient_forward", lambda q, e: calls.append("forward") or gradient_reverse(q))
+    gradient(p)
+    assert calls == ["forward"]
+
+
+def test_law_slope():
+    for w in (0.5, 1.3, -2.0):
+        assert law_slope(w) == pytest.approx(np.log10(abs(w)), abs=1e-12)
+
+
+def test_clipping():
+    g = {"w": np.array([[[3.0]], [[0.3]]]), "u": np.array([[[4.0]], [[0.4]]])}
+    clipped = clip_by_norm(g, 1.0)
+    assert np.allclose(global_norm(clipped), [1.0, 0.5])
+    assert np.allclose(clipped["w"][0], 0.6)
+    assert clip_by_value({"w": np.array([[-7.0, 2.0]])})["w"].tolist() == [[-5.0, 2.0]]
+    with pytest.raises(ValueError):
+        clip_by_norm(g, 0.0)
+
+
+def test_missing_symbol_is_named():
+    a, b = sp.symbols("a b")
+    with pytest.raises(ValueError, match="b is missing"):
+        ordered_lambdify([a + b], [a], "numpy")
+
+
+def test_cli_statquest_walkthrough():
+    result = runner.invoke(app, ["numeric", "--cell", "statquest", "--inputs", "0,0.5,0.25,1"])
+    assert result.exit_code == 0, result.output
+    assert "prediction for step 5 (h_T): 0.0064" in result.output
+    b = runner.invoke(app, ["numeric", "--cell", "statquest", "--inputs", "1,0.5,0.25,1"])
+    assert "prediction for step 5 (h_T): 0.9694" in b.output
+
+
+def test_cli_json_keys_and_params_file(tmp_path):
+    params = {"W_xh": [[1.0]], "W_hh": [[0.5]], "b_h": [0.0]}
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps(params))
+    result = runner.invoke(app, ["numeric", "--params", str(path), "--inputs", "1,1,1", "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert {"states", "grad", "jacobian", "log10_norm_by_lag"} <= set(data)
+    assert data["states"]["h"] == [[1.0], [1.5], [1.75]]
+    assert data["jacobian"] == [[0.125]]
+    assert data["grad"]["w"] == pytest.approx(0.25 * 0.0 + 0.5 * 1.0 + 1.5, rel=1e-15)  # Σ_k w^(3-k) h_{k-1}
+
+
+def test_cli_grid_and_out(tmp_path):
+    out = tmp_path / "g.npz"
+    result = runner.invoke(app, ["numeric", "--activation", "tanh", "--grid", "W_hh=0.5:2:4", "--grid", "b_h=0:1:3",
+                                 "--steps", "20", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    data = np.load(out)
+    assert data["log10_norm_jacobian"].shape == (4, 3) and data["grad_w"].shape == (4, 3, 1, 1)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+NUMERIC_BAD = [
+    (["--cell", "cnn"], "--cell"), (["--grid", "W_hh=0:1:0"], "--grid"), (["--grid", "q=0:1:3"], "--grid"),
+    (["--grid", "W_hh=0:1"], "--grid"), (["--inputs", "1,x"], "--inputs"), (["--steps", "3", "--inputs", "1,2"], "--inputs"),
+    (["--params", "/nonexistent.json"], "--params"), (["--c0", "1"], "--c0"), (["--hidden", "9"], "--hidden"),
+    (["--json", "--grid", "W_hh=0:1:2"], "--json"), (["--mode", "sideways"], "--mode"),
+    (["--out", "/nonexistent/dir/x.npz"], "--out"), (["--truncate", "2", "--mode", "forward"], "--truncate"),
+]
+
+
+@pytest.mark.parametrize("args,option", NUMERIC_BAD, ids=[" ".join(a) for a, _ in NUMERIC_BAD])
+def test_cli_numeric_bad_input(args, option):
+    result = runner.invoke(app, ["numeric", *args])
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and option in lines[0]
+
+
+def test_cli_params_file_errors(tmp_path):
+    bad = tmp_path / "bad.json"
+    for text, message in [("{", "not valid JSON"), ('{"W_hh": [[1, 2]]}', "W_hh must be"),
+                          ('{"zz": 1}', "no parameter"), ('{"W_hh": NaN}', "not valid JSON")]:
+        bad.write_text(text)
+        result = runner.invoke(app, ["numeric", "--params", str(bad)])
+        assert result.exit_code == 2 and message in result.output, result.output
+
+
+def test_cli_check_passes():
+    result = runner.invoke(app, ["check"])
+    assert result.exit_code == 0, result.output
+    assert " 0 failed" in result.output and "FAIL" not in result.output
