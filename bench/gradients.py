@@ -56,6 +56,36 @@ def optional(name: str):
         return None
 
 
+def torch_case(torch, label: str, params: dict, x):
+    """PyTorch's batched autograd on the same cell, written with torch ops."""
+    leaves = {k: torch.tensor(v[:, 0, 0], requires_grad=True) for k, v in params.items()}
+    xs = [float(v) for v in x]
+
+    def rnn():
+        p = leaves
+        h = torch.zeros_like(p["W_hh"])
+        for xt in xs:
+            h = torch.tanh(p["W_hh"] * h + p["W_xh"] * xt + p["b_h"])
+        return h
+
+    def lstm():
+        p = leaves
+        h = c = torch.zeros_like(p["W_hi"])
+        for xt in xs:
+            gate = {k: p[f"W_x{k}"] * xt + p[f"W_h{k}"] * h + p[f"b_{k}"] for k in "ifgo"}
+            i, f, o = torch.sigmoid(gate["i"]), torch.sigmoid(gate["f"]), torch.sigmoid(gate["o"])
+            c = f * c + i * torch.tanh(gate["g"])
+            h = o * torch.tanh(c)
+        return h
+
+    def run():
+        for leaf in leaves.values():
+            leaf.grad = None
+        (rnn() if label == "rnn tanh" else lstm()).sum().backward()
+
+    return run
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--N", type=int, default=100_000)
@@ -68,10 +98,14 @@ def main() -> None:
         rows = [("hand-written NumPy BPTT", base),
                 ("unrolled reverse (default)", timed(lambda: gradient(problem, "reverse"), args.repeat)),
                 ("unrolled forward (tangent)", timed(lambda: gradient(problem, "forward"), args.repeat))]
+        torch = optional("torch")
+        if torch is not None:
+            rows.append((f"PyTorch {torch.__version__.split('+')[0]} autograd",
+                         timed(torch_case(torch, label, problem.params, problem.inputs[:, 0]), args.repeat)))
         for name, seconds in rows:
             print(f"{label:<10}{args.T:>4}{args.N:>8}  {name:<26}{seconds * 1e3:>8.1f} ms  {base / seconds:>21.2f}x")
     for lib in ("torch", "jax"):
-        if optional(lib) is None:
+        if optional(lib) is None:  # jax: its jit(vmap(grad)) row is not written yet
             print(f"({lib} is not installed: its row is skipped)")
 
 
