@@ -8,7 +8,6 @@ setting in the batch.  Products of Jacobians are then batched ``einsum``s.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import cache
 from typing import Callable
 
@@ -28,34 +27,13 @@ NUMPY_FUNCTIONS = {
 MODULES = [NUMPY_FUNCTIONS, "numpy"]
 
 
-@dataclass(frozen=True)
-class Kernels:
-    """Compiled kernels of one cell; each takes (s_{t-1}, x_t, θ) flattened, in order.
-
-    ``step`` -> every quantity of the step (gates, then states), in ``quantities`` order;
-    ``jacobian`` -> J_t = ∂s_t/∂s_{t-1} row-major (S×S);
-    ``partials`` -> ∂⁺s_t/∂θ row-major (S×P), θ all parameters' elements in table order;
-    ``vjp`` takes, after θ, the step's quantities q_t (from ``step``) and an adjoint a
-    (S values) -> a·J_t (S values), then a·∂⁺s_t/∂θ (P): one fused BPTT step that
-    reuses the forward pass's gates, as a hand-written backward pass does.
-    """
-
-    quantities: tuple[str, ...]
-    state_index: tuple[int, ...]
-    sizes: tuple[int, ...]
-    step: Callable
-    jacobian: Callable
-    partials: Callable
-    vjp: Callable
-
-
 def _arguments(cell: Cell) -> list[sp.Symbol]:
     return [*cell.state_prev(), *cell.x, *(s for _, v in cell.params for s in v)]
 
 
-def _compile(cell: Cell, outputs, extra=()) -> Callable:
+def _compile(cell: Cell, outputs) -> Callable:
     """One kernel: ``outputs`` with the step's quantities expanded, CSE over all of them."""
-    return ordered_lambdify([expand(cell, e) for e in outputs], _arguments(cell) + list(extra), MODULES)
+    return ordered_lambdify([expand(cell, e) for e in outputs], _arguments(cell), MODULES)
 
 
 def adjoint_symbols(cell: Cell) -> sp.ImmutableMatrix:
@@ -68,20 +46,47 @@ def all_params(cell: Cell) -> sp.ImmutableMatrix:
     return sp.ImmutableMatrix.hstack(*blocks) if blocks else sp.ImmutableMatrix.zeros(len(cell.states) * cell.n, 0)
 
 
+# Each kernel is compiled on first use, once per process: a sweep that needs only
+# the state Jacobian never pays for the parameter partials (S × P entries).
+
+
+def quantity_names(cell: Cell) -> tuple[str, ...]:
+    """The step's quantities (gates, then states) in the order ``step_kernel`` returns them."""
+    return tuple(str(s) for s in expanded(cell))
+
+
+def state_index(cell: Cell) -> tuple[int, ...]:
+    """Where each element of s_t stands among the quantities."""
+    names = quantity_names(cell)
+    return tuple(names.index(str(s)) for s in cell.state_next())
+
+
 @cache
-def kernels(cell: Cell) -> Kernels:
-    """Compile the cell once per process."""
-    quantities = tuple(str(s) for s in expanded(cell))
+def step_kernel(cell: Cell) -> Callable:
+    """(s_{t-1}, x_t, θ) -> every quantity of the step."""
+    return _compile(cell, list(expanded(cell).values()))
+
+
+@cache
+def jacobian_kernel(cell: Cell) -> Callable:
+    """(s_{t-1}, x_t, θ) -> J_t = ∂s_t/∂s_{t-1}, row-major (S×S)."""
+    return _compile(cell, list(jacobian_step(cell)))
+
+
+@cache
+def partials_kernel(cell: Cell) -> Callable:
+    """(s_{t-1}, x_t, θ) -> ∂⁺s_t/∂θ row-major (S×P), θ every parameter element in table order."""
+    return _compile(cell, list(all_params(cell)))
+
+
+@cache
+def vjp_kernel(cell: Cell) -> Callable:
+    """(s_{t-1}, x_t, θ, q_t, a) -> a·J_t (S values), then a·∂⁺s_t/∂θ (P values).
+
+    One fused BPTT step that reuses the forward pass's quantities q_t, as a
+    hand-written backward pass does.  ``factor_terms`` turns a0·u·x + a1·v·u·x
+    into u·x·(a0 + a1·v): fewer passes over the arrays.
+    """
     a = adjoint_symbols(cell)
-    return Kernels(
-        quantities=quantities,
-        state_index=tuple(quantities.index(str(s)) for s in cell.state_next()),
-        sizes=tuple(len(v) for _, v in cell.params),
-        step=_compile(cell, list(expanded(cell).values())),
-        jacobian=_compile(cell, list(jacobian_step(cell))),
-        partials=_compile(cell, list(all_params(cell))),
-        vjp=ordered_lambdify(
-            # factor_terms turns a0·u·x + a1·v·u·x into u·x·(a0 + a1·v): fewer array passes.
-            [sp.factor_terms(e) for e in (*(a * jacobian_step(cell)), *(a * all_params(cell)))],
-            _arguments(cell) + list(expanded(cell)) + list(a), MODULES),
-    )
+    outputs = [sp.factor_terms(e) for e in (*(a * jacobian_step(cell)), *(a * all_params(cell)))]
+    return ordered_lambdify(outputs, _arguments(cell) + list(expanded(cell)) + list(a), MODULES)

@@ -14,7 +14,7 @@ from derive.errors import UsageError
 from derive.values import parameter_names, parse_array, parse_number
 
 from .batch import Problem, make_problem, random_params
-from .kernels import kernels
+from .kernels import quantity_names
 from .unroll import LogMatrix, gradient, log10_norm_by_lag, state_jacobian, trace
 
 MAX_SIZE = 8
@@ -174,7 +174,7 @@ def run(cell: str, *, variant=None, activation=None, hidden=1, input_size=1, ste
         raise UsageError("--every-step", str(error)) from None
     single = not axes
     return NumericResult(
-        problem=problem, grid=axes, quantities=kernels(the_cell).quantities,
+        problem=problem, grid=axes, quantities=quantity_names(the_cell),
         trace=trace(problem) if single else None, grads=grads,
         jacobian=state_jacobian(problem), by_lag=log10_norm_by_lag(problem) if single else None,
         mode=mode,

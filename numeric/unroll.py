@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .batch import Problem
-from .kernels import kernels
+from .kernels import jacobian_kernel, partials_kernel, quantity_names, state_index, step_kernel, vjp_kernel
 
 #: Reverse mode stores T × chunk × (S + Q) values; above this many bytes, forward mode is used.
 REVERSE_MEMORY = 1 << 30
@@ -40,20 +40,20 @@ def _size(p: Problem) -> int:
 
 def step(p: Problem, state: np.ndarray, t: int) -> tuple[np.ndarray, np.ndarray]:
     """(every quantity of step t, s_t) from s_{t-1}."""
-    k = kernels(p.cell)
-    q = _stack(k.step(*_args(p, state, t)), p.batch_shape, 1, len(k.quantities))[..., 0, :]
-    return q, q[..., list(k.state_index)]
+    names = quantity_names(p.cell)
+    q = _stack(step_kernel(p.cell)(*_args(p, state, t)), p.batch_shape, 1, len(names))[..., 0, :]
+    return q, q[..., list(state_index(p.cell))]
 
 
 def state_lists(p: Problem) -> tuple[list[list[np.ndarray]], list[list[np.ndarray]]]:
     """(s_0..s_T, q_1..q_T): states and every quantity of each step, as lists of arrays
     of the batch shape (separate contiguous arrays are what the kernels run fastest on)."""
-    k = kernels(p.cell)
+    kernel, index = step_kernel(p.cell), state_index(p.cell)
     state = [np.broadcast_to(p.s0[..., i], p.batch_shape).copy() for i in range(_size(p))]
     states, quantities = [state], []
     for t in range(1, p.steps + 1):
-        q = [np.broadcast_to(v, p.batch_shape) for v in k.step(*state, *p.x(t), *p.theta())]
-        state = [q[i] for i in k.state_index]
+        q = [np.broadcast_to(v, p.batch_shape) for v in kernel(*state, *p.x(t), *p.theta())]
+        state = [q[i] for i in index]
         states.append(state)
         quantities.append(q)
     return states, quantities
@@ -75,12 +75,12 @@ def trace(p: Problem) -> np.ndarray:
 
 def jacobian(p: Problem, state: np.ndarray, t: int) -> np.ndarray:
     S = _size(p)
-    return _stack(kernels(p.cell).jacobian(*_args(p, state, t)), p.batch_shape, S, S)
+    return _stack(jacobian_kernel(p.cell)(*_args(p, state, t)), p.batch_shape, S, S)
 
 
 def partials(p: Problem, state: np.ndarray, t: int) -> np.ndarray:
-    k = kernels(p.cell)
-    return _stack(k.partials(*_args(p, state, t)), p.batch_shape, _size(p), sum(k.sizes))
+    width = sum(len(v) for _, v in p.cell.params)
+    return _stack(partials_kernel(p.cell)(*_args(p, state, t)), p.batch_shape, _size(p), width)
 
 
 def loss_gradient(p: Problem) -> np.ndarray:
@@ -107,7 +107,7 @@ def gradient_reverse(p: Problem, truncate: int | None = None, every_step: bool =
     if truncate is not None and every_step:
         raise ValueError("truncation is defined here for the loss on the last step only")
     states, quantities = state_lists(p)
-    vjp, S, theta = kernels(p.cell).vjp, _size(p), p.theta()
+    vjp, S, theta = vjp_kernel(p.cell), _size(p), p.theta()
     dl = loss_gradient(p)
     adjoint = [float(v) for v in dl]
     dtype = np.result_type(float, *theta, p.inputs)
@@ -126,7 +126,6 @@ def gradient_reverse(p: Problem, truncate: int | None = None, every_step: bool =
 
 def gradient_forward(p: Problem, every_step: bool = False):
     """∂L/∂θ in forward (tangent) mode: D_t = J_t D_{t-1} + ∂⁺s_t/∂θ, no states stored."""
-    k = kernels(p.cell)
     dl = loss_gradient(p)
     state = np.broadcast_to(p.s0, p.batch_shape + p.s0.shape[-1:])
     tangent, total = 0.0, 0.0
@@ -136,7 +135,6 @@ def gradient_forward(p: Problem, every_step: bool = False):
         state = step(p, state, t)[1]
         if every_step or t == p.steps:
             total = total + np.einsum("s,...sp->...p", dl, tangent)
-    del k
     return split(p, total)
 
 
@@ -147,7 +145,7 @@ def gradient(p: Problem, mode: str = "auto", truncate: int | None = None, every_
     ``REVERSE_MEMORY``, then forward (tangent) mode, whose memory does not grow with T.
     """
     if mode == "auto":
-        per_step = _size(p) + len(kernels(p.cell).quantities)
+        per_step = _size(p) + len(quantity_names(p.cell))
         chunk = min(CHUNK, int(np.prod(p.batch_shape, dtype=np.int64)))
         stored = (p.steps + 1) * chunk * per_step * 8
         mode = "reverse" if truncate is not None or stored <= REVERSE_MEMORY else "forward"
