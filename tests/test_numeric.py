@@ -19,7 +19,6 @@ from derive.compile import ordered_lambdify
 from numeric.batch import make_problem, random_params
 from numeric.check import check_cell, complex_step, finite_differences, law_slope, random_problem
 from numeric.clip import clip_by_norm, clip_by_value, global_norm
-from numeric.kernels import kernels
 from numeric.unroll import (forward, gradient, gradient_forward, gradient_reverse, log10_norm_by_lag,
                             state_jacobian, trace)
 
