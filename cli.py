@@ -168,5 +168,40 @@ def check(seed: Annotated[int, typer.Option(help="Seed of the random test points
         raise typer.Exit(1)
 
 
+class ReportFormat(str, Enum):
+    pdf = "pdf"
+    png = "png"
+    both = "both"
+
+
+@app.command()
+def report(
+    out: Annotated[str, typer.Option(help="Folder to write unrolled-report.pdf and the PNGs into.")] = ".",
+    only: Annotated[Optional[list[str]], typer.Option(help="Only this figure (repeatable): explode, heatmap, lags, lecture, pascanu, carousel, sources, clipping.")] = None,
+    format: Annotated[ReportFormat, typer.Option("--format", help="pdf, png or both.")] = ReportFormat.both,
+    steps: Annotated[int, typer.Option(help="Horizon T of the figures (2 to 1000).")] = 50,
+    seed: Annotated[int, typer.Option(help="Seed of every random draw.")] = 0,
+    dpi: Annotated[int, typer.Option(help="Resolution of the PNGs (10 to 600).")] = 100,
+    force: Annotated[bool, typer.Option(help="Replace files that already exist.")] = False,
+):
+    """Write the figures as PNGs and one multi-page PDF (title, equations, figures, checks)."""
+    import numpy as np
+
+    from reports.build import build
+
+    show = sys.stderr.isatty()
+
+    def progress(name: str):
+        if show:
+            typer.echo(f"\rcomputing {name:<10}", err=True, nl=False)
+
+    with reported(), np.errstate(all="ignore"):
+        paths = build(out, only=tuple(only or ()), fmt=format.value, steps=steps, seed=seed, dpi=dpi,
+                      force=force, progress=progress)
+    if show:
+        typer.echo("\r" + " " * 24 + "\r", err=True, nl=False)
+    typer.echo("\n".join(str(p) for p in paths))
+
+
 if __name__ == "__main__":
     app()

@@ -197,6 +197,33 @@ def state_jacobian(p: Problem, k: int = 0) -> LogMatrix:
     return LogMatrix(m, log_scale)
 
 
+def log10_by_step(p: Problem, rows=slice(None), cols=slice(None)) -> np.ndarray:
+    """log10‖∂s_t/∂s_0‖₂ (or of the block ``rows`` × ``cols``) for t = 1..T, shape (T,) + batch."""
+    S = _size(p)
+    m = np.broadcast_to(np.eye(S), p.batch_shape + (S, S)).copy()
+    log_scale = np.zeros(p.batch_shape)
+    state = np.broadcast_to(p.s0, p.batch_shape + (S,))
+    out = []
+    for t in range(1, p.steps + 1):
+        m, log_scale = _renormalise(np.einsum("...sr,...rq->...sq", jacobian(p, state, t), m), log_scale)
+        out.append(LogMatrix(m[..., rows, cols], log_scale).log10_norm())
+        state = step(p, state, t)[1]
+    return np.stack(out)
+
+
+def contributions(p: Problem) -> np.ndarray:
+    """The BPTT term of each source step k: (∂L/∂s_T)(J_T ⋯ J_{k+1})(∂⁺s_k/∂θ), shape (T,) + batch + (P,)."""
+    states, quantities = state_lists(p)
+    vjp, S, theta = vjp_kernel(p.cell), _size(p), p.theta()
+    adjoint = [float(v) for v in loss_gradient(p)]
+    terms = [None] * p.steps
+    for t in range(p.steps, 0, -1):
+        out = vjp(*states[t - 1], *p.x(t), *theta, *quantities[t - 1], *adjoint)
+        adjoint = out[:S]
+        terms[t - 1] = np.stack([np.broadcast_to(g, p.batch_shape) for g in out[S:]], axis=-1)
+    return np.stack(terms)
+
+
 def log10_norm_by_lag(p: Problem) -> np.ndarray:
     """log10‖∂s_T/∂s_{T−lag}‖₂ for lag = 0..T, shape (T+1,) + batch."""
     states = forward(p)

@@ -1,0 +1,192 @@
+"""The computations behind the report's figures: each returns plain arrays in a frozen record.
+
+``reports`` only draws these; nothing here draws.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from derive.cell import make_cell
+from derive.cells import CELLS
+from derive.logdomain import Magnitude, evaluate
+from derive.symbols import T as T_sym, k as k_sym
+
+import sympy as sp
+
+from .batch import make_problem, random_params
+from .clip import clip_by_norm, clip_by_value
+from .kernels import quantity_names
+from .unroll import contributions, gradient, log10_by_step, log10_norm_by_lag, step, trace
+
+
+@dataclass(frozen=True)
+class ExplodeVanish:
+    steps: np.ndarray
+    weights: tuple[float, ...]
+    log10: np.ndarray                 # (len(weights), len(steps)): log10|∂h_T/∂h_0|
+    marks: tuple[tuple[float, int, str], ...]   # (w, T, exact text)
+
+
+def explode_vanish(horizon: int = 100, mark: int = 50) -> ExplodeVanish:
+    """Linear RNN, |∂h_T/∂h_0| = |w|^T measured by stepping (lags of one run)."""
+    weights = (0.5, 1.0, 2.0)
+    cell = make_cell(CELLS["rnn"])
+    params = {"W_hh": np.array(weights)[:, None, None], "W_xh": [[1.0]], "b_h": [[0.0]]}
+    by_lag = log10_norm_by_lag(make_problem(cell, params, np.ones(horizon)))
+    w = sp.Symbol("w")
+    marks = tuple(
+        (wv, mark, f"input × {text}^{mark} = input × {evaluate(w ** T_sym, {w: sp.Rational(text), T_sym: sp.Integer(mark)}).exact}")
+        for wv, text in ((2.0, "2"), (0.5, "0.5")))
+    return ExplodeVanish(np.arange(1, horizon + 1), weights, by_lag[1:].T, marks)
+
+
+@dataclass(frozen=True)
+class Heatmap:
+    weights: np.ndarray
+    steps: np.ndarray
+    log10: np.ndarray   # (len(weights), len(steps)), mean over random input sequences
+    gamma: float
+
+
+def tanh_heatmap(horizon: int = 50, seed: int = 0, sequences: int = 32) -> Heatmap:
+    """tanh RNN: log10|∂h_T/∂h_0| over (w, T), averaged over random inputs x_t ~ U(−1, 1)."""
+    cell = make_cell(CELLS["rnn"], activation="tanh")
+    weights = np.linspace(0.1, 3.0, 59)
+    x = np.random.default_rng(seed).uniform(-1, 1, (horizon, 1, sequences, 1))
+    params = {"W_hh": weights[:, None, None, None], "W_xh": [[1.0]], "b_h": [[0.0]]}
+    logs = log10_by_step(make_problem(cell, params, x))
+    return Heatmap(weights, np.arange(1, horizon + 1), logs.mean(axis=-1).T, 1.0)
+
+
+@dataclass(frozen=True)
+class LagCurves:
+    lags: np.ndarray
+    cells: tuple[str, ...]
+    median: np.ndarray   # (cells, lags)
+    low: np.ndarray
+    high: np.ndarray
+    hidden: int
+
+
+def lag_curves(horizon: int = 50, hidden: int = 8, seeds: int = 16, seed: int = 0) -> LagCurves:
+    """‖∂s_T/∂s_{T−k}‖ against the lag k for random weights (PyTorch's init), over seeds."""
+    rows = []
+    labels = ("rnn (tanh)", "lstm", "gru")
+    for name in ("rnn", "lstm", "gru"):
+        cell = make_cell(CELLS[name], activation="tanh" if name == "rnn" else None, n=hidden, m=1)
+        x = np.random.default_rng(seed).uniform(-1, 1, (horizon, seeds, 1))
+        by_lag = log10_norm_by_lag(make_problem(cell, random_params(cell, (seeds,), seed), x))
+        rows.append(np.percentile(by_lag, [10, 50, 90], axis=1))
+    rows = np.array(rows)
+    return LagCurves(np.arange(horizon + 1), labels, rows[:, 1], rows[:, 0], rows[:, 2], hidden)
+
+
+@dataclass(frozen=True)
+class Lecture:
+    days: np.ndarray
+    quantities: tuple[str, ...]
+    company: dict          # name -> (inputs, (T, Q) values)
+    worked: tuple[tuple[str, float], ...]   # the first worked step: c=2, h=1, x=1
+
+
+def lecture_example() -> Lecture:
+    cell = make_cell(CELLS["statquest"])
+    company = {}
+    for name, inputs in (("Company A", [0, 0.5, 0.25, 1]), ("Company B", [1, 0.5, 0.25, 1])):
+        company[name] = (np.array(inputs, float), trace(make_problem(cell, {}, np.array(inputs, float)))[:, :])
+    first = make_problem(cell, {}, np.array([1.0]), np.array([1.0, 2.0]))  # h_0 = 1, c_0 = 2
+    q, _ = step(first, first.s0, 1)
+    names = quantity_names(cell)
+    worked = (("previous long-term memory", 2.0), ("previous short-term memory", 1.0), ("input", 1.0),
+              *((n, float(v)) for n, v in zip(names, q)))
+    return Lecture(np.arange(1, 5), names, company, worked)
+
+
+@dataclass(frozen=True)
+class Pascanu:
+    sigma1: np.ndarray
+    measured: np.ndarray   # (len(sigma1), seeds): log10‖∂h_T/∂h_0‖
+    bound: np.ndarray      # log10 (γσ₁)^T
+    lag: int
+    hidden: int
+
+
+def pascanu(lag: int = 50, hidden: int = 16, seeds: int = 8, seed: int = 0) -> Pascanu:
+    """Random W_hh scaled to σ₁ in [0.5, 1.5]: the measured Jacobian norm against (γσ₁)^T."""
+    cell = make_cell(CELLS["rnn"], activation="tanh", n=hidden, m=1)
+    rng = np.random.default_rng(seed)
+    raw = rng.normal(size=(seeds, hidden, hidden))
+    raw /= np.linalg.norm(raw, 2, axis=(-2, -1))[:, None, None]
+    sigma1 = np.linspace(0.5, 1.5, 21)
+    w = sigma1[:, None, None, None] * raw[None]
+    params = {"W_hh": w, "W_xh": rng.uniform(-0.25, 0.25, (hidden, 1)), "b_h": np.zeros((hidden, 1))}
+    x = rng.uniform(-1, 1, (lag, 1))
+    measured = log10_by_step(make_problem(cell, params, x))[-1]
+    return Pascanu(sigma1, measured, lag * np.log10(sigma1), lag, hidden)
+
+
+@dataclass(frozen=True)
+class Carousel:
+    steps: np.ndarray
+    biases: tuple[float, ...]
+    full: np.ndarray    # (biases, steps): log10|∂c_T/∂c_0|
+    path: np.ndarray    # (biases, steps): log10 ∏ f_t
+
+
+def carousel(horizon: int = 100, seed: int = 0) -> Carousel:
+    """LSTM: ∂c_T/∂c_0 for forget-gate biases 0, 1, 2, and the path product ∏ f_t."""
+    cell = make_cell(CELLS["lstm"])
+    biases = (0.0, 1.0, 2.0)
+    params = random_params(cell, seed=seed)
+    params["b_f"] = np.array(biases)[:, None, None]
+    x = np.random.default_rng(seed).uniform(-1, 1, horizon)
+    p = make_problem(cell, params, x)
+    full = log10_by_step(p, slice(1, 2), slice(1, 2))
+    f = trace(p)[..., quantity_names(cell).index("f_t")]
+    return Carousel(np.arange(1, horizon + 1), biases, full.T, np.cumsum(np.log10(f), axis=0).T)
+
+
+@dataclass(frozen=True)
+class Sources:
+    cells: tuple[str, ...]
+    log10: np.ndarray   # (cells, T, k): log10 |term of source step k in ∂L/∂W_h*| at horizon T
+
+
+def sources(horizon: int = 40, seed: int = 0) -> Sources:
+    """Where the gradient comes from: each source step's BPTT term, for every horizon T."""
+    out = []
+    for name, weights in (("rnn", ("W_hh",)), ("lstm", ("W_hi", "W_hf", "W_hg", "W_ho"))):
+        cell = make_cell(CELLS[name], activation="tanh" if name == "rnn" else None)
+        params = random_params(cell, seed=seed, scale=1.5)
+        x = np.random.default_rng(seed).uniform(-1, 1, horizon)
+        columns = [i for i, (n, _) in enumerate(cell.params) if n in weights]
+        grid = np.full((horizon, horizon), np.nan)
+        for T in range(1, horizon + 1):
+            terms = contributions(make_problem(cell, params, x[:T]))[:, columns]
+            with np.errstate(divide="ignore"):
+                grid[T - 1, :T] = np.log10(np.linalg.norm(terms, axis=-1))
+        out.append(grid)
+    return Sources(("rnn (tanh), W_hh", "lstm, W_h* (i, f, g, o)"), np.array(out))
+
+
+@dataclass(frozen=True)
+class Clipping:
+    names: tuple[str, ...]
+    before: np.ndarray
+    by_norm: np.ndarray
+    by_value: np.ndarray
+    threshold: float
+    bound: float
+    steps: int
+
+
+def clipping(horizon: int = 50, threshold: float = 1.0, bound: float = 5.0) -> Clipping:
+    """An exploding gradient (linear RNN, w = 1.2) before and after both kinds of clipping."""
+    cell = make_cell(CELLS["rnn"])
+    g = gradient(make_problem(cell, {"W_hh": [[1.2]], "W_xh": [[1.0]], "b_h": [[0.1]]}, np.ones(horizon)))
+    flat = lambda d: np.array([float(d[n].ravel()[0]) for n in cell.param_names()])
+    return Clipping(tuple(cell.display_name(n) for n in cell.param_names()), flat(g),
+                    flat(clip_by_norm(g, threshold)), flat(clip_by_value(g, bound)), threshold, bound, horizon)

@@ -1,0 +1,152 @@
+"""One function per figure: a study's results in, a matplotlib ``Figure`` out, nothing computed.
+
+Figures are built on ``matplotlib.figure.Figure`` directly (no pyplot), so no
+state leaks between them and no display is needed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from matplotlib.colors import TwoSlopeNorm
+from matplotlib.figure import Figure
+
+from numeric import studies
+
+SIZE = (8.0, 5.0)
+COLORS = {"rnn (tanh)": "tab:red", "lstm": "tab:blue", "gru": "tab:green"}
+
+
+def _canvas(fig, size=SIZE):
+    """The given Figure or SubFigure (a PDF page), or a new stand-alone Figure."""
+    return fig if fig is not None else Figure(figsize=size, layout="constrained")
+
+
+def _figure(title: str, fig=None) -> tuple[Figure, object]:
+    fig = _canvas(fig)
+    ax = fig.add_subplot()
+    ax.set_title(title, fontsize=11)
+    return fig, ax
+
+
+def explode_vanish(r: studies.ExplodeVanish, fig=None) -> Figure:
+    T = r.marks[0][1]
+    fig, ax = _figure(f"Unrolled {T} steps, a feedback weight of 2 multiplies the first input by 2^{T}", fig)
+    for w, row in zip(r.weights, r.log10):
+        ax.plot(r.steps, row, label=f"w = {w:g}: |∂h_T/∂h_0| = {w:g}^T", lw=2)
+    for w, T, text in r.marks:
+        y = T * np.log10(w)
+        ax.plot([T], [y], "ko", ms=6)
+        ax.annotate(text, (T, y), xytext=(8, 8 if w > 1 else -16), textcoords="offset points", fontsize=9)
+    ax.set_xlabel("steps unrolled, T")
+    ax.set_ylabel("log10 |∂h_T/∂h_0|  (log scale)")
+    ax.axhline(0, color="0.6", lw=0.8)
+    ax.legend(loc="upper left")
+    return fig
+
+
+def tanh_heatmap(r: studies.Heatmap, fig=None) -> Figure:
+    fig, ax = _figure("tanh RNN: gradients vanish left of γ|w| = 1 and may explode right of it", fig)
+    limit = max(abs(np.nanmin(r.log10)), abs(np.nanmax(r.log10)), 1e-9)
+    mesh = ax.pcolormesh(r.weights, r.steps, r.log10.T, cmap="RdBu_r", shading="nearest",
+                         norm=TwoSlopeNorm(0.0, -limit, limit))
+    ax.axvline(1 / r.gamma, color="k", ls="--", lw=1.5, label="γ|w| = 1 (γ = sup tanh' = 1)")
+    fig.colorbar(mesh, ax=ax, label="mean log10 |∂h_T/∂h_0| over 32 input sequences")
+    ax.set_xlabel("recurrent weight w")
+    ax.set_ylabel("steps unrolled, T")
+    ax.legend(loc="upper right")
+    return fig
+
+
+def lag_curves(r: studies.LagCurves, fig=None) -> Figure:
+    fig, ax = _figure(f"How far back the gradient reaches: RNN against LSTM against GRU (hidden size {r.hidden})", fig)
+    for name, med, lo, hi in zip(r.cells, r.median, r.low, r.high):
+        ax.plot(r.lags, med, color=COLORS[name], lw=2, label=f"{name}: median over seeds")
+        ax.fill_between(r.lags, lo, hi, color=COLORS[name], alpha=0.2, label=f"{name}: 10–90% of seeds")
+    ax.set_xlabel("lag k (steps back from T)")
+    ax.set_ylabel("log10 ‖∂s_T/∂s_{T−k}‖₂")
+    ax.legend(fontsize=8, ncol=2, loc="lower left")
+    return fig
+
+
+def lecture_example(r: studies.Lecture, fig=None) -> Figure:
+    fig = _canvas(fig, (8.0, 9.0))
+    fig.suptitle("The lecture's LSTM reads days 1–4 and predicts day 5: Company A → 0, Company B → 1", fontsize=11)
+    axes = fig.subplots(3, 1, height_ratios=[1, 1, 0.8])
+    labels = {"i_t": "input gate i", "f_t": "forget gate f", "g_t": "potential memory g",
+              "o_t": "output gate o", "c_t": "long-term memory c", "h_t": "short-term memory h"}
+    for ax, (company, (inputs, values)) in zip(axes[:2], r.company.items()):
+        for j, name in enumerate(r.quantities):
+            ax.plot(r.days, values[:, j], marker="o", label=labels.get(name, name))
+        ax.plot(r.days, inputs, "k--", marker="s", label="input (price)")
+        ax.annotate(f"day-5 prediction: {values[-1, r.quantities.index('h_t')]:.4f}",
+                    (r.days[-1], values[-1, r.quantities.index("h_t")]), xytext=(-150, 18),
+                    textcoords="offset points", arrowprops={"arrowstyle": "->"}, fontsize=9)
+        ax.set_title(company, fontsize=10)
+        ax.set_xlabel("day")
+        ax.set_ylabel("value")
+        ax.set_xticks(r.days)
+        ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    table_ax = axes[2]
+    table_ax.axis("off")
+    table_ax.set_title("The first worked step: long-term memory 2, short-term memory 1, input 1", fontsize=10)
+    rows = [[labels.get(n, n), f"{v:.4f}"] for n, v in r.worked]
+    table = table_ax.table(cellText=rows, colLabels=["quantity", "value"], loc="center", colWidths=[0.4, 0.2])
+    table.auto_set_font_size(False)
+    table.set_fontsize(9)
+    return fig
+
+
+def pascanu(r: studies.Pascanu, fig=None) -> Figure:
+    fig, ax = _figure(f"Pascanu's condition: ‖∂h_{r.lag}/∂h_0‖ stays under (γσ₁)^{r.lag} (tanh, hidden size {r.hidden})", fig)
+    for j in range(r.measured.shape[1]):
+        ax.plot(r.sigma1, r.measured[:, j], "o", color="tab:blue", ms=3, alpha=0.6,
+                label="measured, one random W_hh per seed" if j == 0 else None)
+    ax.plot(r.sigma1, r.bound, "k-", lw=2, label=f"bound log10 (γσ₁)^{r.lag}, γ = 1")
+    ax.axvline(1.0, color="0.5", ls="--", lw=1, label="γσ₁ = 1")
+    ax.set_xlabel("largest singular value σ₁ of W_hh")
+    ax.set_ylabel(f"log10 ‖∂h_{r.lag}/∂h_0‖₂")
+    ax.legend(loc="upper left")
+    return fig
+
+
+def carousel(r: studies.Carousel, fig=None) -> Figure:
+    fig, ax = _figure("The constant error carousel: a larger forget-gate bias keeps ∂c_T/∂c_0 from vanishing", fig)
+    for b, full, path, color in zip(r.biases, r.full, r.path, ("tab:red", "tab:blue", "tab:green")):
+        ax.plot(r.steps, full, color=color, lw=2, label=f"b_f = {b:g}: |∂c_T/∂c_0| (all paths)")
+        ax.plot(r.steps, path, color=color, lw=1, ls="--", label=f"b_f = {b:g}: ∏ f_t (cell path alone)")
+    ax.set_xlabel("steps unrolled, T")
+    ax.set_ylabel("log10 of the derivative")
+    ax.legend(fontsize=8, ncol=2, loc="lower left")
+    return fig
+
+
+def sources(r: studies.Sources, fig=None) -> Figure:
+    fig = _canvas(fig, (10.0, 4.8))
+    fig.suptitle("Where the gradient comes from: each source step k's term in ∂L/∂W at horizon T", fontsize=11)
+    axes = fig.subplots(1, 2, sharey=True)
+    finite = r.log10[np.isfinite(r.log10)]
+    lo, hi = (np.percentile(finite, 2), np.max(finite)) if finite.size else (-1, 1)
+    for ax, name, grid in zip(axes, r.cells, r.log10):
+        n = grid.shape[0]
+        mesh = ax.pcolormesh(np.arange(1, n + 1), np.arange(1, n + 1), grid, vmin=lo, vmax=hi,
+                             cmap="viridis", shading="nearest")
+        ax.set_title(name, fontsize=10)
+        ax.set_xlabel("source step k")
+    axes[0].set_ylabel("horizon T")
+    fig.colorbar(mesh, ax=axes, label="log10 |term of step k| (blank: k > T)")
+    return fig
+
+
+def clipping(r: studies.Clipping, fig=None) -> Figure:
+    fig, ax = _figure(f"Clipping an exploding gradient (linear RNN, w = 1.2, T = {r.steps})", fig)
+    x = np.arange(len(r.names))
+    width = 0.27
+    for offset, values, label in ((-width, r.before, "before"),
+                                  (0.0, r.by_norm, f"norm clipping to ‖g‖ ≤ {r.threshold:g} (keeps the direction)"),
+                                  (width, r.by_value, f"elementwise clipping to ±{r.bound:g} (changes the direction)")):
+        ax.bar(x + offset, values, width, label=label)
+    ax.set_yscale("symlog", linthresh=1e-2)
+    ax.set_xticks(x, [f"∂L/∂{n}" for n in r.names])
+    ax.set_ylabel("gradient component (symmetric log scale)")
+    ax.legend(loc="upper left", fontsize=9)
+    return fig

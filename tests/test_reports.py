@@ -1,0 +1,112 @@
+"""The report: pages, image sizes, byte-identical output, atomic writes, --only and --force."""
+
+from __future__ import annotations
+
+import struct
+
+import pytest
+from pypdf import PdfReader
+from typer.testing import CliRunner
+
+import reports.build
+from cli import app
+from reports.build import NAMES, PDF_NAME
+
+runner = CliRunner()
+
+SIZES = {name: (800, 500) for name in NAMES} | {"lecture": (800, 900), "sources": (1000, 480)}
+
+
+def png_size(path) -> tuple[int, int]:
+    with open(path, "rb") as handle:
+        header = handle.read(24)
+    assert header[:8] == b"\x89PNG\r\n\x1a\n"
+    return struct.unpack(">II", header[16:24])
+
+
+@pytest.fixture(scope="module")
+def full_report(tmp_path_factory):
+    folders = [tmp_path_factory.mktemp(f"run{i}") for i in range(2)]
+    for folder in folders:
+        result = runner.invoke(app, ["report", "--out", str(folder)])
+        assert result.exit_code == 0, result.output
+    return folders
+
+
+def test_pdf_has_title_equations_figures_and_checks(full_report):
+    reader = PdfReader(full_report[0] / PDF_NAME)
+    assert len(reader.pages) == 2 + len(NAMES) + 1
+    assert "Numeric checks" in reader.pages[-1].extract_text()
+
+
+def test_every_png_has_its_size(full_report):
+    for name in NAMES:
+        assert png_size(full_report[0] / f"{name}.png") == SIZES[name], name
+
+
+def test_two_runs_are_byte_identical(full_report):
+    first, second = full_report
+    for path in sorted(first.iterdir()):
+        assert path.read_bytes() == (second / path.name).read_bytes(), path.name
+
+
+def test_only_and_format(tmp_path):
+    result = runner.invoke(app, ["report", "--out", str(tmp_path), "--only", "explode", "--only", "clipping", "--dpi", "50"])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clipping.png", "explode.png", PDF_NAME]
+    assert len(PdfReader(tmp_path / PDF_NAME).pages) == 4
+    assert png_size(tmp_path / "explode.png") == (400, 250)
+    png_only = tmp_path / "png"
+    png_only.mkdir()
+    result = runner.invoke(app, ["report", "--out", str(png_only), "--only", "carousel", "--format", "png"])
+    assert result.exit_code == 0 and [p.name for p in png_only.iterdir()] == ["carousel.png"]
+
+
+def test_force(tmp_path):
+    args = ["report", "--out", str(tmp_path), "--only", "clipping", "--format", "png"]
+    assert runner.invoke(app, args).exit_code == 0
+    before = (tmp_path / "clipping.png").stat().st_mtime_ns
+    refused = runner.invoke(app, args)
+    assert refused.exit_code == 2 and "--force" in refused.output
+    assert (tmp_path / "clipping.png").stat().st_mtime_ns == before
+    assert runner.invoke(app, [*args, "--force"]).exit_code == 0
+
+
+@pytest.mark.parametrize("error", [RuntimeError("boom"), KeyboardInterrupt()])
+def test_failure_leaves_nothing(tmp_path, monkeypatch, error):
+    def fail(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(reports.build, "_pdf", fail)
+    with pytest.raises(type(error)):
+        reports.build.build(str(tmp_path), only=("explode",))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_failure_while_writing_leaves_no_temporary(tmp_path, monkeypatch):
+    import numeric.files
+
+    real = numeric.files.os.replace
+    calls = []
+
+    def replace(src, dst):
+        calls.append(dst)
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device")
+        real(src, dst)
+
+    monkeypatch.setattr(numeric.files.os, "replace", replace)
+    with pytest.raises(OSError):
+        reports.build.build(str(tmp_path), only=("explode", "clipping"), fmt="png")
+    assert [p.name for p in tmp_path.iterdir()] == ["explode.png"]  # complete, and no temporary
+
+
+BAD = [(["--only", "nope"], "--only"), (["--format", "svg"], "--format"), (["--steps", "1"], "--steps"),
+       (["--dpi", "5"], "--dpi"), (["--out", "/nonexistent/folder"], "--out")]
+
+
+@pytest.mark.parametrize("args,option", BAD, ids=[" ".join(a) for a, _ in BAD])
+def test_bad_options(tmp_path, args, option):
+    result = runner.invoke(app, ["report", "--out", str(tmp_path), *args])
+    assert result.exit_code == 2 and option in result.output, result.output
+    assert len(result.output.strip().splitlines()) == 1
