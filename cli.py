@@ -16,8 +16,11 @@ from derive.errors import UnrolledError, UsageError
 __version__ = "0.1.0"
 
 
+DEBUG = {"on": False}
+
+
 class OneLineErrors(TyperGroup):
-    """Report every usage error as one line on stderr (exit 2), with no usage box."""
+    """Every error as one line on stderr: usage 2, run time 1, Ctrl-C 130; a traceback only with --debug."""
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         try:
@@ -25,11 +28,18 @@ class OneLineErrors(TyperGroup):
         except typer.Abort:
             typer.echo("Aborted.", err=True)
             code = 130
-        except Exception as error:  # the Click errors Typer vendors: they carry their exit code
-            if not hasattr(error, "format_message") or not hasattr(error, "exit_code"):
+        except Exception as error:
+            if hasattr(error, "format_message") and hasattr(error, "exit_code"):
+                # the Click errors Typer vendors: they carry their own exit code
+                typer.echo(f"Error: {error.format_message()}", err=True)
+                code = error.exit_code
+            elif DEBUG["on"]:
                 raise
-            typer.echo(f"Error: {error.format_message()}", err=True)
-            code = error.exit_code
+            else:
+                typer.echo(f"Error: internal error, {type(error).__name__}: {error} (--debug shows where)", err=True)
+                code = 1
+        finally:
+            DEBUG["on"] = False
         code = code if isinstance(code, int) else 0
         if standalone_mode:
             sys.exit(code)
@@ -69,8 +79,10 @@ def main(
     version: Annotated[
         Optional[bool], typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
     ] = None,
+    debug: Annotated[bool, typer.Option("--debug", help="Show the traceback of an unexpected error.")] = False,
 ):
     """Unrolled: derive, check and plot gradients through time."""
+    DEBUG["on"] = debug
 
 
 class Format(str, Enum):
@@ -94,6 +106,7 @@ def derive(
     h0: Annotated[Optional[str], typer.Option("--h0", help="Initial hidden state (default 0).")] = None,
     c0: Annotated[Optional[str], typer.Option("--c0", help="Initial cell state (default 0).")] = None,
     format: Annotated[Format, typer.Option("--format", help="text, latex or json.")] = Format.text,
+    formula: Annotated[Optional[list[str]], typer.Option(help="With --cell custom: STATE = formula (repeatable), e.g. 'tanh(w*h + u*x + b)'.")] = None,
 ):
     """Derive ∂h_T/∂h_0 (or ∂L/∂θ by BPTT) for a cell unrolled over T steps, as a worked solution."""
     from derive.render import to_json, to_latex
@@ -103,7 +116,7 @@ def derive(
     with reported():
         d = solve(cell, variant=variant, activation=activation, hidden=hidden, input_size=input_size,
                   steps=steps, wrt=wrt, settings=tuple(set_ or ()), truncate=truncate,
-                  inputs=inputs, h0=h0, c0=c0)
+                  inputs=inputs, h0=h0, c0=c0, formulas=tuple(formula or ()))
     render = {Format.text: story, Format.latex: to_latex, Format.json: lambda d: json.dumps(to_json(d), indent=2)}
     typer.echo(render[format](d))
 
@@ -134,6 +147,8 @@ def numeric(
     every_step: Annotated[bool, typer.Option(help="Loss on every step, L = Σ_t Σ_i h_t[i].")] = False,
     json_: Annotated[bool, typer.Option("--json", help="Print one setting as JSON.")] = False,
     out: Annotated[Optional[str], typer.Option(help="Write every array to FILE.npz.")] = None,
+    formula: Annotated[Optional[list[str]], typer.Option(help="With --cell custom: STATE = formula (repeatable).")] = None,
+    force: Annotated[bool, typer.Option(help="Replace --out if it exists.")] = False,
 ):
     """Unroll a cell numerically over one setting or a grid, with gradients through time."""
     import numpy as np
@@ -147,20 +162,28 @@ def numeric(
             raise UsageError("--json", "describes one setting; use --out FILE.npz for a grid")
         r = run(cell, variant=variant, activation=activation, hidden=hidden, input_size=input_size,
                 steps=steps, params_file=params, seed=seed, inputs=inputs, inputs_file=inputs_file,
-                h0=h0, c0=c0, grid=tuple(grid or ()), mode=mode.value, truncate=truncate, every_step=every_step)
+                h0=h0, c0=c0, grid=tuple(grid or ()), mode=mode.value, truncate=truncate, every_step=every_step,
+                formulas=tuple(formula or ()))
         if out:
-            write_atomic(out, "--out", lambda f: np.savez(f, **arrays(r)))
+            write_atomic(out, "--out", lambda f: np.savez(f, **arrays(r)), force=force)
         typer.echo(json.dumps(to_json(r), indent=2) if json_ else walkthrough(r) if not r.grid else grid_summary(r))
 
 
 @app.command()
-def check(seed: Annotated[int, typer.Option(help="Seed of the random test points.")] = 0):
-    """Check the compiled gradients of every cell against finite differences, the complex step,
-    forward mode and mpmath at 50 digits, and the law slope = log10|w|; exit 1 if any fails."""
-    from numeric.check import check_all
+def check(
+    seed: Annotated[int, typer.Option(help="Seed of the random test points.")] = 0,
+    cell: Annotated[Optional[str], typer.Option(help="Check this cell only (default: every cell).")] = None,
+    formula: Annotated[Optional[list[str]], typer.Option(help="With --cell custom: STATE = formula (repeatable).")] = None,
+    steps: Annotated[int, typer.Option(help="T for --cell (1 to 1000).")] = 100,
+):
+    """Check the compiled gradients against finite differences, the complex step, forward mode and
+    mpmath at 50 digits, and the law slope = log10|w|; exit 1 if any fails."""
+    from numeric.check import check_all, check_one
     from numeric.present import check_table, law_passed
 
-    rows, laws = check_all(seed)
+    with reported():
+        rows, laws = check_all(seed) if cell is None and not formula else check_one(
+            cell or "custom", tuple(formula or ()), steps, seed)
     typer.echo(check_table(rows, laws))
     failed = sum(not r.passed for r in rows) + (0 if law_passed(laws) else 1)
     typer.echo(f"\n{len(rows) - sum(not r.passed for r in rows)} passed, {failed} failed")

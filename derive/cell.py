@@ -67,6 +67,7 @@ class CellDef:
     scalar_names: Mapping[str, str] = field(default_factory=dict)
     sigmoid_as_exp: bool = False
     carousel: tuple[str, ...] = ()
+    scalar_only: bool = False
     examples: tuple[Mapping[str, str], ...] = ()
 
     @property
@@ -192,9 +193,9 @@ def make_cell(
     >>> make_cell(CELLS["rnn"], activation="tanh").equations
     (('h', Matrix([[tanh(b_h + h_{t-1}*w + u*x_t)]])),)
     """
-    if definition.fixed and (n, m) != (1, 1):
+    if (definition.fixed or definition.scalar_only) and (n, m) != (1, 1):
         option = "--hidden" if n != 1 else "--input-size"
-        raise UsageError(option, f"{definition.name} is a one-unit cell with fixed weights; allowed: 1")
+        raise UsageError(option, f"{definition.name} is a one-unit (scalar) cell; allowed: 1")
     variant = _choose("--variant", variant, definition.variants, f"variant of {definition.name}")
     if definition.activations:
         act = ACTIVATIONS[_choose("--activation", activation, definition.activations, "activation")]

@@ -13,7 +13,7 @@ import sympy as sp
 
 from . import reference
 from .cell import Cell, make_cell
-from .cells import CELLS
+from .custom import cell_definition
 from .chain import BpttForm, ChainForm, block, bptt_form, state_chain
 from .errors import UsageError
 from .graph import generic_equations, jacobian_step, nested, param_jacobian, step_equations
@@ -199,6 +199,7 @@ def solve(
     inputs: str | None = None,
     h0: str | None = None,
     c0: str | None = None,
+    formulas: tuple[str, ...] = (),
 ) -> Derivation:
     """Derive ∂s_T/∂s_0 (or ∂L/∂θ by BPTT) for a cell over ``steps`` steps.
 
@@ -206,11 +207,10 @@ def solve(
     >>> d.chain.closed, d.evaluations[0].entries[0].exact
     (w**(T - k), 1125899906842624)
     """
-    if cell not in CELLS:
-        raise UsageError("--cell", f"unknown cell {cell!r}; allowed: {', '.join(CELLS)}")
+    definition = cell_definition(cell, formulas)
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise UsageError("--steps", f"must be a whole number >= 1, got {steps!r}")
-    the_cell = make_cell(CELLS[cell], variant, activation,
+    the_cell = make_cell(definition, variant, activation,
                          _check_size("--hidden", hidden), _check_size("--input-size", input_size))
     kind, name = _resolve_wrt(the_cell, wrt)
     if truncate is not None and (kind != "param" or truncate < 1):

@@ -37,6 +37,8 @@ def story(d: Derivation) -> str:
     out += [f"   {text(e, c)}" for e in d.step_equations]
     if c.definition.sigmoid_as_exp:
         out.append("   (σ(x) = e^x/(e^x + 1), written out as the lecture does)")
+    names = ", ".join(c.display_name(p) for p in c.param_names())
+    out.append(f"   parameters (for --set and --wrt): {names or 'none, the weights are fixed'}")
     out += ["", f"2. Unrolled over T = {d.steps} steps (per-step symbols)"]
     shown = [f"   {text(e, c)}" for e in d.unrolled]
     if d.unrolled_elided:

@@ -147,6 +147,21 @@ def default_cases() -> list[tuple[Cell, int]]:
     return cases
 
 
+def check_one(cell: str, formulas: tuple[str, ...], steps: int, seed: int = 0):
+    """The same rows for one cell (``--cell``, or a typed ``--cell custom``), and the law."""
+    from derive.custom import cell_definition
+    from derive.errors import UsageError
+
+    if not 1 <= steps <= 1000:
+        raise UsageError("--steps", f"must be a whole number from 1 to 1000, got {steps}")
+    definition = cell_definition(cell, formulas)
+    rows = tuple(row for variant in definition.variants
+                 for activation in (definition.activations or (None,))
+                 for row in check_cell(make_cell(definition, variant, activation), steps, seed))
+    laws = tuple((w, law_slope(w), float(np.log10(abs(w)))) for w in (0.5, 2.0))
+    return rows, laws
+
+
 def check_all(seed: int = 0) -> tuple[tuple[CheckRow, ...], tuple[tuple[float, float, float], ...]]:
     """(gradient rows, law rows (w, fitted slope, log10|w|)) for every cell and variant."""
     rows = tuple(row for cell, steps in default_cases() for row in check_cell(cell, steps, seed))

@@ -27,7 +27,8 @@ def walkthrough(r: NumericResult) -> str:
     """Each step's input, gates and states for one setting, then the gradients."""
     p, cell = r.problem, r.problem.cell
     heads = ["t", *(f"x[{j}]" for j in range(cell.m)), *r.quantities]
-    lines = [f"{cell.label}, hidden size {cell.n}, T = {p.steps}, h_0 = {p.s0.tolist()}",
+    names = ", ".join(cell.display_name(n) for n in cell.param_names()) or "none (fixed weights)"
+    lines = [f"{cell.label}, hidden size {cell.n}, T = {p.steps}, s_0 = {p.s0.tolist()}; parameters: {names}",
              "  ".join(f"{h:>10}" for h in heads)]
     for t in range(p.steps):
         row = [str(t + 1), *(_fmt(v) for v in p.inputs[t]), *(_fmt(v) for v in r.trace[t])]

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from derive.cell import Cell, make_cell
-from derive.cells import CELLS
+from derive.custom import cell_definition
 from derive.errors import UsageError
 from derive.values import parameter_names, parse_array, parse_number
 
@@ -150,10 +150,9 @@ def _gridded(params: dict, axes) -> dict:
 
 def run(cell: str, *, variant=None, activation=None, hidden=1, input_size=1, steps=None,
         params_file=None, seed=0, inputs=None, inputs_file=None, h0=None, c0=None,
-        grid=(), mode="auto", truncate=None, every_step=False) -> NumericResult:
+        grid=(), mode="auto", truncate=None, every_step=False, formulas=()) -> NumericResult:
     """Unroll a cell over a batch of settings and differentiate it through time."""
-    if cell not in CELLS:
-        raise UsageError("--cell", f"unknown cell {cell!r}; allowed: {', '.join(CELLS)}")
+    definition = cell_definition(cell, tuple(formulas))
     for option, value in (("--hidden", hidden), ("--input-size", input_size)):
         if not 1 <= value <= MAX_SIZE:
             raise UsageError(option, f"must be a whole number from 1 to {MAX_SIZE}, got {value}")
@@ -161,7 +160,7 @@ def run(cell: str, *, variant=None, activation=None, hidden=1, input_size=1, ste
         raise UsageError("--steps", f"must be a whole number >= 1, got {steps}")
     if mode not in ("auto", "reverse", "forward"):
         raise UsageError("--mode", f"unknown mode {mode!r}; allowed: auto, reverse, forward")
-    the_cell = make_cell(CELLS[cell], variant, activation, hidden, input_size)
+    the_cell = make_cell(definition, variant, activation, hidden, input_size)
     params = load_params(the_cell, params_file) if params_file else random_params(the_cell, seed=seed)
     axes = parse_grid(the_cell, list(grid))
     x = parse_inputs(inputs, inputs_file, steps, the_cell.m)

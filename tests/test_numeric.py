@@ -181,32 +181,6 @@ def test_cli_grid_and_out(tmp_path):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 
-NUMERIC_BAD = [
-    (["--cell", "cnn"], "--cell"), (["--grid", "W_hh=0:1:0"], "--grid"), (["--grid", "q=0:1:3"], "--grid"),
-    (["--grid", "W_hh=0:1"], "--grid"), (["--inputs", "1,x"], "--inputs"), (["--steps", "3", "--inputs", "1,2"], "--inputs"),
-    (["--params", "/nonexistent.json"], "--params"), (["--c0", "1"], "--c0"), (["--hidden", "9"], "--hidden"),
-    (["--json", "--grid", "W_hh=0:1:2"], "--json"), (["--mode", "sideways"], "--mode"),
-    (["--out", "/nonexistent/dir/x.npz"], "--out"), (["--truncate", "2", "--mode", "forward"], "--truncate"),
-]
-
-
-@pytest.mark.parametrize("args,option", NUMERIC_BAD, ids=[" ".join(a) for a, _ in NUMERIC_BAD])
-def test_cli_numeric_bad_input(args, option):
-    result = runner.invoke(app, ["numeric", *args])
-    assert result.exit_code == 2, result.output
-    lines = result.output.strip().splitlines()
-    assert len(lines) == 1 and option in lines[0]
-
-
-def test_cli_params_file_errors(tmp_path):
-    bad = tmp_path / "bad.json"
-    for text, message in [("{", "not valid JSON"), ('{"W_hh": [[1, 2]]}', "W_hh must be"),
-                          ('{"zz": 1}', "no parameter"), ('{"W_hh": NaN}', "not valid JSON")]:
-        bad.write_text(text)
-        result = runner.invoke(app, ["numeric", "--params", str(bad)])
-        assert result.exit_code == 2 and message in result.output, result.output
-
-
 def test_cli_check_passes():
     result = runner.invoke(app, ["check"])
     assert result.exit_code == 0, result.output

@@ -99,14 +99,3 @@ def test_failure_while_writing_leaves_no_temporary(tmp_path, monkeypatch):
     with pytest.raises(OSError):
         reports.build.build(str(tmp_path), only=("explode", "clipping"), fmt="png")
     assert [p.name for p in tmp_path.iterdir()] == ["explode.png"]  # complete, and no temporary
-
-
-BAD = [(["--only", "nope"], "--only"), (["--format", "svg"], "--format"), (["--steps", "1"], "--steps"),
-       (["--dpi", "5"], "--dpi"), (["--out", "/nonexistent/folder"], "--out")]
-
-
-@pytest.mark.parametrize("args,option", BAD, ids=[" ".join(a) for a, _ in BAD])
-def test_bad_options(tmp_path, args, option):
-    result = runner.invoke(app, ["report", "--out", str(tmp_path), *args])
-    assert result.exit_code == 2 and option in result.output, result.output
-    assert len(result.output.strip().splitlines()) == 1

@@ -1,0 +1,127 @@
+"""Bad input, across every command: one line naming what is wrong, the right exit code, no file."""
+
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner
+
+from cli import app
+
+runner = CliRunner()
+
+# (arguments, exit code, text the one line must contain); {tmp} is a fresh empty folder.
+BATTERY = [
+    (["derive", "--steps", "0"], 2, "--steps"),
+    (["derive", "--steps", "abc"], 2, "--steps"),
+    (["derive", "--steps", "2.5"], 2, "--steps"),
+    (["derive", "--cell", "cnn"], 2, "--cell"),
+    (["derive", "--activation", "gelu"], 2, "--activation"),
+    (["derive", "--cell", "lstm", "--variant", "gated"], 2, "--variant"),
+    (["derive", "--cell", "lstm", "--activation", "tanh"], 2, "--activation"),
+    (["derive", "--wrt", "q"], 2, "--wrt"),
+    (["derive", "--set", "w"], 2, "--set"),
+    (["derive", "--set", "w=nan"], 2, "--set"),
+    (["derive", "--set", "w=inf"], 2, "--set"),
+    (["derive", "--set", "w=-Infinity"], 2, "--set"),
+    (["derive", "--set", "w=1e999"], 2, "--set"),
+    (["derive", "--set", "v=1"], 2, "--set"),
+    (["derive", "--set", "w=1/0"], 2, "--set"),
+    (["derive", "--hidden", "2", "--set", "W_hh=[1,2]"], 2, "--set"),
+    (["derive", "--hidden", "2", "--set", "W_hh=[[1,2],[3,NaN]]"], 2, "--set"),
+    (["derive", "--hidden", "0"], 2, "--hidden"),
+    (["derive", "--hidden", "99"], 2, "--hidden"),
+    (["derive", "--truncate", "3"], 2, "--truncate"),
+    (["derive", "--inputs", "1,2"], 2, "--inputs"),
+    (["derive", "--cell", "statquest", "--set", "b_f=1"], 2, "--set"),
+    (["derive", "--cell", "statquest", "--hidden", "2"], 2, "--hidden"),
+    (["derive", "--c0", "1"], 2, "--c0"),
+    (["derive", "--format", "xml"], 2, "--format"),
+    (["derive", "--bogus"], 2, "--bogus"),
+    (["derive", "--cell", "custom"], 2, "--formula"),
+    (["derive", "--formula", "tanh(h)"], 2, "--formula"),
+    (["derive", "--cell", "custom", "--formula", "9**9**9"], 2, "exponent"),
+    (["derive", "--cell", "custom", "--formula", "__import__('os').system('touch x')"], 2, "not allowed"),
+    (["derive", "--cell", "custom", "--formula", "h.__class__"], 2, "attribute access"),
+    (["derive", "--cell", "custom", "--formula", "tanh(h)", "--hidden", "2"], 2, "--hidden"),
+    (["derive", "--cell", "custom", "--formula", "h = tanh(h)", "--formula", "h = h"], 2, "twice"),
+    (["numeric", "--cell", "cnn"], 2, "--cell"),
+    (["numeric", "--grid", "W_hh=0:1:0"], 2, "--grid"),
+    (["numeric", "--grid", "q=0:1:3"], 2, "--grid"),
+    (["numeric", "--grid", "W_hh=0:1"], 2, "--grid"),
+    (["numeric", "--grid", "W_hh=0:nan:3"], 2, "--grid"),
+    (["numeric", "--inputs", "1,x"], 2, "--inputs"),
+    (["numeric", "--steps", "3", "--inputs", "1,2"], 2, "--inputs"),
+    (["numeric", "--params", "{tmp}/missing.json"], 2, "--params"),
+    (["numeric", "--inputs-file", "{tmp}/missing.json"], 2, "--inputs-file"),
+    (["numeric", "--c0", "1"], 2, "--c0"),
+    (["numeric", "--hidden", "9"], 2, "--hidden"),
+    (["numeric", "--json", "--grid", "W_hh=0:1:2"], 2, "--json"),
+    (["numeric", "--mode", "sideways"], 2, "--mode"),
+    (["numeric", "--out", "{tmp}/no/such/folder/x.npz"], 2, "--out"),
+    (["numeric", "--truncate", "2", "--mode", "forward"], 2, "--truncate"),
+    (["numeric", "--cell", "custom", "--formula", "lambda: 1"], 2, "lambdas"),
+    (["check", "--cell", "cnn"], 2, "--cell"),
+    (["check", "--cell", "rnn", "--steps", "0"], 2, "--steps"),
+    (["report", "--out", "{tmp}", "--only", "nope"], 2, "--only"),
+    (["report", "--out", "{tmp}", "--format", "svg"], 2, "--format"),
+    (["report", "--out", "{tmp}", "--steps", "1"], 2, "--steps"),
+    (["report", "--out", "{tmp}", "--dpi", "5"], 2, "--dpi"),
+    (["report", "--out", "{tmp}/no/such/folder"], 2, "--out"),
+    (["nosuchcommand"], 2, "nosuchcommand"),
+]
+
+
+@pytest.mark.parametrize("args,code,text", BATTERY, ids=[" ".join(a) for a, _, _ in BATTERY])
+def test_bad_input(tmp_path, monkeypatch, args, code, text):
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, [a.replace("{tmp}", str(tmp_path)) for a in args])
+    lines = result.output.strip().splitlines()
+    assert result.exit_code == code, result.output
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and text in lines[0], result.output
+    assert "Traceback" not in result.output
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("content,message", [
+    ("{", "not valid JSON"), ('{"W_hh": [[1, 2]]}', "W_hh must be"), ('{"zz": 1}', "no parameter"),
+    ('{"W_hh": NaN}', "not valid JSON"), ('[1, 2]', "must hold an object"), ('{"W_hh": 1}', "lacks"),
+])
+def test_bad_params_files(tmp_path, content, message):
+    path = tmp_path / "p.json"
+    path.write_text(content)
+    result = runner.invoke(app, ["numeric", "--params", str(path)])
+    assert result.exit_code == 2 and message in result.output, result.output
+    assert [p.name for p in tmp_path.iterdir()] == ["p.json"]
+
+
+def test_existing_output_needs_force(tmp_path):
+    out = tmp_path / "a.npz"
+    out.write_bytes(b"keep")
+    result = runner.invoke(app, ["numeric", "--steps", "3", "--out", str(out)])
+    assert result.exit_code == 2 and "--force" in result.output
+    assert out.read_bytes() == b"keep"
+    assert runner.invoke(app, ["numeric", "--steps", "3", "--out", str(out), "--force"]).exit_code == 0
+    assert out.read_bytes()[:2] == b"PK"
+
+
+def test_unexpected_error_is_one_line_exit_1_and_debug_shows_it(monkeypatch):
+    import derive.solution
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("simulated")
+
+    monkeypatch.setattr(derive.solution, "solve", broken)
+    result = runner.invoke(app, ["derive"])
+    assert result.exit_code == 1 and result.output.strip() == "Error: internal error, RuntimeError: simulated (--debug shows where)"
+    debug = runner.invoke(app, ["--debug", "derive"])
+    assert debug.exit_code == 1 and isinstance(debug.exception, RuntimeError)
+
+
+def test_ctrl_c_exits_130(monkeypatch):
+    import derive.solution
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(derive.solution, "solve", interrupted)
+    assert runner.invoke(app, ["derive"]).exit_code == 130
