@@ -71,10 +71,13 @@ def test_reference_matches_sympy_derivative_of_nested(name, variant, activation)
     inputs = parse_inputs("0.5,-0.25,1", steps, 1)
     s0 = sp.ImmutableMatrix([sp.Rational(1, 5)] * len(cell.states))
     ours = reference.state_jacobian(cell, values, inputs, s0)
-    point = {s: v for name_, v_ in values.items() for s, v in zip(cell.param(name_), v_)}
-    point.update({quantity("x", str(t + 1), 1)[0]: x[0] for t, x in enumerate(inputs)})
+    # 40-digit floats, not the exact rationals: SymPy then evaluates as it substitutes, so the
+    # nested expression never grows (exact, its evalf can take minutes for some term orders).
+    point = {s: sp.Float(v, 40) for name_, v_ in values.items() for s, v in zip(cell.param(name_), v_)}
+    point.update({quantity("x", str(t + 1), 1)[0]: sp.Float(x[0], 40) for t, x in enumerate(inputs)})
     symbols0 = initial_state(cell)
-    direct = nested_state(cell, steps, point).jacobian(symbols0).xreplace(dict(zip(symbols0, s0)))
+    at_s0 = {s: sp.Float(v, 40) for s, v in zip(symbols0, s0)}
+    direct = nested_state(cell, steps, point).jacobian(symbols0).xreplace(at_s0)
     assert all(close(sp.Float(mpmath.nstr(a, 30), 30), b, rel=1e-25) for a, b in zip(ours, direct))
 
 
