@@ -157,8 +157,9 @@ def _evaluate(p: _Problem, values: dict) -> Evaluation | str:
     if closed is None and missing:
         return f"set {', '.join(missing)} with --set to evaluate"
     if closed is None and p.steps > reference.REFERENCE_LIMIT:
-        return (f"no closed form in the parameters alone, and stepping through time is "
-                f"limited to T <= {reference.REFERENCE_LIMIT}")
+        return (f"no closed form in the parameters alone, and stepping at 30 digits is limited to "
+                f"T <= {reference.REFERENCE_LIMIT}; `python cli.py numeric` steps any T in float64 "
+                "with log-domain magnitudes")
     if closed is not None and isinstance(closed[0], Magnitude):
         magnitude, method, shown = closed
         entries, shape, log10_norm = (magnitude,), (1, 1), magnitude.log10_abs

@@ -170,7 +170,8 @@ def run(cell: str, *, variant=None, activation=None, hidden=1, input_size=1, ste
     try:
         grads = gradient(problem, mode, truncate, every_step) if the_cell.params else {}
     except ValueError as error:
-        raise UsageError("--every-step", str(error)) from None
+        option = "--every-step" if every_step else "--mode"
+        raise UsageError(option, str(error)) from None
     single = not axes
     return NumericResult(
         problem=problem, grid=axes, quantities=quantity_names(the_cell),

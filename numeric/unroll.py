@@ -151,6 +151,12 @@ def gradient(p: Problem, mode: str = "auto", truncate: int | None = None, every_
         mode = "reverse" if truncate is not None or stored <= REVERSE_MEMORY else "forward"
     if mode == "forward" and truncate is not None:
         raise ValueError("truncated BPTT needs reverse mode")
+    if mode == "reverse" and truncate is None:
+        per_step = _size(p) + len(quantity_names(p.cell))
+        stored = (p.steps + 1) * min(CHUNK, int(np.prod(p.batch_shape, dtype=np.int64))) * per_step * 8
+        if stored > REVERSE_MEMORY:
+            raise ValueError(f"reverse mode would store {stored / 2**30:.1f} GiB of steps; "
+                             "forward mode stores none (--mode forward)")
     run = (lambda q: gradient_forward(q, every_step)) if mode == "forward" else (
         lambda q: gradient_reverse(q, truncate, every_step))
     parts = [run(q) for q in p.chunks(CHUNK)]

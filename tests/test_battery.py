@@ -60,6 +60,7 @@ BATTERY = [
     (["numeric", "--out", "{tmp}/no/such/folder/x.npz"], 2, "--out"),
     (["numeric", "--truncate", "2", "--mode", "forward"], 2, "--truncate"),
     (["numeric", "--cell", "custom", "--formula", "lambda: 1"], 2, "lambdas"),
+    (["numeric", "--mode", "reverse", "--steps", "2000000", "--grid", "W_hh=0:1:8192"], 2, "forward mode"),
     (["check", "--cell", "cnn"], 2, "--cell"),
     (["check", "--cell", "rnn", "--steps", "0"], 2, "--steps"),
     (["report", "--out", "{tmp}", "--only", "nope"], 2, "--only"),
