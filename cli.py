@@ -135,6 +135,7 @@ class Mode(str, Enum):
     auto = "auto"
     reverse = "reverse"
     forward = "forward"
+    native = "native"
 
 
 @app.command()
@@ -152,7 +153,7 @@ def numeric(
     h0: Annotated[Optional[str], typer.Option("--h0", help="Initial hidden state h_0 (default 0).")] = None,
     c0: Annotated[Optional[str], typer.Option("--c0", help="Initial cell state c_0 (default 0).")] = None,
     grid: Annotated[Optional[list[str]], typer.Option(help="NAME=START:STOP:COUNT, repeatable: sweep parameters.")] = None,
-    mode: Annotated[Mode, typer.Option(help="Gradient mode: auto (by memory), reverse (BPTT) or forward (tangent).")] = Mode.auto,
+    mode: Annotated[Mode, typer.Option(help="Gradient mode: auto (by memory), reverse (BPTT), forward (tangent), or native (BPTT as C compiled by gcc).")] = Mode.auto,
     truncate: Annotated[Optional[int], typer.Option(help="Truncated BPTT through the last τ steps.")] = None,
     every_step: Annotated[bool, typer.Option(help="Loss on every step, L = Σ_t Σ_i h_t[i].")] = False,
     json_: Annotated[bool, typer.Option("--json", help="Print one setting as JSON.")] = False,

@@ -9,7 +9,9 @@ hand-written NumPy BPTT, and PyTorch / JAX when they are installed.
 from __future__ import annotations
 
 import argparse
+import shutil
 import statistics
+import tempfile
 import sys
 import time
 from pathlib import Path
@@ -23,6 +25,7 @@ from bench.handwritten import lstm_grad, rnn_tanh_grad  # noqa: E402
 from derive.cell import make_cell  # noqa: E402
 from derive.cells import CELLS  # noqa: E402
 from numeric.batch import make_problem, random_params  # noqa: E402
+from numeric import native  # noqa: E402
 from numeric.unroll import gradient  # noqa: E402
 
 
@@ -47,6 +50,15 @@ def cases(N: int, T: int):
     yield ("rnn tanh", make_problem(rnn, prn, x),
            lambda: rnn_tanh_grad(prn["W_hh"][:, 0, 0], prn["W_xh"][:, 0, 0], prn["b_h"][:, 0, 0], x))
     yield ("lstm", make_problem(lstm, pls, x), lambda: lstm_grad(flat, x))
+
+
+def first_call(problem) -> float:
+    """Seconds of the first native call in this process, with its compile cache cleared."""
+    shutil.rmtree(Path(tempfile.gettempdir()) / "unrolled-native", ignore_errors=True)
+    native.compiled.cache_clear()
+    start = time.perf_counter()
+    gradient(problem, "native")
+    return time.perf_counter() - start
 
 
 def optional(name: str):
@@ -93,17 +105,23 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
     print(f"{'cell':<10}{'T':>4}{'N':>8}  {'path':<26}{'median':>10}  {'vs hand-written NumPy':>22}")
+    notes = []
     for label, problem, handwritten in cases(args.N, args.T):
         base = timed(handwritten, args.repeat)
         rows = [("hand-written NumPy BPTT", base),
                 ("unrolled reverse (default)", timed(lambda: gradient(problem, "reverse"), args.repeat)),
                 ("unrolled forward (tangent)", timed(lambda: gradient(problem, "forward"), args.repeat))]
+        if native.compiler() is not None:
+            compile_seconds = first_call(problem)
+            rows.append(("unrolled native (C, gcc)", timed(lambda: gradient(problem, "native"), args.repeat)))
+            notes.append(f"{label}: native first call, compiling included: {compile_seconds:.2f} s")
         torch = optional("torch")
         if torch is not None:
             rows.append((f"PyTorch {torch.__version__.split('+')[0]} autograd",
                          timed(torch_case(torch, label, problem.params, problem.inputs[:, 0]), args.repeat)))
         for name, seconds in rows:
             print(f"{label:<10}{args.T:>4}{args.N:>8}  {name:<26}{seconds * 1e3:>8.1f} ms  {base / seconds:>21.2f}x")
+    print("\n".join(notes))
     for lib in ("torch", "jax"):
         if optional(lib) is None:  # jax: its jit(vmap(grad)) row is not written yet
             print(f"({lib} is not installed: its row is skipped)")

@@ -158,8 +158,8 @@ def run(cell: str, *, variant=None, activation=None, hidden=1, input_size=1, ste
             raise UsageError(option, f"must be a whole number from 1 to {MAX_SIZE}, got {value}")
     if steps is not None and steps < 1:
         raise UsageError("--steps", f"must be a whole number >= 1, got {steps}")
-    if mode not in ("auto", "reverse", "forward"):
-        raise UsageError("--mode", f"unknown mode {mode!r}; allowed: auto, reverse, forward")
+    if mode not in ("auto", "reverse", "forward", "native"):
+        raise UsageError("--mode", f"unknown mode {mode!r}; allowed: auto, reverse, forward, native")
     the_cell = make_cell(definition, variant, activation, hidden, input_size)
     params = load_params(the_cell, params_file) if params_file else random_params(the_cell, seed=seed)
     axes = parse_grid(the_cell, list(grid))

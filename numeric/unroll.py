@@ -139,7 +139,9 @@ def gradient_forward(p: Problem, every_step: bool = False):
 
 
 def gradient(p: Problem, mode: str = "auto", truncate: int | None = None, every_step: bool = False):
-    """∂L/∂θ for every parameter, chunk by chunk; ``mode`` is reverse, forward or auto.
+    """∂L/∂θ for every parameter, chunk by chunk; ``mode`` is reverse, forward, native or auto.
+
+    native is BPTT as generated C (``numeric.native``), when a C compiler is there.
 
     auto picks reverse (BPTT) unless one chunk's stored steps would pass
     ``REVERSE_MEMORY``, then forward (tangent) mode, whose memory does not grow with T.
@@ -149,6 +151,10 @@ def gradient(p: Problem, mode: str = "auto", truncate: int | None = None, every_
         chunk = min(CHUNK, int(np.prod(p.batch_shape, dtype=np.int64)))
         stored = (p.steps + 1) * chunk * per_step * 8
         mode = "reverse" if truncate is not None or stored <= REVERSE_MEMORY else "forward"
+    if mode == "native":
+        from .native import gradient_native
+
+        return gradient_native(p, truncate, every_step)
     if mode == "forward" and truncate is not None:
         raise ValueError("truncated BPTT needs reverse mode")
     if mode == "reverse" and truncate is None:

@@ -185,3 +185,36 @@ def test_cli_check_passes():
     result = runner.invoke(app, ["check"])
     assert result.exit_code == 0, result.output
     assert " 0 failed" in result.output and "FAIL" not in result.output
+
+
+needs_cc = pytest.mark.skipif(__import__("numeric.native").native.compiler() is None, reason="no C compiler")
+
+
+@needs_cc
+def test_native_matches_reverse_mode(any_cell):
+    cell = any_cell
+    if not cell.params:
+        pytest.skip("no parameters")
+    p = make_problem(cell, random_params(cell, (37,), seed=9), np.random.default_rng(1).uniform(-1, 1, (25, cell.m)),
+                     np.random.default_rng(2).uniform(-0.5, 0.5, len(cell.states) * cell.n))
+    for kwargs in ({}, {"truncate": 7}, {"every_step": True}):
+        ours, ref = gradient(p, "native", **kwargs), gradient_reverse(p, **kwargs)
+        for name in ref:
+            assert np.allclose(ours[name], ref[name], rtol=1e-12, atol=1e-14 * np.max(np.abs(ref[name]))), (name, kwargs)
+
+
+@needs_cc
+def test_native_vector_cells_and_batch_axes():
+    cell = make_cell(CELLS["lstm"], n=3, m=2)
+    pr = random_params(cell, (4, 5), seed=3)
+    p = make_problem(cell, pr, np.random.default_rng(0).uniform(-1, 1, (9, 2)))
+    ours, ref = gradient(p, "native"), gradient_reverse(p)
+    assert all(ours[k].shape == ref[k].shape and np.allclose(ours[k], ref[k], rtol=1e-12, atol=1e-15) for k in ref)
+
+
+@needs_cc
+def test_native_refuses_batched_inputs():
+    cell = make_cell(CELLS["rnn"], activation="tanh")
+    p = make_problem(cell, random_params(cell, (3,), seed=1), np.ones((4, 3, 1)))
+    with pytest.raises(ValueError, match="shared by the batch"):
+        gradient(p, "native")

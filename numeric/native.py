@@ -1,0 +1,197 @@
+"""BPTT as C generated from the symbolic cell, compiled with the system's C compiler.
+
+The same derivations as the NumPy path (the step's quantities, then one fused
+vector-Jacobian product a step) are printed as C with CSE, one loop over the
+batch per time step.  gcc vectorises those loops, transcendental functions
+included (glibc's libmvec, which needs -ffast-math), and OpenMP spreads them
+over the cores.  Optional: it needs a C compiler (``$CC``, else gcc or cc);
+without one this mode says so and the NumPy modes remain.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+import sympy as sp
+from sympy.printing.c import ccode
+
+from derive.cell import Cell
+from derive.errors import UnrolledError
+from derive.graph import expanded, jacobian_step
+
+from .batch import Problem
+from .kernels import adjoint_symbols, all_params
+
+FLAGS = ["-O3", "-ffast-math", "-march=native", "-fopenmp", "-fPIC", "-shared"]
+FUNCTIONS = {"sigmoid": "sigmoid_", "relu": "relu_", "Heaviside": "heaviside_"}
+PRELUDE = """#include <math.h>
+#include <stdlib.h>
+static inline double sigmoid_(double a) { return 0.5 * (1.0 + tanh(0.5 * a)); }
+static inline double relu_(double a) { return a > 0.0 ? a : 0.0; }
+static inline double heaviside_(double a, double at_zero) { return a > 0.0 ? 1.0 : (a == 0.0 ? at_zero : 0.0); }
+"""
+#: A thread's buffer: (T + 1) × (S + Q) doubles for each of its block's settings.
+BLOCK_BYTES = 1 << 22
+#: Settings in a block: at most this many, fewer when T is long.
+MAX_BLOCK = 1024
+
+
+def compiler() -> str | None:
+    """The C compiler to use, or None."""
+    for name in (os.environ.get("CC"), "gcc", "cc"):
+        if name and shutil.which(name):
+            return shutil.which(name)
+    return None
+
+
+def _code(exprs, names: dict, targets: list[str], indent: str) -> list[str]:
+    """C statements computing ``exprs`` into ``targets``, sharing subexpressions."""
+    subs, reduced = sp.cse([e.xreplace(names) for e in exprs], symbols=sp.numbered_symbols("c_"))
+    lines = [f"{indent}const double {s} = {ccode(v, user_functions=FUNCTIONS)};" for s, v in subs]
+    return lines + [f"{indent}{t} = {ccode(v, user_functions=FUNCTIONS)};" for t, v in zip(targets, reduced)]
+
+
+def source(cell: Cell) -> str:
+    """The C source of the batched BPTT of ``cell``.
+
+    Each thread takes blocks of C settings; a block runs forward then backward
+    through time in the thread's own buffer (small enough for its cache), with
+    one vectorised loop over the block per step.  Arrays are element-major:
+    theta[k * N + b], and in the buffer [(t * W + k) * C + j].
+    """
+    S, M = len(cell.states) * cell.n, cell.m
+    theta = [s for _, v in cell.params for s in v]
+    quantities = list(expanded(cell))
+    P, Q, W = len(theta), len(quantities), S + len(quantities)
+    adjoint = adjoint_symbols(cell)
+    names = {s: sp.Symbol(f"s{i}") for i, s in enumerate(cell.state_prev())}
+    names.update({s: sp.Symbol(f"x{j}") for j, s in enumerate(cell.x)})
+    names.update({s: sp.Symbol(f"p{i}") for i, s in enumerate(theta)})
+    names.update({s: sp.Symbol(f"q{i}") for i, s in enumerate(quantities)})
+    names.update({s: sp.Symbol(f"a{i}") for i, s in enumerate(adjoint)})
+    index = [quantities.index(s) for s in cell.state_next()]
+    vjp = [sp.factor_terms(e) for e in (*(adjoint * jacobian_step(cell)), *(adjoint * all_params(cell)))]
+    pad = "                "
+    load_p = [f"{pad}const double p{i} = theta[{i} * N + start + j];" for i in range(P)]
+    load_s = [f"{pad}const double s{i} = now[{i} * C + j];" for i in range(S)]
+    load_x = [f"            const double x{j} = x[t * {M} + {j}];" for j in range(M)]
+    return "\n".join([
+        PRELUDE,
+        "void bptt(long N, long T, long C, const double *restrict theta, const double *restrict x,",
+        "          const double *restrict s0, const double *restrict dl, long first, int every,",
+        "          double *restrict out) {",
+        "    #pragma omp parallel",
+        "    {",
+        f"        double *restrict buf = malloc(sizeof(double) * (T + 1) * {W} * C);",
+        f"        double *restrict adj = malloc(sizeof(double) * {max(S, 1)} * C);",
+        "        #pragma omp for schedule(static)",
+        "        for (long start = 0; start < N; start += C) {",
+        "        const long n = N - start < C ? N - start : C;",
+        "        #pragma omp simd",
+        "        for (long j = 0; j < n; j++) {",
+        *(f"            buf[{i} * C + j] = s0[{i} * N + start + j];" for i in range(S)),
+        *(f"            adj[{i} * C + j] = dl[{i}];" for i in range(S)),
+        *(f"            out[{i} * N + start + j] = 0.0;" for i in range(P)),
+        "        }",
+        "        for (long t = 0; t < T; t++) {",
+        f"            const double *restrict now = buf + t * {W} * C;",
+        f"            double *restrict next = buf + (t + 1) * {W} * C;",
+        *load_x,
+        "            #pragma omp simd",
+        "            for (long j = 0; j < n; j++) {",
+        *load_p, *load_s,
+        *(f"{pad}double q{i};" for i in range(Q)),
+        *_code([expanded(cell)[q] for q in quantities], names, [f"q{i}" for i in range(Q)], pad),
+        *(f"{pad}next[{S + i} * C + j] = q{i};" for i in range(Q)),
+        *(f"{pad}next[{i} * C + j] = q{k};" for i, k in enumerate(index)),
+        "            }",
+        "        }",
+        "        for (long t = T - 1; t >= first - 1; t--) {",
+        f"            const double *restrict now = buf + t * {W} * C;",
+        f"            const double *restrict next = buf + (t + 1) * {W} * C;",
+        *load_x,
+        # hoisted out of the loop: a load under a condition inside it stops gcc vectorising
+        "            const int carry = every && t > 0;",
+        *(f"            const double carry{i} = carry ? dl[{i}] : 0.0;" for i in range(S)),
+        "            #pragma omp simd",
+        "            for (long j = 0; j < n; j++) {",
+        *load_p, *load_s,
+        *(f"{pad}const double q{i} = next[{S + i} * C + j];" for i in range(Q)),
+        *(f"{pad}const double a{i} = adj[{i} * C + j];" for i in range(S)),
+        *(f"{pad}double n{i};" for i in range(S)),
+        *(f"{pad}double d{i};" for i in range(P)),
+        *_code(vjp, names, [f"n{i}" for i in range(S)] + [f"d{i}" for i in range(P)], pad),
+        *(f"{pad}out[{i} * N + start + j] += d{i};" for i in range(P)),
+        *(f"{pad}adj[{i} * C + j] = n{i} + carry{i};" for i in range(S)),
+        "            }",
+        "        }",
+        "        }",
+        "        free(buf);",
+        "        free(adj);",
+        "    }",
+        "}",
+    ])
+
+
+@cache
+def compiled(cell: Cell):
+    """The cell's BPTT as a C function, compiled once per source text (cached on disk)."""
+    cc = compiler()
+    if cc is None:
+        raise UnrolledError("the native mode needs a C compiler (set CC, or install gcc); "
+                            "--mode reverse needs none")
+    text = source(cell)
+    digest = hashlib.sha256((text + " ".join(FLAGS)).encode()).hexdigest()[:16]
+    folder = Path(tempfile.gettempdir()) / "unrolled-native"
+    folder.mkdir(exist_ok=True)
+    library = folder / f"bptt-{digest}.so"
+    if not library.exists():
+        c_file = folder / f"bptt-{digest}.c"
+        c_file.write_text(text)
+        temp = folder / f".bptt-{digest}-{os.getpid()}.so"
+        result = subprocess.run([cc, *FLAGS, str(c_file), "-o", str(temp), "-lm"], capture_output=True, text=True)
+        if result.returncode != 0:
+            raise UnrolledError(f"compiling the native kernel failed: {result.stderr.strip().splitlines()[-1:]}")
+        os.replace(temp, library)
+    function = ctypes.CDLL(str(library)).bptt
+    function.restype = None
+    function.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_long, *[ctypes.c_void_p] * 4, ctypes.c_long,
+                         ctypes.c_int, ctypes.c_void_p]
+    return function
+
+
+def _pointer(a: np.ndarray) -> int:
+    return a.ctypes.data
+
+
+def gradient_native(p: Problem, truncate: int | None = None, every_step: bool = False) -> dict:
+    """∂L/∂θ exactly as ``numeric.unroll.gradient_reverse`` defines it, by the compiled C loop."""
+    from .unroll import loss_gradient, split
+
+    if p.inputs.ndim != 2 or np.iscomplexobj(p.inputs) or any(np.iscomplexobj(v) for v in p.params.values()):
+        raise ValueError("the native mode takes real inputs shared by the batch, shape (T, m)")
+    if truncate is not None and every_step:
+        raise ValueError("truncation is defined here for the loss on the last step only")
+    function = compiled(p.cell)
+    shape = p.batch_shape
+    total = int(np.prod(shape, dtype=np.int64))
+    theta = np.ascontiguousarray(np.stack([np.broadcast_to(v, shape).reshape(total) for v in p.theta()])
+                                 if p.theta() else np.zeros((0, total)), dtype=float)
+    s0 = np.ascontiguousarray(np.broadcast_to(p.s0, shape + p.s0.shape[-1:]).reshape(total, -1).T, dtype=float)
+    x = np.ascontiguousarray(p.inputs, dtype=float)
+    dl = np.ascontiguousarray(loss_gradient(p))
+    width = s0.shape[0] + len(expanded(p.cell))
+    first = 1 if truncate is None else max(1, p.steps - truncate + 1)
+    block = int(max(8, min(MAX_BLOCK, BLOCK_BYTES // ((p.steps + 1) * width * 8))))
+    out = np.empty((theta.shape[0], total))
+    function(total, p.steps, block, _pointer(theta), _pointer(x), _pointer(s0), _pointer(dl), first,
+             int(every_step), _pointer(out))
+    return split(p, out.T.reshape(shape + (theta.shape[0],)))
