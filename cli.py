@@ -227,15 +227,15 @@ def report(
 
     show = sys.stderr.isatty()
 
-    def progress(name: str):
+    def progress(step: str):
         if show:
-            typer.echo(f"\rcomputing {name:<10}", err=True, nl=False)
+            typer.echo(f"\rcomputing {step:<20}", err=True, nl=False)
 
     with reported(), np.errstate(all="ignore"):
         paths = build(out, only=tuple(only or ()), fmt=format.value, steps=steps, seed=seed, dpi=dpi,
                       force=force, progress=progress)
     if show:
-        typer.echo("\r" + " " * 24 + "\r", err=True, nl=False)
+        typer.echo("\r" + " " * 40 + "\r", err=True, nl=False)
     typer.echo("\n".join(str(p) for p in paths))
 
 

@@ -61,6 +61,33 @@ def first_call(problem) -> float:
     return time.perf_counter() - start
 
 
+def jax_case(jax, label: str, params: dict, x):
+    """JAX's jit(vmap(grad)) of the same cell in float64; returns (run, first-call seconds)."""
+    jax.config.update("jax_enable_x64", True)
+    jnp = jax.numpy
+    theta = {k: jnp.asarray(v[:, 0, 0]) for k, v in params.items()}
+    xs = jnp.asarray(x, dtype=jnp.float64)
+
+    def rnn(p):
+        def body(h, xt):
+            return jnp.tanh(p["W_hh"] * h + p["W_xh"] * xt + p["b_h"]), None
+        return jax.lax.scan(body, 0.0, xs)[0]
+
+    def lstm(p):
+        def body(carry, xt):
+            h, c = carry
+            gate = {k: p[f"W_x{k}"] * xt + p[f"W_h{k}"] * h + p[f"b_{k}"] for k in "ifgo"}
+            c = jax.nn.sigmoid(gate["f"]) * c + jax.nn.sigmoid(gate["i"]) * jnp.tanh(gate["g"])
+            return (jax.nn.sigmoid(gate["o"]) * jnp.tanh(c), c), None
+        return jax.lax.scan(body, (0.0, 0.0), xs)[0][0]
+
+    grad = jax.jit(jax.vmap(jax.grad(rnn if label == "rnn tanh" else lstm)))
+    start = time.perf_counter()
+    jax.block_until_ready(grad(theta))
+    compile_seconds = time.perf_counter() - start
+    return (lambda: jax.block_until_ready(grad(theta))), compile_seconds
+
+
 def optional(name: str):
     try:
         return __import__(name)
@@ -115,6 +142,11 @@ def main() -> None:
             compile_seconds = first_call(problem)
             rows.append(("unrolled native (C, gcc)", timed(lambda: gradient(problem, "native"), args.repeat)))
             notes.append(f"{label}: native first call, compiling included: {compile_seconds:.2f} s")
+        jax = optional("jax")
+        if jax is not None:
+            run, compile_seconds = jax_case(jax, label, problem.params, problem.inputs[:, 0])
+            rows.append((f"JAX {jax.__version__} jit(vmap(grad))", timed(run, args.repeat)))
+            notes.append(f"{label}: JAX first call, compiling included: {compile_seconds:.2f} s")
         torch = optional("torch")
         if torch is not None:
             rows.append((f"PyTorch {torch.__version__.split('+')[0]} autograd",
@@ -123,7 +155,7 @@ def main() -> None:
             print(f"{label:<10}{args.T:>4}{args.N:>8}  {name:<26}{seconds * 1e3:>8.1f} ms  {base / seconds:>21.2f}x")
     print("\n".join(notes))
     for lib in ("torch", "jax"):
-        if optional(lib) is None:  # jax: its jit(vmap(grad)) row is not written yet
+        if optional(lib) is None:
             print(f"({lib} is not installed: its row is skipped)")
 
 

@@ -128,8 +128,8 @@ def build(out: str, *, only=(), fmt="both", steps=50, seed=0, dpi=100, force=Fal
         raise UsageError("--force", f"{existing[0]} exists; add --force to replace it")
     chosen = [s for s in sections(steps, seed) if not only or s.name in only]
     results = []
-    for section in chosen:
-        progress(section.name)
+    for done, section in enumerate(chosen):
+        progress(f"[{done + 1}/{len(chosen)}] {section.name}")
         results.append(section.compute())
     files = {}
     if fmt in ("png", "both"):
