@@ -6,7 +6,6 @@ renderers in ``derive.render`` turn it into text, LaTeX or JSON.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import sympy as sp

@@ -49,7 +49,7 @@ def story(d: Derivation) -> str:
     local = "∂⁺s_t/∂θ" if d.bptt is not None else f"∂{d.of}_t/∂{d.wrt}_(t-1)"
     out += ["", "3. The local Jacobian", f"   J_t = ∂s_t/∂s_(t-1) = {text(d.jacobian_step, c)}",
             f"   {local} = {text(d.local, c)}"]
-    out += ["", f"4. The chain rule over T steps", f"   {chain_rule(d)[0]}"]
+    out += ["", "4. The chain rule over T steps", f"   {chain_rule(d)[0]}"]
     closed, scope = closed_form(d)
     out += ["", "5. Closed form"]
     if closed is None:

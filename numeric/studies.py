@@ -8,13 +8,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import sympy as sp
 
 from derive.cell import make_cell
 from derive.cells import CELLS
-from derive.logdomain import Magnitude, evaluate
-from derive.symbols import T as T_sym, k as k_sym
-
-import sympy as sp
+from derive.logdomain import evaluate
+from derive.symbols import T as T_sym
 
 from .batch import make_problem, random_params
 from .clip import clip_by_norm, clip_by_value

@@ -97,7 +97,7 @@ def test_vector_cells_numeric(name, variant):
 def test_truncated_bptt_keeps_last_steps():
     cell = make_cell(CELLS["rnn"])
     T, tau = 4, 2
-    w, u = cell.param("W_hh")[0], cell.param("W_xh")[0]
+    w = cell.param("W_hh")[0]
     h = [quantity("h", str(t), 1)[0] for t in range(T + 1)]
     # ∂L/∂w through the last τ steps: h_{T-1} + w h_{T-2}.
     assert sp.expand(compose_bptt(cell, T, "W_hh", tau)[0] - (h[3] + w * h[2])) == 0

@@ -12,7 +12,7 @@ from hypothesis import given, settings, strategies as st
 from derive import reference
 from derive.cell import make_cell
 from derive.cells import CELLS
-from derive.chain import compose_state_jacobian, state_chain
+from derive.chain import state_chain
 from derive.logdomain import Magnitude, evaluate
 from derive.regime import regime
 from derive.solution import solve

@@ -17,9 +17,9 @@ from derive.cells import CELLS
 from derive.graph import expanded
 from derive.compile import ordered_lambdify
 from numeric.batch import make_problem, random_params
-from numeric.check import check_cell, complex_step, finite_differences, law_slope, random_problem
+from numeric.check import check_cell, law_slope, random_problem
 from numeric.clip import clip_by_norm, clip_by_value, global_norm
-from numeric.unroll import (forward, gradient, gradient_forward, gradient_reverse, log10_norm_by_lag,
+from numeric.unroll import (gradient, gradient_forward, gradient_reverse, log10_norm_by_lag,
                             state_jacobian, trace)
 
 runner = CliRunner()
