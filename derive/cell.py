@@ -134,6 +134,17 @@ class Cell:
         return param_name
 
 
+#: The largest hidden or input size a command accepts: element-symbol matrices grow as n².
+MAX_SIZE = 8
+
+
+def check_sizes(hidden: int, input_size: int) -> None:
+    """``--hidden`` and ``--input-size`` within 1..MAX_SIZE, or a usage error naming the option."""
+    for option, value in (("--hidden", hidden), ("--input-size", input_size)):
+        if not 1 <= value <= MAX_SIZE:
+            raise UsageError(option, f"must be a whole number from 1 to {MAX_SIZE}, got {value}")
+
+
 def _dim(spec: str, n: int, m: int) -> int:
     return {"n": n, "m": m, "1": 1}[spec]
 

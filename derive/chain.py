@@ -15,7 +15,7 @@ import sympy as sp
 
 from .cell import Cell
 from .graph import at_index, at_step, jacobian_step, param_jacobian
-from .symbols import T, indexed, k, t
+from .symbols import T, k, t
 
 
 @dataclass(frozen=True)
@@ -163,7 +163,3 @@ def compose_bptt(cell: Cell, T: int, param: str, truncate: int | None = None) ->
         adjoint = adjoint * at_step(cell, jacobian_step(cell), step)
     return sp.ImmutableMatrix(total)
 
-
-def per_step(name: str, index=t):
-    """The per-step sequence ``name[index]``, for writing general-T sums by hand."""
-    return indexed(name)[index]

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import sympy as sp
 
 from . import reference
-from .cell import Cell, make_cell
+from .cell import Cell, check_sizes, make_cell
 from .custom import cell_definition
 from .chain import BpttForm, ChainForm, block, bptt_form, state_chain
 from .errors import UsageError
@@ -20,10 +20,8 @@ from .printing import text
 from .logdomain import Magnitude, evaluate
 from .regime import Regime, regime
 from .symbols import T as T_sym, k as k_sym, quantity
-from .values import fit_shape, parameter_names, parse_array, parse_inputs, parse_settings
+from .values import parameter_names, parse_initial_state, parse_inputs, parse_settings
 
-#: The largest hidden or input size: element-symbol matrices grow as n².
-MAX_SIZE = 8
 #: Per-step equations shown at the start of the unrolled graph.
 SHOWN_STEPS = 3
 
@@ -63,12 +61,6 @@ class Derivation:
     notes: tuple[str, ...]
 
 
-def _check_size(option: str, value: int) -> int:
-    if not 1 <= value <= MAX_SIZE:
-        raise UsageError(option, f"must be a whole number from 1 to {MAX_SIZE}, got {value}")
-    return value
-
-
 def _resolve_wrt(cell: Cell, wrt: str | None) -> tuple[str, str]:
     """(``state`` or ``param``, name) for ``--wrt``: a state (h, h0, h_0) or a parameter."""
     if wrt is None:
@@ -82,17 +74,6 @@ def _resolve_wrt(cell: Cell, wrt: str | None) -> tuple[str, str]:
         return "param", names[text]
     allowed = [*cell.states, *sorted(names)]
     raise UsageError("--wrt", f"{cell.label} has no state or parameter {text!r}; allowed: {', '.join(allowed)}")
-
-
-def _initial_state(cell: Cell, h0: str | None, c0: str | None) -> sp.ImmutableMatrix:
-    given = {"h": h0, "c": c0}
-    if c0 is not None and "c" not in cell.states:
-        raise UsageError("--c0", f"{cell.label} has no cell state c")
-    parts = []
-    for s in cell.states:
-        value = parse_array(given[s], f"--{s}0") if given[s] is not None else sp.Integer(0)
-        parts.append(fit_shape(value, cell.n, 1, f"--{s}0", f"{s}_0"))
-    return sp.ImmutableMatrix.vstack(*parts)
 
 
 @dataclass(frozen=True)
@@ -210,8 +191,8 @@ def solve(
     definition = cell_definition(cell, formulas)
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise UsageError("--steps", f"must be a whole number >= 1, got {steps!r}")
-    the_cell = make_cell(definition, variant, activation,
-                         _check_size("--hidden", hidden), _check_size("--input-size", input_size))
+    check_sizes(hidden, input_size)
+    the_cell = make_cell(definition, variant, activation, hidden, input_size)
     kind, name = _resolve_wrt(the_cell, wrt)
     if truncate is not None and (kind != "param" or truncate < 1):
         raise UsageError("--truncate", "needs a parameter --wrt (BPTT) and a whole number >= 1")
@@ -220,7 +201,7 @@ def solve(
         chain=state_chain(the_cell, name, name) if kind == "state" else None,
         bptt=bptt_form(the_cell, name, truncate) if kind == "param" else None, truncate=truncate,
         inputs=parse_inputs(inputs, steps, the_cell.m) if steps <= reference.REFERENCE_LIMIT else None,
-        s0=_initial_state(the_cell, h0, c0),
+        s0=parse_initial_state(the_cell, h0, c0),
     )
     results = [_evaluate(problem, values) for values in _settings_to_try(the_cell, tuple(settings))]
     evaluations = tuple(r for r in results if isinstance(r, Evaluation))

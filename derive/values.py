@@ -106,6 +106,18 @@ def parse_settings(cell: Cell, settings: list[str]) -> dict[str, sp.ImmutableMat
     return values
 
 
+def parse_initial_state(cell: Cell, h0: str | None, c0: str | None) -> sp.ImmutableMatrix:
+    """``--h0`` and ``--c0`` (one number filling the state, or a JSON list of n) as s_0; default 0."""
+    given = {"h": h0, "c": c0}
+    if c0 is not None and "c" not in cell.states:
+        raise UsageError("--c0", f"{cell.label} has no cell state c")
+    parts = []
+    for s in cell.states:
+        value = parse_array(given[s], f"--{s}0") if given[s] is not None else sp.Integer(0)
+        parts.append(fit_shape(value, cell.n, 1, f"--{s}0", f"{s}_0"))
+    return sp.ImmutableMatrix.vstack(*parts)
+
+
 def parse_inputs(text: str | None, T: int, m: int) -> tuple[sp.ImmutableMatrix, ...]:
     """``--inputs``: one value held for all T steps, or T comma-separated values (m = 1),
     or a JSON list of T lists of m numbers.  The default is x_t = 1."""

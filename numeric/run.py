@@ -8,16 +8,15 @@ from pathlib import Path
 
 import numpy as np
 
-from derive.cell import Cell, make_cell
+from derive.cell import Cell, check_sizes, make_cell
 from derive.custom import cell_definition
 from derive.errors import UsageError
-from derive.values import parameter_names, parse_array, parse_number
+from derive.values import parameter_names, parse_initial_state, parse_number
 
 from .batch import Problem, make_problem, random_params
 from .kernels import quantity_names
 from .unroll import LogMatrix, gradient, log10_norm_by_lag, state_jacobian, trace
 
-MAX_SIZE = 8
 MAX_GRID = 10**7
 
 
@@ -123,20 +122,6 @@ def parse_inputs(text: str | None, path: str | None, steps: int | None, m: int) 
     return x
 
 
-def _initial(cell: Cell, h0: str | None, c0: str | None) -> np.ndarray:
-    if c0 is not None and "c" not in cell.states:
-        raise UsageError("--c0", f"{cell.label} has no cell state c")
-    parts = []
-    for s, text in (("h", h0), ("c", c0)):
-        if s in cell.states:
-            value = parse_array(text, f"--{s}0") if text is not None else 0
-            array = np.broadcast_to(np.asarray(value, dtype=float), (cell.n,)) if np.ndim(value) == 0 else np.asarray(value, dtype=float)
-            if array.shape != (cell.n,):
-                raise UsageError(f"--{s}0", f"needs one number or {cell.n} numbers")
-            parts.append(array)
-    return np.concatenate(parts)
-
-
 def _gridded(params: dict, axes) -> dict:
     out = dict(params)
     shape = tuple(len(v) for _, v in axes)
@@ -153,9 +138,7 @@ def run(cell: str, *, variant=None, activation=None, hidden=1, input_size=1, ste
         grid=(), mode="auto", truncate=None, every_step=False, formulas=()) -> NumericResult:
     """Unroll a cell over a batch of settings and differentiate it through time."""
     definition = cell_definition(cell, tuple(formulas))
-    for option, value in (("--hidden", hidden), ("--input-size", input_size)):
-        if not 1 <= value <= MAX_SIZE:
-            raise UsageError(option, f"must be a whole number from 1 to {MAX_SIZE}, got {value}")
+    check_sizes(hidden, input_size)
     if steps is not None and steps < 1:
         raise UsageError("--steps", f"must be a whole number >= 1, got {steps}")
     if mode not in ("auto", "reverse", "forward", "native"):
@@ -164,7 +147,7 @@ def run(cell: str, *, variant=None, activation=None, hidden=1, input_size=1, ste
     params = load_params(the_cell, params_file) if params_file else random_params(the_cell, seed=seed)
     axes = parse_grid(the_cell, list(grid))
     x = parse_inputs(inputs, inputs_file, steps, the_cell.m)
-    problem = make_problem(the_cell, _gridded(params, axes), x, _initial(the_cell, h0, c0))
+    problem = make_problem(the_cell, _gridded(params, axes), x, np.array(parse_initial_state(the_cell, h0, c0), dtype=float).ravel())
     if truncate is not None and (truncate < 1 or mode == "forward"):
         raise UsageError("--truncate", "needs a whole number >= 1 and reverse mode (BPTT)")
     try:

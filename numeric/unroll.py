@@ -138,6 +138,13 @@ def gradient_forward(p: Problem, every_step: bool = False):
     return split(p, total)
 
 
+def _reverse_bytes(p: Problem) -> int:
+    """What reverse mode stores for one chunk: T + 1 steps of states and quantities."""
+    per_step = _size(p) + len(quantity_names(p.cell))
+    chunk = min(CHUNK, int(np.prod(p.batch_shape, dtype=np.int64)))
+    return (p.steps + 1) * chunk * per_step * 8
+
+
 def gradient(p: Problem, mode: str = "auto", truncate: int | None = None, every_step: bool = False):
     """∂L/∂θ for every parameter, chunk by chunk; ``mode`` is reverse, forward, native or auto.
 
@@ -146,10 +153,8 @@ def gradient(p: Problem, mode: str = "auto", truncate: int | None = None, every_
     auto picks reverse (BPTT) unless one chunk's stored steps would pass
     ``REVERSE_MEMORY``, then forward (tangent) mode, whose memory does not grow with T.
     """
+    stored = _reverse_bytes(p)
     if mode == "auto":
-        per_step = _size(p) + len(quantity_names(p.cell))
-        chunk = min(CHUNK, int(np.prod(p.batch_shape, dtype=np.int64)))
-        stored = (p.steps + 1) * chunk * per_step * 8
         mode = "reverse" if truncate is not None or stored <= REVERSE_MEMORY else "forward"
     if mode == "native":
         from .native import gradient_native
@@ -157,12 +162,9 @@ def gradient(p: Problem, mode: str = "auto", truncate: int | None = None, every_
         return gradient_native(p, truncate, every_step)
     if mode == "forward" and truncate is not None:
         raise ValueError("truncated BPTT needs reverse mode")
-    if mode == "reverse" and truncate is None:
-        per_step = _size(p) + len(quantity_names(p.cell))
-        stored = (p.steps + 1) * min(CHUNK, int(np.prod(p.batch_shape, dtype=np.int64))) * per_step * 8
-        if stored > REVERSE_MEMORY:
-            raise ValueError(f"reverse mode would store {stored / 2**30:.1f} GiB of steps; "
-                             "forward mode stores none (--mode forward)")
+    if mode == "reverse" and truncate is None and stored > REVERSE_MEMORY:
+        raise ValueError(f"reverse mode would store {stored / 2**30:.1f} GiB of steps; "
+                         "forward mode stores none (--mode forward)")
     run = (lambda q: gradient_forward(q, every_step)) if mode == "forward" else (
         lambda q: gradient_reverse(q, truncate, every_step))
     parts = [run(q) for q in p.chunks(CHUNK)]
