@@ -159,18 +159,22 @@ def numeric(
     json_: Annotated[bool, typer.Option("--json", help="Print one setting as JSON.")] = False,
     out: Annotated[Optional[str], typer.Option(help="Write every array to FILE.npz.")] = None,
     formula: FormulaOption = None,
-    force: Annotated[bool, typer.Option(help="Replace --out if it exists.")] = False,
+    force: Annotated[bool, typer.Option(help="Replace --out if it is a regular file (a symlink is replaced itself, not its target).")] = False,
 ):
     """Unroll a cell numerically over one setting or a grid, with gradients through time."""
     import numpy as np
 
-    from numeric.files import write_atomic
+    from pathlib import Path
+
+    from numeric.files import check_replaceable, write_atomic
     from numeric.present import arrays, grid_summary, to_json, walkthrough
     from numeric.run import run
 
     with reported(), np.errstate(all="ignore"):
         if json_ and grid:
             raise UsageError("--json", "describes one setting; use --out FILE.npz for a grid")
+        if out:
+            check_replaceable(Path(out), "--out", force)
         r = run(cell, variant=variant, activation=activation, hidden=hidden, input_size=input_size,
                 steps=steps, params_file=params, seed=seed, inputs=inputs, inputs_file=inputs_file,
                 h0=h0, c0=c0, grid=tuple(grid or ()), mode=mode.value, truncate=truncate, every_step=every_step,
@@ -218,7 +222,7 @@ def report(
     steps: Annotated[int, typer.Option(help="Horizon T of the figures (2 to 1000).")] = 50,
     seed: Annotated[int, typer.Option(help="Seed of every random draw.")] = 0,
     dpi: Annotated[int, typer.Option(help="Resolution of the PNGs (10 to 600).")] = 100,
-    force: Annotated[bool, typer.Option(help="Replace files that already exist.")] = False,
+    force: Annotated[bool, typer.Option(help="Replace files that already exist, regular files only (a symlink is replaced itself, not its target).")] = False,
 ):
     """Write the figures as PNGs and one multi-page PDF (title, equations, figures, checks)."""
     import numpy as np

@@ -14,7 +14,9 @@ import ctypes
 import hashlib
 import os
 import shutil
+import stat
 import subprocess
+import sys
 import tempfile
 from functools import cache
 from pathlib import Path
@@ -141,27 +143,120 @@ def source(cell: Cell) -> str:
     ])
 
 
+def cache_folder() -> Path:
+    """Where compiled kernels live: the user's own cache folder, ``unrolled/native`` in it.
+
+    ``$XDG_CACHE_HOME`` (else ``~/.cache``) on Linux, ``~/Library/Caches`` on macOS,
+    ``%LOCALAPPDATA%`` on Windows.  Never a shared folder such as /tmp: a library
+    found there could have been put there by anyone.
+    """
+    if sys.platform == "darwin":
+        base = Path.home() / "Library" / "Caches"
+    elif os.name == "nt":
+        base = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
+    else:
+        xdg = os.environ.get("XDG_CACHE_HOME", "")
+        base = Path(xdg) if os.path.isabs(xdg) else Path.home() / ".cache"
+    return base / "unrolled" / "native"
+
+
+def _owner() -> int | None:
+    return os.geteuid() if hasattr(os, "geteuid") else None
+
+
+def private_folder(folder: Path) -> Path:
+    """``folder``, created mode 0700 if missing, after checking that only this user can write in it.
+
+    A folder someone else owns, a symlink, or one that others may write in is
+    refused: any library in it could have been planted.  One that is ours and
+    merely readable by others is narrowed to 0700.
+    """
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    info = folder.lstat()
+    me = _owner()
+    if not stat.S_ISDIR(info.st_mode):
+        raise UnrolledError(f"refusing the kernel cache {folder}: it is not a folder (a symlink?)")
+    if me is not None and info.st_uid != me:
+        raise UnrolledError(f"refusing the kernel cache {folder}: it belongs to uid {info.st_uid}, not to you "
+                            f"(uid {me})")
+    if me is not None and info.st_mode & 0o022:
+        raise UnrolledError(f"refusing the kernel cache {folder}: others may write in it (mode "
+                            f"{stat.S_IMODE(info.st_mode):04o}); remove it, or chmod 700 it if you trust "
+                            "what is inside")
+    if me is not None and info.st_mode & 0o077:
+        folder.chmod(0o700)
+    return folder
+
+
+def _load(library: Path) -> ctypes.CDLL:
+    """Load ``library`` after checking it is a regular file of this user that only they can write.
+
+    Its folder has passed :func:`private_folder`, so nobody else can swap the
+    file between this check and the load.
+    """
+    try:
+        info = library.lstat()
+    except OSError as error:
+        raise UnrolledError(f"refusing to load {library}: {error.strerror}") from None
+    me = _owner()
+    if not stat.S_ISREG(info.st_mode) or (me is not None and (info.st_uid != me or info.st_mode & 0o022)):
+        raise UnrolledError(f"refusing to load {library}: not a regular file that only you can write "
+                            f"(uid {info.st_uid}, mode {stat.S_IMODE(info.st_mode):04o}); remove it")
+    return ctypes.CDLL(str(library))
+
+
+@cache
+def _compiler_identity(cc: str) -> str:
+    """The compiler's path and first line of ``--version``: a new compiler means new libraries."""
+    result = subprocess.run([cc, "--version"], capture_output=True, text=True)
+    return f"{cc} {(result.stdout.splitlines() or [''])[0]}"
+
+
+def library_name(text: str, cc: str) -> str:
+    """The cached library's file name: a hash of the source, the flags and the compiler."""
+    key = "\n".join([text, " ".join(FLAGS), _compiler_identity(cc)])
+    return f"bptt-{hashlib.sha256(key.encode()).hexdigest()[:32]}.so"
+
+
+def _build(cc: str, text: str, folder: Path, library: Path) -> None:
+    """Compile ``text`` to ``library``: source and output under unique names, renamed into place.
+
+    Several processes may build the same library at once; each writes its own
+    files, and the last rename wins with identical content.
+    """
+    fd, c_file = tempfile.mkstemp(prefix=".bptt-", suffix=".c", dir=folder)
+    fd_so, temp = tempfile.mkstemp(prefix=".bptt-", suffix=".so", dir=folder)
+    os.close(fd_so)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        result = subprocess.run([cc, *FLAGS, c_file, "-o", temp, "-lm"], capture_output=True, text=True)
+        if result.returncode != 0:
+            raise UnrolledError(f"compiling the native kernel failed: {result.stderr.strip().splitlines()[-1:]}")
+        os.replace(temp, library)
+    finally:
+        for leftover in (c_file, temp):
+            Path(leftover).unlink(missing_ok=True)
+
+
 @cache
 def compiled(cell: Cell):
-    """The cell's BPTT as a C function, compiled once per source text (cached on disk)."""
+    """The cell's BPTT as a C function, compiled once per source text and compiler.
+
+    Libraries are cached in :func:`cache_folder`, named by a hash of the source,
+    the flags and the compiler; only files there that this user owns and alone
+    can write are loaded.
+    """
     cc = compiler()
     if cc is None:
         raise UnrolledError("the native mode needs a C compiler (set CC, or install gcc); "
                             "--mode reverse needs none")
     text = source(cell)
-    digest = hashlib.sha256((text + " ".join(FLAGS)).encode()).hexdigest()[:16]
-    folder = Path(tempfile.gettempdir()) / "unrolled-native"
-    folder.mkdir(exist_ok=True)
-    library = folder / f"bptt-{digest}.so"
+    folder = private_folder(cache_folder())
+    library = folder / library_name(text, cc)
     if not library.exists():
-        c_file = folder / f"bptt-{digest}.c"
-        c_file.write_text(text)
-        temp = folder / f".bptt-{digest}-{os.getpid()}.so"
-        result = subprocess.run([cc, *FLAGS, str(c_file), "-o", str(temp), "-lm"], capture_output=True, text=True)
-        if result.returncode != 0:
-            raise UnrolledError(f"compiling the native kernel failed: {result.stderr.strip().splitlines()[-1:]}")
-        os.replace(temp, library)
-    function = ctypes.CDLL(str(library)).bptt
+        _build(cc, text, folder, library)
+    function = _load(library).bptt
     function.restype = None
     function.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_long, *[ctypes.c_void_p] * 4, ctypes.c_long,
                          ctypes.c_int, ctypes.c_void_p]

@@ -20,7 +20,7 @@ from matplotlib.backends.backend_pdf import PdfPages
 from derive.errors import UsageError
 from numeric import studies
 from numeric.check import check_all
-from numeric.files import write_atomic
+from numeric.files import check_replaceable, write_atomic
 
 from . import figures, pages
 
@@ -123,9 +123,8 @@ def build(out: str, *, only=(), fmt="both", steps=50, seed=0, dpi=100, force=Fal
     if not folder.is_dir():
         raise UsageError("--out", f"folder {out!r} does not exist")
     paths = targets(out, tuple(only), fmt)
-    existing = [p for p in paths if p.exists()]
-    if existing and not force:
-        raise UsageError("--force", f"{existing[0]} exists; add --force to replace it")
+    for path in paths:
+        check_replaceable(path, "--out", force)
     chosen = [s for s in sections(steps, seed) if not only or s.name in only]
     results = []
     for done, section in enumerate(chosen):

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import stat
+
 import pytest
 from typer.testing import CliRunner
 
@@ -126,3 +129,33 @@ def test_ctrl_c_exits_130(monkeypatch):
 
     monkeypatch.setattr(derive.solution, "solve", interrupted)
     assert runner.invoke(app, ["derive"]).exit_code == 130
+
+
+SPECIAL_TARGETS = {
+    "numeric": ("out.npz", ["numeric", "--steps", "3", "--out", "{path}", "--force"]),
+    "report": ("clipping.png", ["report", "--out", "{folder}", "--only", "clipping", "--format", "png", "--force"]),
+}
+
+
+@pytest.mark.parametrize("kind", ["fifo", "folder"])
+@pytest.mark.parametrize("command", SPECIAL_TARGETS)
+def test_force_never_replaces_what_is_not_a_regular_file(tmp_path, command, kind):
+    # a FIFO stands in for a device node such as /dev/null, which a failing test must not destroy
+    name, args = SPECIAL_TARGETS[command]
+    path = tmp_path / name
+    os.mkfifo(path) if kind == "fifo" else path.mkdir()
+    before = stat.S_IFMT(path.lstat().st_mode)
+    result = runner.invoke(app, [a.format(path=path, folder=tmp_path) for a in args])
+    assert result.exit_code == 2 and "not a regular file" in result.output, result.output
+    assert stat.S_IFMT(path.lstat().st_mode) == before
+    assert [p.name for p in tmp_path.iterdir()] == [name]
+
+
+def test_force_replaces_a_symlink_itself_not_its_target(tmp_path):
+    target, link = tmp_path / "target.npz", tmp_path / "link.npz"
+    target.write_bytes(b"keep")
+    link.symlink_to(target)
+    result = runner.invoke(app, ["numeric", "--steps", "3", "--out", str(link), "--force"])
+    assert result.exit_code == 0, result.output
+    assert target.read_bytes() == b"keep"
+    assert not link.is_symlink() and link.read_bytes()[:2] == b"PK"
