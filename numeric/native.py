@@ -171,8 +171,12 @@ def private_folder(folder: Path) -> Path:
     refused: any library in it could have been planted.  One that is ours and
     merely readable by others is narrowed to 0700.
     """
-    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    info = folder.lstat()
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        info = folder.lstat()
+    except OSError as error:
+        raise UnrolledError(f"cannot make the kernel cache {folder}: {error.strerror} "
+                            "(set XDG_CACHE_HOME to a folder of yours)") from None
     me = _owner()
     if not stat.S_ISDIR(info.st_mode):
         raise UnrolledError(f"refusing the kernel cache {folder}: it is not a folder (a symlink?)")
