@@ -11,7 +11,7 @@ from typing import Annotated, Optional
 import typer
 from typer.core import TyperGroup
 
-from derive.errors import UnrolledError, UsageError
+from derive.errors import InvalidValue, UnrolledError, UsageError
 
 __version__ = "0.1.0"
 
@@ -55,6 +55,11 @@ app = typer.Typer(
 )
 
 
+#: The library names a bad value by its own field; these are the options that carry them.
+OPTIONS = {"params": "--params", "inputs": "--inputs-file", "inputs_text": "--inputs", "s0": "--h0/--c0",
+           "memory": "--hidden/--batch/--steps"}
+
+
 @contextmanager
 def reported():
     """Turn the library's errors into one line on stderr and exit code 2 (usage) or 1."""
@@ -62,6 +67,9 @@ def reported():
         yield
     except UsageError as error:
         typer.echo(f"Error: {error}", err=True)
+        raise typer.Exit(2) from None
+    except InvalidValue as error:
+        typer.echo(f"Error: {OPTIONS.get(error.field, '--' + error.field.replace('_', '-'))}: {error}", err=True)
         raise typer.Exit(2) from None
     except UnrolledError as error:
         typer.echo(f"Error: {error}", err=True)
@@ -88,7 +96,7 @@ def main(
 # Options shared by several commands, declared once.
 CellOption = Annotated[str, typer.Option(help="rnn, lstm, gru, statquest, or custom (with --formula).")]
 ActivationOption = Annotated[Optional[str], typer.Option(help="rnn only: linear, tanh, sigmoid or relu.")]
-VariantOption = Annotated[Optional[str], typer.Option(help="lstm: standard, peephole, coupled; gru: standard, cho.")]
+VariantOption = Annotated[Optional[str], typer.Option(help="lstm: standard, peephole, coupled; gru: standard, cho, colah.")]
 HiddenOption = Annotated[int, typer.Option(help="Hidden size n (1 to 8).")]
 InputSizeOption = Annotated[int, typer.Option(help="Input size m (1 to 8).")]
 FormulaOption = Annotated[Optional[list[str]], typer.Option(
@@ -107,10 +115,12 @@ def derive(
     cell: CellOption = "rnn",
     activation: ActivationOption = None,
     variant: VariantOption = None,
-    hidden: HiddenOption = 1,
-    input_size: InputSizeOption = 1,
+    hidden: Annotated[int, typer.Option(help="Hidden size n: up to 3 element by element, above in matrix form (to 4096).")] = 1,
+    input_size: Annotated[Optional[int], typer.Option(help="Input size m (default: 1, or n in matrix form).")] = None,
     wrt: Annotated[Optional[str], typer.Option(help="A state (h, c: ∂s_T/∂s_0) or a parameter (∂L/∂θ by BPTT).")] = None,
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="NAME=VALUE, repeatable; a number or a JSON list.")] = None,
+    params: Annotated[Optional[str], typer.Option("--params", help="Weights file (.json, .npz, .safetensors, .pt; ours or PyTorch's names): matrix form with their numbers.")] = None,
+    layer: Annotated[int, typer.Option(help="Which layer of a stacked PyTorch model.")] = 0,
     truncate: Annotated[Optional[int], typer.Option(help="BPTT through the last τ steps only.")] = None,
     inputs: Annotated[Optional[str], typer.Option(help="x_1..x_T: one value or T comma-separated values (default 1).")] = None,
     h0: Annotated[Optional[str], typer.Option("--h0", help="Initial hidden state h_0 (default 0).")] = None,
@@ -119,20 +129,55 @@ def derive(
     formula: FormulaOption = None,
 ):
     """Derive ∂h_T/∂h_0 (or ∂L/∂θ by BPTT) for a cell unrolled over T steps, as a worked solution."""
-    from derive.render import to_json, to_latex
-    from derive.solution import solve
-    from derive.story import story
+    from numeric.explain import wants_matrix_form
 
     with reported():
-        d = solve(cell, variant=variant, activation=activation, hidden=hidden, input_size=input_size,
-                  steps=steps, wrt=wrt, settings=tuple(set_ or ()), truncate=truncate,
-                  inputs=inputs, h0=h0, c0=c0, formulas=tuple(formula or ()))
-    render = {Format.text: story, Format.latex: to_latex, Format.json: lambda d: json.dumps(to_json(d), indent=2)}
-    typer.echo(render[format](d))
+        if wants_matrix_form(hidden, params):
+            text = _matrix_derivation(steps, cell, activation, variant, hidden, input_size, set_, params, layer,
+                                      truncate, inputs, h0, c0, format, formula, wrt)
+        else:
+            from derive.render import to_json, to_latex
+            from derive.solution import solve
+            from derive.story import story
+
+            d = solve(cell, variant=variant, activation=activation, hidden=hidden, input_size=input_size or 1,
+                      steps=steps, wrt=wrt, settings=tuple(set_ or ()), truncate=truncate,
+                      inputs=inputs, h0=h0, c0=c0, formulas=tuple(formula or ()))
+            render = {Format.text: story, Format.latex: to_latex,
+                      Format.json: lambda d: json.dumps(to_json(d), indent=2)}
+            text = render[format](d)
+    typer.echo(text)
+
+
+def _matrix_derivation(steps, cell, activation, variant, hidden, input_size, set_, params, layer, truncate,
+                       inputs, h0, c0, format, formula, wrt) -> str:
+    import numpy as np
+
+    from derive.matrixstory import matrix_json, matrix_latex, matrix_text
+    from numeric.explain import explain
+    from numeric.present import summary, to_json
+    from numeric.run import Request
+
+    request = Request(cell=cell, variant=variant, activation=activation, formulas=tuple(formula or ()),
+                      hidden=None if params else hidden, input_size=input_size, steps=steps, params_file=params,
+                      layer=layer, inputs=inputs, h0=h0, c0=c0, truncate=truncate)
+    with np.errstate(all="ignore"):
+        e = explain(request, tuple(set_ or ()), wrt)
+    if format == Format.json:
+        data = matrix_json(e.layer, e.steps)
+        data["numbers"] = to_json(e.numbers) if e.numbers is not None else None
+        return json.dumps(data, indent=2)
+    if format == Format.latex:
+        return matrix_latex(e.layer, e.steps)
+    body = matrix_text(e.layer, e.steps)
+    if e.numbers is None:
+        return body + "\n\n5. Numbers: give --params FILE (or --set every parameter) for these weights' numbers"
+    return body + f"\n\n5. Numbers for these weights\n{summary(e.numbers, steps_table=False)}"
 
 
 class Mode(str, Enum):
     auto = "auto"
+    matrix = "matrix"
     reverse = "reverse"
     forward = "forward"
     native = "native"
@@ -143,45 +188,52 @@ def numeric(
     cell: CellOption = "rnn",
     activation: ActivationOption = None,
     variant: VariantOption = None,
-    hidden: HiddenOption = 1,
-    input_size: InputSizeOption = 1,
+    hidden: Annotated[Optional[int], typer.Option(help="Hidden size n, 1 to 4096 (default: from --params, else 1).")] = None,
+    input_size: Annotated[Optional[int], typer.Option(help="Input size m (default: from --params, else n).")] = None,
     steps: Annotated[Optional[int], typer.Option(help="T (default: the number of inputs, or 50).")] = None,
-    params: Annotated[Optional[str], typer.Option("--params", help="JSON file: parameter name -> number or nested list.")] = None,
-    seed: Annotated[int, typer.Option(help="Seed for random parameters (PyTorch's init) when --params is not given.")] = 0,
+    params: Annotated[Optional[str], typer.Option("--params", help="Weights: .json, .npz, .safetensors or .pt, in our names (W_hh, ...) or a PyTorch nn.RNN/LSTM/GRU state_dict.")] = None,
+    layer: Annotated[int, typer.Option(help="Which layer of a stacked PyTorch model (weight_ih_l<K>).")] = 0,
+    seed: Annotated[int, typer.Option(help="Seed for random parameters (PyTorch's init) and --batch inputs.")] = 0,
     inputs: Annotated[Optional[str], typer.Option(help="x_1..x_T as comma-separated numbers (m = 1).")] = None,
-    inputs_file: Annotated[Optional[str], typer.Option(help="JSON file: a T × m list of inputs.")] = None,
+    inputs_file: Annotated[Optional[str], typer.Option(help=".json, .npy or .npz: shape (T, m), or (B, T, m) for a batch.")] = None,
+    batch: Annotated[Optional[int], typer.Option(help="Draw B random input sequences, N(0, 1).")] = None,
     h0: Annotated[Optional[str], typer.Option("--h0", help="Initial hidden state h_0 (default 0).")] = None,
     c0: Annotated[Optional[str], typer.Option("--c0", help="Initial cell state c_0 (default 0).")] = None,
-    grid: Annotated[Optional[list[str]], typer.Option(help="NAME=START:STOP:COUNT, repeatable: sweep parameters.")] = None,
-    mode: Annotated[Mode, typer.Option(help="Gradient mode: auto (by memory), reverse (BPTT), forward (tangent), or native (BPTT as C compiled by gcc).")] = Mode.auto,
+    grid: Annotated[Optional[list[str]], typer.Option(help="NAME=START:STOP:COUNT, repeatable: sweep parameters (n <= 8).")] = None,
+    mode: Annotated[Mode, typer.Option(help="auto; matrix (BPTT with weight matrices, any n); for grids: reverse (BPTT), forward (tangent), native (C).")] = Mode.auto,
     truncate: Annotated[Optional[int], typer.Option(help="Truncated BPTT through the last τ steps.")] = None,
     every_step: Annotated[bool, typer.Option(help="Loss on every step, L = Σ_t Σ_i h_t[i].")] = False,
-    json_: Annotated[bool, typer.Option("--json", help="Print one setting as JSON.")] = False,
-    out: Annotated[Optional[str], typer.Option(help="Write every array to FILE.npz.")] = None,
+    json_: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    out: Annotated[Optional[str], typer.Option(help="Write every array to FILE.npz (gradients as grad_<name>).")] = None,
+    torch_names: Annotated[bool, typer.Option(help="With --out: also write the gradients under PyTorch's keys (grad_weight_ih_l0, ...).")] = False,
     formula: FormulaOption = None,
     force: Annotated[bool, typer.Option(help="Replace --out if it is a regular file (a symlink is replaced itself, not its target).")] = False,
 ):
-    """Unroll a cell numerically over one setting or a grid, with gradients through time."""
+    """Unroll a cell numerically over a batch of sequences or a grid of settings, with gradients through time."""
     import numpy as np
 
     from pathlib import Path
 
     from numeric.files import check_replaceable, write_atomic
-    from numeric.present import arrays, grid_summary, to_json, walkthrough
-    from numeric.run import run
+    from numeric.present import arrays, to_json, to_text
+    from numeric.run import Request, run
 
     with reported(), np.errstate(all="ignore"):
         if json_ and grid:
             raise UsageError("--json", "describes one setting; use --out FILE.npz for a grid")
-        if out:
+        if torch_names and not out:
+            raise UsageError("--torch-names", "names the arrays of --out FILE.npz; give --out too")
+        if out is not None:
             check_replaceable(Path(out), "--out", force)
-        r = run(cell, variant=variant, activation=activation, hidden=hidden, input_size=input_size,
-                steps=steps, params_file=params, seed=seed, inputs=inputs, inputs_file=inputs_file,
-                h0=h0, c0=c0, grid=tuple(grid or ()), mode=mode.value, truncate=truncate, every_step=every_step,
-                formulas=tuple(formula or ()))
-        if out:
-            write_atomic(out, "--out", lambda f: np.savez(f, **arrays(r)), force=force)
-        typer.echo(json.dumps(to_json(r), indent=2) if json_ else walkthrough(r) if not r.grid else grid_summary(r))
+        r = run(Request(
+            cell=cell, variant=variant, activation=activation, formulas=tuple(formula or ()), hidden=hidden,
+            input_size=input_size, steps=steps, params_file=params, layer=layer, seed=seed, inputs=inputs,
+            inputs_file=inputs_file, batch=batch, h0=h0, c0=c0, grid=tuple(grid or ()), mode=mode.value,
+            truncate=truncate, every_step=every_step))
+        if out is not None:
+            data = arrays(r, torch_names)
+            write_atomic(out, "--out", lambda f: np.savez(f, **data), force=force)
+        typer.echo(json.dumps(to_json(r), indent=2) if json_ else to_text(r))
 
 
 @app.command()

@@ -4,39 +4,41 @@ Prints a table: our default NumPy path (and forward mode) against the
 hand-written NumPy BPTT, and PyTorch / JAX when they are installed.
 
     python bench/gradients.py [--N 100000] [--T 50] [--repeat 5]
+
+One thread against one thread (thread counts set before NumPy, PyTorch or JAX
+load, ``torch.set_num_threads(1)``, ``threadpool_limits(1)``); the contenders
+run interleaved, one call each per round, after one warm-up call each, and
+medians are reported.  See bench/hidden.py for why.
 """
 
 from __future__ import annotations
 
+import os
+
+# Before NumPy, PyTorch, JAX or the native kernels' OpenMP load a thread pool.
+for _variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+    os.environ[_variable] = "1"
+os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
+
 import argparse
-import shutil
-import statistics
-import tempfile
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.handwritten import lstm_grad, rnn_tanh_grad  # noqa: E402
-from derive.cell import make_cell  # noqa: E402
-from derive.cells import CELLS  # noqa: E402
-from numeric.batch import make_problem, random_params  # noqa: E402
-from numeric import native  # noqa: E402
-from numeric.unroll import gradient  # noqa: E402
-
-
-def timed(fn, repeat: int) -> float:
-    fn()  # warm-up: compilation and caches
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+from bench.handwritten import lstm_grad, rnn_tanh_grad
+from bench.hidden import header, interleaved, load
+from derive.cell import make_cell
+from derive.cells import CELLS
+from numeric import native
+from numeric.batch import make_problem, random_params
+from numeric.modes import gradient
 
 
 def cases(N: int, T: int):
@@ -53,12 +55,21 @@ def cases(N: int, T: int):
 
 
 def first_call(problem) -> float:
-    """Seconds of the first native call in this process, with its compile cache cleared."""
-    shutil.rmtree(Path(tempfile.gettempdir()) / "unrolled-native", ignore_errors=True)
-    native.compiled.cache_clear()
-    start = time.perf_counter()
-    gradient(problem, "native")
-    return time.perf_counter() - start
+    """Seconds of the first native call in this process, compiling included: an empty
+    kernel cache of its own (XDG_CACHE_HOME), so the user's cached kernels are left alone."""
+    saved = os.environ.get("XDG_CACHE_HOME")
+    with tempfile.TemporaryDirectory() as folder:
+        os.environ["XDG_CACHE_HOME"] = folder
+        native.compiled.cache_clear()
+        try:
+            start = time.perf_counter()
+            gradient(problem, "native")
+            return time.perf_counter() - start
+        finally:
+            if saved is None:
+                del os.environ["XDG_CACHE_HOME"]
+            else:
+                os.environ["XDG_CACHE_HOME"] = saved
 
 
 def jax_case(jax, label: str, params: dict, x):
@@ -125,39 +136,50 @@ def torch_case(torch, label: str, params: dict, x):
     return run
 
 
+def contenders(label: str, problem, handwritten, notes: list[str]) -> dict:
+    """Every path for one cell, by its row name; the hand-written baseline first."""
+    paths = {"hand-written NumPy BPTT": handwritten,
+             "unrolled reverse (default)": lambda: gradient(problem, "reverse"),
+             "unrolled forward (tangent)": lambda: gradient(problem, "forward")}
+    if native.compiler() is not None:
+        notes.append(f"{label}: native first call, compiling included: {first_call(problem):.2f} s")
+        paths["unrolled native (C, gcc)"] = lambda: gradient(problem, "native")
+    jax = optional("jax")
+    if jax is not None:
+        run, compile_seconds = jax_case(jax, label, problem.params, problem.inputs[:, 0])
+        paths[f"JAX {jax.__version__} jit(vmap(grad))"] = run
+        notes.append(f"{label}: JAX first call, compiling included: {compile_seconds:.2f} s")
+    torch = optional("torch")
+    if torch is not None:
+        paths[f"PyTorch {torch.__version__.split('+')[0]} autograd"] = torch_case(
+            torch, label, problem.params, problem.inputs[:, 0])
+    return paths
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--N", type=int, default=100_000)
     parser.add_argument("--T", type=int, default=50)
-    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--repeat", type=int, default=5, help="interleaved rounds; medians are reported")
     args = parser.parse_args()
-    print(f"{'cell':<10}{'T':>4}{'N':>8}  {'path':<26}{'median':>10}  {'vs hand-written NumPy':>22}")
-    notes = []
-    for label, problem, handwritten in cases(args.N, args.T):
-        base = timed(handwritten, args.repeat)
-        rows = [("hand-written NumPy BPTT", base),
-                ("unrolled reverse (default)", timed(lambda: gradient(problem, "reverse"), args.repeat)),
-                ("unrolled forward (tangent)", timed(lambda: gradient(problem, "forward"), args.repeat))]
-        if native.compiler() is not None:
-            compile_seconds = first_call(problem)
-            rows.append(("unrolled native (C, gcc)", timed(lambda: gradient(problem, "native"), args.repeat)))
-            notes.append(f"{label}: native first call, compiling included: {compile_seconds:.2f} s")
-        jax = optional("jax")
-        if jax is not None:
-            run, compile_seconds = jax_case(jax, label, problem.params, problem.inputs[:, 0])
-            rows.append((f"JAX {jax.__version__} jit(vmap(grad))", timed(run, args.repeat)))
-            notes.append(f"{label}: JAX first call, compiling included: {compile_seconds:.2f} s")
-        torch = optional("torch")
-        if torch is not None:
-            rows.append((f"PyTorch {torch.__version__.split('+')[0]} autograd",
-                         timed(torch_case(torch, label, problem.params, problem.inputs[:, 0]), args.repeat)))
-        for name, seconds in rows:
-            print(f"{label:<10}{args.T:>4}{args.N:>8}  {name:<26}{seconds * 1e3:>8.1f} ms  {base / seconds:>21.2f}x")
+    torch = optional("torch")
+    if torch is not None:
+        torch.set_num_threads(1)
+    with threadpool_limits(1):
+        print("\n".join([*header(torch), ""]))
+        print(f"{'cell':<10}{'T':>4}{'N':>8}  {'path':<26}{'median':>10}  {'vs hand-written NumPy':>22}")
+        notes = []
+        for label, problem, handwritten in cases(args.N, args.T):
+            medians = interleaved(contenders(label, problem, handwritten, notes), args.repeat)
+            base = medians["hand-written NumPy BPTT"]
+            for name, seconds in medians.items():
+                print(f"{label:<10}{args.T:>4}{args.N:>8}  {name:<26}{seconds * 1e3:>8.1f} ms  "
+                      f"{base / seconds:>21.2f}x")
     print("\n".join(notes))
+    print(f"load average at the end: {load()}")
     for lib in ("torch", "jax"):
         if optional(lib) is None:
             print(f"({lib} is not installed: its row is skipped)")
-
 
 if __name__ == "__main__":
     main()

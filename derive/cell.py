@@ -17,7 +17,7 @@ from typing import Callable, Mapping
 import sympy as sp
 
 from .activations import ACTIVATIONS, Activation
-from .errors import UsageError
+from .errors import InvalidValue, UsageError
 from .symbols import parameter, quantity
 
 Equations = tuple[tuple[str, sp.ImmutableMatrix], ...]
@@ -69,6 +69,12 @@ class CellDef:
     carousel: tuple[str, ...] = ()
     scalar_only: bool = False
     examples: tuple[Mapping[str, str], ...] = ()
+    output: str = ""
+
+    @property
+    def output_state(self) -> str:
+        """The state the loss is on, L = Σ_i (output)_T[i]: ``output``, else the first state."""
+        return self.output or self.states[0]
 
     @property
     def variants(self) -> tuple[str, ...]:
@@ -102,12 +108,13 @@ class Cell:
         return self.definition.states
 
     @property
+    def output(self) -> str:
+        """The state the loss is on: L = Σ_i (output)_T[i]."""
+        return self.definition.output_state
+
+    @property
     def label(self) -> str:
-        """``rnn (tanh)``, ``lstm (peephole)``, ``gru``: how the cell is named to users."""
-        extra = [self.activation.name] if self.activation else []
-        if self.variant != self.definition.variants[0]:
-            extra.append(self.variant)
-        return self.name + (f" ({', '.join(extra)})" if extra else "")
+        return label(self.definition, self.variant, self.activation.name if self.activation else None)
 
     def current(self, name: str) -> sp.ImmutableMatrix:
         """The symbols of quantity ``name`` at step t."""
@@ -128,10 +135,22 @@ class Cell:
         return tuple(name for name, _ in self.params)
 
     def display_name(self, param_name: str) -> str:
-        """The name a user sees: the lecture's ``w`` for a 1×1 ``W_hh``."""
-        if self.n == self.m == 1:
-            return self.definition.scalar_names.get(param_name, param_name)
-        return param_name
+        return display_name(self.definition, param_name, self.n, self.m)
+
+
+def label(definition: CellDef, variant: str, activation: str | None) -> str:
+    """``rnn (tanh)``, ``lstm (peephole)``, ``gru``: how a cell is named to users."""
+    extra = [activation] if activation else []
+    if variant != definition.variants[0]:
+        extra.append(variant)
+    return definition.name + (f" ({', '.join(extra)})" if extra else "")
+
+
+def display_name(definition: CellDef, param_name: str, n: int, m: int) -> str:
+    """The name a user sees: the lecture's ``w`` for a 1×1 ``W_hh``."""
+    if n == m == 1:
+        return definition.scalar_names.get(param_name, param_name)
+    return param_name
 
 
 #: The largest hidden or input size a command accepts: element-symbol matrices grow as n².
@@ -183,11 +202,11 @@ def _check_equations(definition: CellDef, equations: Equations, known: set, n: i
         known |= set(quantity(name, "t", n))
 
 
-def _choose(option: str, value: str | None, allowed: tuple[str, ...], what: str) -> str:
+def _choose(field: str, value: str | None, allowed: tuple[str, ...], what: str) -> str:
     if value is None:
         return allowed[0]
     if value not in allowed:
-        raise UsageError(option, f"unknown {what} {value!r}; allowed: {', '.join(allowed)}")
+        raise InvalidValue(field, f"unknown {what} {value!r}; allowed: {', '.join(allowed)}")
     return value
 
 
@@ -207,11 +226,11 @@ def make_cell(
     if (definition.fixed or definition.scalar_only) and (n, m) != (1, 1):
         option = "--hidden" if n != 1 else "--input-size"
         raise UsageError(option, f"{definition.name} is a one-unit (scalar) cell; allowed: 1")
-    variant = _choose("--variant", variant, definition.variants, f"variant of {definition.name}")
+    variant = _choose("variant", variant, definition.variants, f"variant of {definition.name}")
     if definition.activations:
-        act = ACTIVATIONS[_choose("--activation", activation, definition.activations, "activation")]
+        act = ACTIVATIONS[_choose("activation", activation, definition.activations, "activation")]
     elif activation is not None:
-        raise UsageError("--activation", f"{definition.name} has fixed activations; drop the option")
+        raise InvalidValue("activation", f"{definition.name} has fixed activations; drop it")
     else:
         act = None
     params, fixed = _param_symbols(definition, variant, n, m)

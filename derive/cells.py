@@ -115,18 +115,19 @@ def gru_step(s: StepInputs):
     """PyTorch: r, z = σ(W_x* x_t + W_h* h_{t-1} + b_*),
     n_t = tanh(W_xn x_t + b_xn + r ⊙ (W_hn h_{t-1} + b_hn)), h_t = (1 − z) ⊙ n_t + z ⊙ h_{t-1}.
 
-    ``cho`` (Cho et al. 2014): n_t = tanh(W_xn x_t + W_hn (r ⊙ h_{t-1}) + b_n),
-    h_t = (1 − z) ⊙ h_{t-1} + z ⊙ n_t.
+    ``cho`` (Cho et al. 2014, eqs. 5–8): the reset gate acts before W_hn,
+    n_t = tanh(W_xn x_t + W_hn (r ⊙ h_{t-1}) + b_n), and h_t = z ⊙ h_{t-1} + (1 − z) ⊙ n_t.
+    ``colah`` (Olah's "Understanding LSTM Networks"): as ``cho`` with the roles of z
+    swapped, h_t = (1 − z) ⊙ h_{t-1} + z ⊙ n_t.
     """
     p, q, h_prev = s.p, s.q, s.prev["h"]
     r = ("r", elementwise(sigmoid, _affine(s, "r")))
     z = ("z", elementwise(sigmoid, _affine(s, "z")))
-    if s.variant == "cho":
-        pre = p["W_xn"] * s.x + p["W_hn"] * hadamard(q("r"), h_prev) + p["b_n"]
-        new, old = q("z"), ones_like(h_prev) - q("z")
-    else:
+    if s.variant == "standard":
         pre = p["W_xn"] * s.x + p["b_xn"] + hadamard(q("r"), p["W_hn"] * h_prev + p["b_hn"])
-        new, old = ones_like(h_prev) - q("z"), q("z")
+    else:
+        pre = p["W_xn"] * s.x + p["W_hn"] * hadamard(q("r"), h_prev) + p["b_n"]
+    new, old = (q("z"), ones_like(h_prev) - q("z")) if s.variant == "colah" else (ones_like(h_prev) - q("z"), q("z"))
     candidate = ("n", elementwise(sp.tanh, pre))
     return (r, z, candidate, ("h", hadamard(new, q("n")) + hadamard(old, h_prev)))
 
@@ -140,6 +141,7 @@ GRU = CellDef(
     params={
         "standard": _GRU_GATES + (Param("b_xn", "n"), Param("b_hn", "n")),
         "cho": _GRU_GATES + (Param("b_n", "n"),),
+        "colah": _GRU_GATES + (Param("b_n", "n"),),
     },
     step=gru_step,
 )

@@ -118,9 +118,12 @@ def state_chain(cell: Cell, of: str, wrt: str) -> ChainForm:
 
 
 def loss_gradient(cell: Cell) -> sp.ImmutableMatrix:
-    """∂L/∂s_T for L = Σ_i h_T[i]: ones on h, zeros elsewhere (a row)."""
+    """∂L/∂s_T for L = Σ_i y_T[i], y the cell's output state: ones on y, zeros elsewhere (a row).
+
+    The one definition of the loss; every numeric path takes it from here.
+    """
     return sp.ImmutableMatrix(
-        [[1 if s == "h" else 0 for s in cell.states for _ in range(cell.n)]]
+        [[1 if s == cell.output else 0 for s in cell.states for _ in range(cell.n)]]
     )
 
 
@@ -136,7 +139,7 @@ def bptt_form(cell: Cell, param: str, truncate: int | None = None) -> BpttForm:
     partial = param_jacobian(cell, param)
     total = None
     if cell.n == 1 and len(cell.states) == 1 and partial.shape == (1, 1):
-        chain = state_chain(cell, "h", "h")
+        chain = state_chain(cell, cell.output, cell.output)
         product = chain.closed if chain.closed is not None else chain.product
         total = sp.Sum(product * at_index(cell, partial[0], k), (k, lower, T))
     return BpttForm(param, loss_gradient(cell), partial, lower, total)

@@ -55,6 +55,7 @@ def custom_definition(formulas: tuple[str, ...]) -> CellDef:
         params={"standard": tuple(Param(n, "1") for n in names)},
         step=step,
         scalar_only=True,
+        output=states[-1],  # the last formula's state is what the cell puts out
     )
 
 

@@ -17,3 +17,16 @@ class UsageError(UnrolledError):
     def __init__(self, option: str, message: str):
         super().__init__(f"{option}: {message}")
         self.option = option
+
+
+class InvalidValue(UnrolledError):
+    """A value outside what is allowed, named by the library's own field (``hidden``,
+    ``params``, ``inputs``); the CLI alone maps a field to its option (exit code 2).
+
+    >>> InvalidValue("hidden", "must be from 1 to 4096, got 0").field
+    'hidden'
+    """
+
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field = field

@@ -72,14 +72,20 @@ def regime(cell: Cell, lags: int, values: dict, log10_value: float | None = None
         if rate is None:
             return Regime("unknown", "Pascanu's bound covers h_t = φ(W_hh h_{t-1} + …) only; "
                           "set every parameter to measure this cell's rate")
-        verdict = "vanishing (measured)" if rate < 0 else "exploding (measured)" if rate > 0 else "neutral"
-        return Regime(verdict, f"measured: log10 of the derivative's size changes by {rate:.4g} per step",
-                      measured_log10_rate=rate)
+        return measured(log10_value, lags)
     gamma = cell.activation.gamma
     if weight not in values:
         return Regime("unknown", f"set {cell.display_name(weight)} to decide: vanishing is "
                       f"guaranteed when γσ₁ < 1 (γ = {gamma})", gamma, weight)
-    sigma1 = largest_singular_value(values[weight])
+    return judge(weight, gamma, largest_singular_value(values[weight]), lags, rate)
+
+
+def judge(weight: str, gamma: sp.Rational, sigma1: float, lags: int, rate: float | None = None) -> Regime:
+    """Pascanu's verdict from γ = sup|φ'| and σ₁ of the recurrent weight, over ``lags`` steps.
+
+    >>> judge("W_hh", sp.Integer(1), 0.5, 50).verdict
+    'vanishing'
+    """
     product = float(gamma) * sigma1
     bound = lags * math.log10(product) if product > 0 else -math.inf
     if product < 1:
@@ -89,3 +95,13 @@ def regime(cell: Cell, lags: int, values: dict, log10_value: float | None = None
     else:
         verdict, why = "neutral", "γσ₁ = 1: the bound neither grows nor shrinks"
     return Regime(verdict, why, gamma, weight, sigma1, bound, rate)
+
+
+def measured(log10_value: float | None, lags: int) -> Regime:
+    """The verdict of a gated cell, from the measured size of the derivative over ``lags`` steps."""
+    rate = _measured(log10_value, lags)
+    if rate is None:
+        return Regime("unknown", "the derivative's size could not be measured")
+    verdict = "vanishing (measured)" if rate < 0 else "exploding (measured)" if rate > 0 else "neutral"
+    return Regime(verdict, f"measured: log10 of the derivative's size changes by {rate:.4g} per step",
+                  measured_log10_rate=rate)

@@ -64,7 +64,7 @@ class Derivation:
 def _resolve_wrt(cell: Cell, wrt: str | None) -> tuple[str, str]:
     """(``state`` or ``param``, name) for ``--wrt``: a state (h, h0, h_0) or a parameter."""
     if wrt is None:
-        return "state", "h"
+        return "state", cell.output
     text = wrt.strip()
     for state in cell.states:
         if text in (state, f"{state}0", f"{state}_0"):
@@ -197,7 +197,7 @@ def solve(
     if truncate is not None and (kind != "param" or truncate < 1):
         raise UsageError("--truncate", "needs a parameter --wrt (BPTT) and a whole number >= 1")
     problem = _Problem(
-        cell=the_cell, steps=steps, of=name if kind == "state" else "h", wrt=name,
+        cell=the_cell, steps=steps, of=name if kind == "state" else the_cell.output, wrt=name,
         chain=state_chain(the_cell, name, name) if kind == "state" else None,
         bptt=bptt_form(the_cell, name, truncate) if kind == "param" else None, truncate=truncate,
         inputs=parse_inputs(inputs, steps, the_cell.m) if steps <= reference.REFERENCE_LIMIT else None,

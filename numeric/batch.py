@@ -13,6 +13,7 @@ from typing import Mapping
 import numpy as np
 
 from derive.cell import Cell
+from derive.chain import loss_gradient as symbolic_loss_gradient
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,21 @@ class Problem:
         return [self.inputs[t - 1][..., j] for j in range(self.cell.m)]
 
 
+def loss_gradient(p: Problem) -> np.ndarray:
+    """∂L/∂s_T as floats, from the one definition of the loss (``derive.chain.loss_gradient``)."""
+    return np.array([float(v) for v in symbolic_loss_gradient(p.cell)])
+
+
+def split(p: Problem, flat: np.ndarray) -> dict[str, np.ndarray]:
+    """A gradient over all parameter elements -> parameter name -> batch + shape."""
+    out, start = {}, 0
+    for name, symbols in p.cell.params:
+        size = len(symbols)
+        out[name] = flat[..., start : start + size].reshape(flat.shape[:-1] + symbols.shape)
+        start += size
+    return out
+
+
 def make_problem(cell: Cell, params: Mapping[str, object], inputs, s0=None) -> Problem:
     """Check shapes and build a ``Problem``; ``s0`` defaults to zeros."""
     arrays = {}
@@ -98,8 +114,10 @@ def make_problem(cell: Cell, params: Mapping[str, object], inputs, s0=None) -> P
     return Problem(cell, arrays, x, state)
 
 
-def random_params(cell: Cell, batch: tuple[int, ...] = (), seed: int = 0, scale: float | None = None):
-    """PyTorch's default initialisation, U(−1/√n, 1/√n) for every parameter."""
+def random_params(cell, batch: tuple[int, ...] = (), seed: int = 0, scale: float | None = None):
+    """PyTorch's default initialisation, U(−1/√n, 1/√n) for every parameter, in the shapes
+    of a ``Cell`` (biases (n, 1)) or of a ``derive.core.Layer`` (biases (n,)): the same numbers."""
     rng = np.random.default_rng(seed)
     bound = 1 / np.sqrt(cell.n) if scale is None else scale
-    return {name: rng.uniform(-bound, bound, batch + v.shape) for name, v in cell.params}
+    shapes = cell.shapes() if hasattr(cell, "shapes") else {name: v.shape for name, v in cell.params}
+    return {name: rng.uniform(-bound, bound, batch + shape) for name, shape in shapes.items()}

@@ -16,8 +16,8 @@ from derive import reference
 from derive.cell import Cell, make_cell
 from derive.cells import CELLS
 
-from .batch import Problem, make_problem, random_params
-from .unroll import forward, gradient_forward, gradient_reverse, loss_gradient, state_jacobian
+from .batch import Problem, loss_gradient, make_problem, random_params
+from .unroll import forward, gradient_forward, gradient_reverse, state_jacobian
 
 TOLERANCES = {"forward mode": 1e-12, "finite differences": 1e-6, "complex step": 1e-12, "mpmath 50 digits": 1e-12}
 

@@ -29,7 +29,7 @@ from derive.cell import Cell
 from derive.errors import UnrolledError
 from derive.graph import expanded, jacobian_step
 
-from .batch import Problem
+from .batch import Problem, loss_gradient, split
 from .kernels import adjoint_symbols, all_params
 
 FLAGS = ["-O3", "-ffast-math", "-march=native", "-fopenmp", "-fPIC", "-shared"]
@@ -273,8 +273,6 @@ def _pointer(a: np.ndarray) -> int:
 
 def gradient_native(p: Problem, truncate: int | None = None, every_step: bool = False) -> dict:
     """∂L/∂θ exactly as ``numeric.unroll.gradient_reverse`` defines it, by the compiled C loop."""
-    from .unroll import loss_gradient, split
-
     if p.inputs.ndim != 2 or np.iscomplexobj(p.inputs) or any(np.iscomplexobj(v) for v in p.params.values()):
         raise ValueError("the native mode takes real inputs shared by the batch, shape (T, m)")
     if truncate is not None and every_step:

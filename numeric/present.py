@@ -7,7 +7,13 @@ import math
 import numpy as np
 
 from .check import CheckRow
-from .run import NumericResult
+from derive.activations import ACTIVATIONS
+from derive.regime import judge, measured
+
+from derive.errors import InvalidValue
+
+from .run import LAGS, LayerRun, NumericResult
+from .weights import torch_names
 
 GATE_NAMES = {"i": "input gate", "f": "forget gate", "g": "potential memory", "o": "output gate",
               "c": "long-term memory c", "h": "short-term memory h", "r": "reset gate",
@@ -23,26 +29,83 @@ def _fmt(x: float) -> str:
     return f"{x:.4f}" if abs(x) >= 1e-3 or x == 0 else f"{x:.3e}"
 
 
+def _table(label, n, m, steps, s0, inputs, names, trace, log10_jacobian, grads, mode, output) -> list[str]:
+    """Each step's input, gates and states for one sequence, then ∂L/∂θ."""
+    heads = ["t", *(f"x[{j}]" for j in range(m)), *names]
+    lines = [f"{label}, hidden size {n}, T = {steps}, s_0 = {list(map(float, s0))}; parameters: "
+             f"{', '.join(grads) or 'none (fixed weights)'}",
+             "  ".join(f"{h:>10}" for h in heads)]
+    for t in range(steps):
+        row = [str(t + 1), *(_fmt(v) for v in inputs[t]), *(_fmt(v) for v in trace[t])]
+        lines.append("  ".join(f"{v:>10}" for v in row))
+    last = trace[-1][[names.index(q) for q in names if q.split("_t")[0] == output]]
+    lines.append(f"prediction for step {steps + 1} ({output}_T): {', '.join(_fmt(v) for v in last)}")
+    if n == 1 and len({q.split('_')[0] for q in names}) > 2:
+        lines.append(f"  ({', '.join(f'{q.split(chr(95))[0]} = {_label(q)}' for q in names)})")
+    lines.append(f"log10 ‖∂s_T/∂s_0‖₂ = {float(log10_jacobian):.6g}")
+    if grads:
+        lines.append(f"∂L/∂θ (L = Σ {output}_T, mode {mode}):")
+        for name, g in grads.items():
+            lines.append(f"  {name:>6} = {np.array2string(np.squeeze(g) if g.size == 1 else g, precision=6)}")
+    return lines
+
+
 def walkthrough(r: NumericResult) -> str:
     """Each step's input, gates and states for one setting, then the gradients."""
     p, cell = r.problem, r.problem.cell
-    heads = ["t", *(f"x[{j}]" for j in range(cell.m)), *r.quantities]
-    names = ", ".join(cell.display_name(n) for n in cell.param_names()) or "none (fixed weights)"
-    lines = [f"{cell.label}, hidden size {cell.n}, T = {p.steps}, s_0 = {p.s0.tolist()}; parameters: {names}",
-             "  ".join(f"{h:>10}" for h in heads)]
-    for t in range(p.steps):
-        row = [str(t + 1), *(_fmt(v) for v in p.inputs[t]), *(_fmt(v) for v in r.trace[t])]
-        lines.append("  ".join(f"{v:>10}" for v in row))
-    h_last = r.trace[-1][[r.quantities.index(q) for q in r.quantities if q.startswith("h_t")]]
-    lines.append(f"prediction for step {p.steps + 1} (h_T): {', '.join(_fmt(v) for v in h_last)}")
-    if cell.n == 1 and len(cell.states) == 2:
-        gates = ", ".join(f"{q.split('_')[0]} = {_label(q)}" for q in r.quantities)
-        lines.append(f"  ({gates})")
-    lines.append(f"log10 ‖∂s_T/∂s_0‖₂ = {float(r.jacobian.log10_norm()):.6g}")
-    if r.grads:
-        lines.append(f"∂L/∂θ (L = Σ h_T, mode {r.mode}):")
-        for name, g in r.grads.items():
-            lines.append(f"  {cell.display_name(name):>6} = {np.array2string(np.squeeze(g, axis=-1) if g.shape[-1] == 1 else g, precision=6)}")
+    grads = {cell.display_name(n): (g[..., 0] if g.shape[-1] == 1 and g.ndim == 2 else g) for n, g in r.grads.items()}
+    return "\n".join(_table(cell.label, cell.n, cell.m, p.steps, p.s0, p.inputs, list(r.quantities), r.trace,
+                            r.jacobian.log10_norm(), grads, r.mode, cell.output))
+
+
+def _power(log10: float) -> str:
+    return "0" if log10 == -math.inf else f"10^{log10:.3f}" if math.isfinite(log10) else "nan"
+
+
+def _regime(r: LayerRun):
+    core = r.layer.core
+    if core.activation is not None and len(core.states) == 1 and len(r.recurrent) == 1:
+        name, sigma1 = r.recurrent[0]
+        return judge(name, ACTIVATIONS[core.activation].gamma, sigma1, r.steps)
+    return measured(float(r.by_lag[-1]) if r.by_lag is not None else None, r.steps)
+
+
+def summary(r: LayerRun, steps_table: bool = True) -> str:
+    """What a person reads for a layer of any size: norms, σ₁, the regime, lags; arrays elsewhere.
+    A small layer's single sequence also gets its per-step table (``steps_table``)."""
+    lay, res, T = r.layer, r.result, r.steps
+    B = r.inputs.shape[0]
+    out = lay.core.output
+    lines = [f"{lay.label}, hidden size {lay.n}, input size {lay.m}, T = {T}, batch {B}; weights: {r.source}",
+             f"L = Σ_b Σ_i {out}_T[b, i] (mode {r.mode}: BPTT with the weights as matrices)"]
+    table = steps_table and r.trace is not None and B == 1
+    if table:
+        lines = _table(lay.label, lay.n, lay.m, T, r.s0, r.inputs[0], list(r.quantities), r.trace,
+                       r.by_lag[-1], {lay.display_name(k): v for k, v in r.grads.items()}, r.mode, out)
+    elif r.grads:
+        lines.append("‖∂L/∂θ‖ (Frobenius norm of each parameter's gradient):")
+        norms = [(lay.display_name(k), float(np.linalg.norm(v))) for k, v in r.grads.items()]
+        for i in range(0, len(norms), 4):
+            lines.append("  " + "   ".join(f"{k:>5} {v:.4e}" for k, v in norms[i:i + 4]))
+    if r.recurrent:
+        lines.append("σ₁ of the recurrent weights: " + ", ".join(f"{k} {v:.4g}" for k, v in r.recurrent))
+    regime = _regime(r)
+    lines.append(f"regime: {regime.verdict} ({regime.reason})")
+    lags = [k for k in LAGS if k <= T]
+    if r.by_lag is not None:
+        lines.append("‖∂s_T/∂s_{T−k}‖₂ (sequence 0): " + ", ".join(f"k={k}: {_power(r.by_lag[k])}" for k in lags))
+    else:
+        lines.append(f"‖∂s_T/∂s_{{T−k}}‖₂: not computed for {len(lay.states) * lay.n} state elements "
+                     "(more than 1024); the adjoint below is")
+    adjoint = res.log10_adjoint[::-1]
+    which = "sequence 0" if B == 1 else "median over the batch"
+    lines.append(f"‖∂L/∂s_{{T−k}}‖₂ ({which}): "
+                 + ", ".join(f"k={k}: {_power(float(np.median(adjoint[k])))}" for k in lags))
+    if not table:
+        final = res.states[out][-1, 0]
+        shown = ", ".join(_fmt(v) for v in final[:8]) + (", …" if lay.n > 8 else "")
+        lines.append(f"{out}_T (sequence 0): {shown}")
+        lines.append("every array: --json, or --out FILE.npz")
     return "\n".join(lines)
 
 
@@ -76,8 +139,7 @@ def _finite_or_none(values):
     return [v if math.isfinite(v) else None for v in np.ravel(values).tolist()]
 
 
-def to_json(r: NumericResult) -> dict:
-    """One setting as JSON-ready data (keys listed in the README)."""
+def _grid_json(r: NumericResult) -> dict:
     cell, q = r.problem.cell, r.quantities
     states = {s: r.trace[:, [q.index(f"{s}_t" if cell.n == 1 else f"{s}_t[{i}]") for i in range(cell.n)]].tolist()
               for s in cell.states}
@@ -86,7 +148,7 @@ def to_json(r: NumericResult) -> dict:
         "cell": cell.name, "variant": cell.variant, "hidden": cell.n, "steps": r.problem.steps,
         "states": states,
         "quantities": {name: r.trace[:, i].tolist() for i, name in enumerate(q)},
-        "grad": {cell.display_name(n): (g[..., 0] if g.shape[-1] == 1 and g.shape[-2] > 1 else g).squeeze().tolist() if g.size > 1 else float(g.ravel()[0]) for n, g in r.grads.items()},
+        "grad": {n: (g[..., 0] if g.shape[-1] == 1 and g.shape[-2] > 1 else g).squeeze().tolist() if g.size > 1 else float(g.ravel()[0]) for n, g in r.grads.items()},
         "jacobian": [_finite_or_none(row) for row in jac] if np.all(np.isfinite(jac)) else None,
         "log10_norm_jacobian": float(r.jacobian.log10_norm()),
         "log10_norm_by_lag": _finite_or_none(r.by_lag),
@@ -94,13 +156,76 @@ def to_json(r: NumericResult) -> dict:
     }
 
 
-def arrays(r: NumericResult) -> dict[str, np.ndarray]:
-    """Everything computed, as arrays for ``np.savez``."""
-    out = {f"grid_{r.problem.cell.display_name(n)}": v for n, v in r.grid}
+def _unbatched(r: LayerRun, a: np.ndarray) -> np.ndarray:
+    """An array with the batch axis first, without it when the inputs were one sequence."""
+    return a if r.batched else a[0]
+
+
+def _layer_json(r: LayerRun) -> dict:
+    lay, res = r.layer, r.result
+    regime = _regime(r)
+    jac = r.jacobian.to_float() if r.jacobian is not None else None
+    return {
+        "cell": lay.name, "variant": lay.variant, "hidden": lay.n, "input_size": lay.m, "steps": r.steps,
+        "batch": int(r.inputs.shape[0]), "mode": r.mode, "weights": r.source,
+        "states": {s: _unbatched(r, v[1:].transpose(1, 0, 2)).tolist() for s, v in res.states.items()},
+        "quantities": {name: r.trace[:, i].tolist() for i, name in enumerate(r.quantities)} if r.trace is not None else None,
+        "grad": {k: v.tolist() if v.size > 1 else float(v.ravel()[0]) for k, v in r.grads.items()},
+        "grad_norm": {k: float(np.linalg.norm(v)) for k, v in r.grads.items()},
+        "grad_initial_state": {f"{s}_0": _unbatched(r, res.grads[f"{s}_0"]).tolist() for s in lay.states},
+        "jacobian": [_finite_or_none(row) for row in jac] if jac is not None and np.all(np.isfinite(jac)) else None,
+        "log10_norm_jacobian": float(r.by_lag[-1]) if r.by_lag is not None else None,
+        "log10_norm_by_lag": _finite_or_none(r.by_lag) if r.by_lag is not None else None,
+        "log10_adjoint": [_finite_or_none(row) for row in res.log10_adjoint.T] if r.batched
+        else _finite_or_none(res.log10_adjoint[:, 0]),
+        "recurrent_sigma1": dict(r.recurrent),
+        "regime": {"verdict": regime.verdict, "reason": regime.reason},
+    }
+
+
+def to_json(r: NumericResult | LayerRun) -> dict:
+    """One setting, or one layer's batch, as JSON-ready data (keys listed in the README)."""
+    return _layer_json(r) if isinstance(r, LayerRun) else _grid_json(r)
+
+
+def to_text(r: NumericResult | LayerRun) -> str:
+    """What ``numeric`` prints for a person."""
+    if isinstance(r, LayerRun):
+        return summary(r)
+    return grid_summary(r) if r.grid else walkthrough(r)
+
+
+def arrays(r: NumericResult | LayerRun, torch_keys: bool = False) -> dict[str, np.ndarray]:
+    """Everything computed, as arrays for ``np.savez``; gradients as ``grad_<name>`` in our
+    names at every size, and with ``torch_keys`` under PyTorch's too (``grad_weight_ih_l0``)."""
+    if isinstance(r, NumericResult):
+        if torch_keys:
+            raise InvalidValue("torch_names", "PyTorch's keys name one layer's weights; a grid has many")
+        return _grid_arrays(r)
+    res = r.result
+    out = {f"grad_{k}": v for k, v in r.grads.items()}
+    out.update({f"grad_{s}_0": _unbatched(r, res.grads[f"{s}_0"]) for s in r.layer.states})
+    out.update({s: _unbatched(r, v.transpose(1, 0, 2)) for s, v in res.states.items()})
+    out["inputs"] = _unbatched(r, r.inputs)
+    out["log10_adjoint"] = _unbatched(r, res.log10_adjoint.T)
+    if r.by_lag is not None:
+        out["log10_norm_by_lag"] = r.by_lag
+    if r.jacobian is not None:
+        out["jacobian_mantissa"], out["jacobian_log10_scale"] = r.jacobian.mantissa, r.jacobian.log10_scale
+    if r.trace is not None:
+        out["quantities"] = r.trace
+    if torch_keys:
+        named = torch_names(r.layer.name, r.layer.variant, r.grads, r.layer_index)
+        out.update({f"grad_{k}": v for k, v in named.items()})
+    return out
+
+
+def _grid_arrays(r: NumericResult) -> dict[str, np.ndarray]:
+    out = {f"grid_{name}": v for name, v in r.grid}
     out["log10_norm_jacobian"] = r.jacobian.log10_norm()
     out["jacobian_mantissa"] = r.jacobian.mantissa
     out["jacobian_log10_scale"] = r.jacobian.log10_scale
-    out.update({f"grad_{r.problem.cell.display_name(n)}": g for n, g in r.grads.items()})
+    out.update({f"grad_{name}": g for name, g in r.grads.items()})
     if r.trace is not None:
         out["quantities"] = r.trace
         out["log10_norm_by_lag"] = r.by_lag

@@ -1,28 +1,70 @@
-"""The ``numeric`` command's work: load or draw parameters, sweep a grid, unroll, differentiate."""
+"""The ``numeric`` command's work: one request record in, one result out.
+
+Weights come from a file (ours or PyTorch's names) or PyTorch's initialisation;
+inputs are typed, read or drawn.  Shared weights run through ``numeric.layer``
+(any hidden size); a grid of settings through the elementwise kernels.
+"""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
-from derive.cell import Cell, check_sizes, make_cell
+from derive.cell import Cell, make_cell
+from derive.core import Layer, make_core
 from derive.custom import cell_definition
-from derive.errors import UsageError
+from derive.errors import InvalidValue
 from derive.values import parameter_names, parse_initial_state, parse_number
 
+from .arrayfiles import read_tensors
 from .batch import Problem, make_problem, random_params
+from .inputs import DEFAULT_STEPS, inputs as read_or_draw_inputs
 from .kernels import quantity_names
-from .unroll import LogMatrix, gradient, log10_norm_by_lag, state_jacobian, trace
+from .layer import MAX_HIDDEN, LayerResult, LogMatrix, check_memory, jacobian_norms, value_and_grad
+from .modes import choose, gradient, grid_mode
+from .unroll import log10_norm_by_lag, state_jacobian, trace
+from .weights import cell_params
 
+#: A grid's element kernels hold every element of every weight as a symbol: small n only.
+MAX_GRID_HIDDEN = 8
 MAX_GRID = 10**7
+#: Per-step tables and full state Jacobians are shown for at most this many state elements.
+SMALL = 8
+#: ‖∂s_T/∂s_{T−k}‖ runs the identity backwards as a batch of S rows: up to this S.
+MAX_JACOBIAN_ROWS = 1024
+#: Lags at which ‖∂s_T/∂s_{T−k}‖ is always computed (and shown).
+LAGS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
+
+
+@dataclass(frozen=True)
+class Request:
+    """Everything ``numeric`` is asked, as given: names, numbers, text and paths."""
+
+    cell: str = "rnn"
+    variant: str | None = None
+    activation: str | None = None
+    formulas: tuple[str, ...] = ()
+    hidden: int | None = None
+    input_size: int | None = None
+    steps: int | None = None
+    params_file: str | None = None
+    layer: int = 0
+    seed: int = 0
+    inputs: str | None = None
+    inputs_file: str | None = None
+    batch: int | None = None
+    h0: str | None = None
+    c0: str | None = None
+    grid: tuple[str, ...] = ()
+    mode: str = "auto"
+    truncate: int | None = None
+    every_step: bool = False
 
 
 @dataclass(frozen=True)
 class NumericResult:
-    """What one ``numeric`` run computed; arrays carry the grid's batch shape in front."""
+    """A grid of settings (each its own weights); arrays carry the grid's shape in front."""
 
     problem: Problem
     grid: tuple[tuple[str, np.ndarray], ...]
@@ -34,92 +76,144 @@ class NumericResult:
     mode: str
 
 
-def _reject(name):
-    raise ValueError(name)
+@dataclass(frozen=True)
+class LayerRun:
+    """One layer's weights shared by a batch of sequences, as PyTorch runs it.
+
+    ``trace`` (every quantity of every step) and ``jacobian`` (∂s_T/∂s_0) are for
+    sequence 0 of a small layer; ``by_lag`` is log10‖∂s_T/∂s_{T−k}‖₂ of sequence 0.
+    """
+
+    layer: Layer
+    params: dict[str, np.ndarray]
+    inputs: np.ndarray  # (B, T, m)
+    batched: bool       # the inputs came as a batch (B, T, m), not one sequence (T, m)
+    s0: np.ndarray      # (S,), states stacked in order
+    result: LayerResult
+    quantities: tuple[str, ...]
+    trace: np.ndarray | None
+    jacobian: LogMatrix | None
+    by_lag: np.ndarray | None
+    recurrent: tuple[tuple[str, float], ...]
+    source: str
+    layer_index: int = 0
+    mode: str = "matrix"
+
+    @property
+    def grads(self) -> dict[str, np.ndarray]:
+        return {name: self.result.grads[name] for name in self.layer.param_names()}
+
+    @property
+    def steps(self) -> int:
+        return self.inputs.shape[1]
 
 
-def _to_float(value):
-    return np.array(value, dtype=float) if isinstance(value, list) else float(value)
+def _weights(req: Request, definition, variant: str) -> tuple[dict | None, int, int, str]:
+    """(parameters or None, n, m, where they came from); n, m from the file or the request."""
+    if req.params_file is None:
+        return None, req.hidden or 1, req.input_size or req.hidden or 1, f"PyTorch's initialisation, seed {req.seed}"
+    tensors = read_tensors(req.params_file)
+    params, n, m = cell_params(tensors, definition, variant, req.layer)
+    for field, given, found in (("hidden", req.hidden, n), ("input_size", req.input_size, m)):
+        if given is not None and given != found:
+            raise InvalidValue(field, f"{req.params_file} has {field.replace('_', ' ')} {found}, not {given}")
+    layer = f" (layer {req.layer})" if req.layer else ""
+    return params, n, m, f"{req.params_file}{layer}"
 
 
-def load_params(cell: Cell, path: str) -> dict:
-    """A JSON file of parameter name -> number or nested list, in derive's shapes."""
-    try:
-        data = json.loads(Path(path).read_text(), parse_constant=_reject)
-    except OSError as error:
-        raise UsageError("--params", f"cannot read {path}: {error.strerror}") from None
-    except ValueError:
-        raise UsageError("--params", f"{path} is not valid JSON (NaN and Infinity are not allowed)") from None
-    if not isinstance(data, dict):
-        raise UsageError("--params", f"{path} must hold an object of parameter name -> value")
-    names, out = parameter_names(cell), {}
-    for key, value in data.items():
-        if key not in names:
-            raise UsageError("--params", f"{cell.label} has no parameter {key!r}; allowed: {', '.join(cell.param_names())}")
-        rows, cols = cell.param(names[key]).shape
-        array = np.asarray(_to_float(value) if not isinstance(value, bool) else np.nan, dtype=float)
-        if array.ndim == 0:
-            array = np.full((rows, cols), float(array))
-        elif cols == 1 and array.shape == (rows,):
-            array = array[:, None]
-        if array.shape != (rows, cols) or not np.all(np.isfinite(array)):
-            shape = f"({rows},)" if cols == 1 else f"({rows}, {cols})"
-            raise UsageError("--params", f"{key} must be finite numbers of shape {shape}")
-        out[names[key]] = array
-    missing = [n for n in cell.param_names() if n not in out]
-    if missing:
-        raise UsageError("--params", f"{path} lacks {', '.join(missing)}")
-    return out
+def run(req: Request, weights: dict[str, np.ndarray] | None = None) -> NumericResult | LayerRun:
+    """Unroll a cell and differentiate it through time, as ``req`` asks (``weights``: given values)."""
+    definition = cell_definition(req.cell, tuple(req.formulas))
+    mode = choose(req.mode, bool(req.grid))
+    core = make_core(definition, req.variant, req.activation)
+    if weights is not None:
+        params, n, m, source = weights, req.hidden or 1, req.input_size or req.hidden or 1, "the values set"
+    else:
+        params, n, m, source = _weights(req, definition, core.variant)
+    for field, size in (("hidden", n), ("input_size", m)):
+        if not 1 <= size <= MAX_HIDDEN:
+            raise InvalidValue(field, f"must be a whole number from 1 to {MAX_HIDDEN}, got {size}")
+    if definition.fixed and (n, m) != (1, 1):
+        raise InvalidValue("hidden", f"{definition.name} is a one-unit (scalar) cell; allowed: 1")
+    if req.truncate is not None and req.truncate < 1:
+        raise InvalidValue("truncate", f"must be a whole number >= 1, got {req.truncate}")
+    if mode == "matrix" and req.batch is not None:
+        check_memory(core, n, m, req.batch, req.steps or DEFAULT_STEPS)
+    x, batched = read_or_draw_inputs(req.inputs, req.inputs_file, req.steps, m, req.batch, req.seed)
+    if mode == "matrix":
+        return _run_layer(req, Layer(core, n, m), params, x, batched, source)
+    return _run_grid(req, definition, core.variant, n, m, params, x, mode)
+
+
+def _run_layer(req: Request, layer: Layer, params, x, batched: bool, source: str) -> LayerRun:
+    if params is None:
+        params = random_params(layer, seed=req.seed)
+    s0 = np.array(parse_initial_state(layer, req.h0, req.c0), dtype=float).ravel()
+    initial = {s: s0[j * layer.n:(j + 1) * layer.n] for j, s in enumerate(layer.states)}
+    result = value_and_grad(layer.core, params, x, initial, every_step=req.every_step, truncate=req.truncate,
+                            adjoint_norms=True)
+    S = len(layer.states) * layer.n
+    # Below 64 state elements every lag's SVD is cheap; above, the summary's lags only.
+    shown = None if S <= 64 else {k for k in LAGS}
+    lags = jacobian_norms(layer.core, params, x, initial, lags=shown) if S <= MAX_JACOBIAN_ROWS else None
+    small = S <= SMALL
+    names, trace_rows = _trace(layer, result) if small else ((), None)
+    return LayerRun(
+        layer=layer, params=params, inputs=x, batched=batched, s0=s0, result=result,
+        quantities=names, trace=trace_rows, jacobian=lags.jacobian if lags and small else None,
+        by_lag=lags.log10_by_lag if lags else None, recurrent=recurrent_norms(layer, params), source=source,
+        layer_index=req.layer,
+    )
+
+
+def _trace(layer: Layer, result: LayerResult) -> tuple[tuple[str, ...], np.ndarray]:
+    """Every quantity of every step of sequence 0, named as the grid path names them."""
+    names, columns = [], []
+    for quantity, values in result.quantities.items():
+        for i in range(layer.n):
+            names.append(f"{quantity}_t" if layer.n == 1 else f"{quantity}_t[{i}]")
+            columns.append(values[:, 0, i])
+    return tuple(names), np.stack(columns, axis=-1)
+
+
+def recurrent_norms(layer: Layer, params) -> tuple[tuple[str, float], ...]:
+    """σ₁ (the largest singular value) of every weight applied to a previous state."""
+    prev = {sym for _, sym in layer.core.prev}
+    names = [m.weight for m in layer.core.maps if m.operand.free_symbols & prev]
+    return tuple((name, largest_singular_value(np.asarray(params[name], dtype=float))) for name in names)
+
+
+def largest_singular_value(w: np.ndarray, iterations: int = 200) -> float:
+    """σ₁ = ‖W‖₂: exactly by SVD up to 512 × 512, else by power iteration on WᵀW."""
+    if max(w.shape) <= 512:
+        return float(np.linalg.norm(w, 2))
+    v = np.random.default_rng(0).standard_normal(w.shape[1])
+    for _ in range(iterations):
+        v = w.T @ (w @ v)
+        v /= np.linalg.norm(v)
+    return float(np.linalg.norm(w @ v))
+
+
+# --- A grid of settings: the elementwise kernels ---------------------------------
 
 
 def parse_grid(cell: Cell, items: list[str]) -> tuple[tuple[str, np.ndarray], ...]:
-    """NAME=START:STOP:COUNT items -> (parameter, values) axes."""
-    names, axes = parameter_names(cell), []
+    """NAME=START:STOP:COUNT items -> (parameter, values) axes, at most ``MAX_GRID`` settings."""
+    names, axes, total = parameter_names(cell), [], 1
     for item in items:
         name, _, spec = item.partition("=")
         parts = spec.split(":")
         if name not in names or len(parts) != 3:
-            raise UsageError("--grid", f"{item!r} is not NAME=START:STOP:COUNT with NAME one of {', '.join(cell.param_names())}")
+            raise InvalidValue("grid", f"{item!r} is not NAME=START:STOP:COUNT with NAME one of "
+                               f"{', '.join(cell.param_names())}")
         start, stop = (float(parse_number(v, "--grid")) for v in parts[:2])
-        try:
-            count = int(parts[2])
-        except ValueError:
-            raise UsageError("--grid", f"COUNT in {item!r} must be a whole number >= 1") from None
-        if count < 1:
-            raise UsageError("--grid", f"COUNT in {item!r} must be a whole number >= 1")
+        count = int(parts[2]) if parts[2].strip().isdigit() else 0
+        total *= max(count, 1)
+        if count < 1 or total > MAX_GRID:
+            raise InvalidValue("grid", f"COUNT in {item!r} must be a whole number from 1, and at most "
+                               f"{MAX_GRID} settings in all")
         axes.append((names[name], np.linspace(start, stop, count)))
-    if int(np.prod([len(v) for _, v in axes])) > MAX_GRID:
-        raise UsageError("--grid", f"at most {MAX_GRID} settings in all")
     return tuple(axes)
-
-
-def parse_inputs(text: str | None, path: str | None, steps: int | None, m: int) -> np.ndarray:
-    """--inputs 0,0.5 (m = 1) or --inputs-file (a T × m JSON list); default x_t = 1 for T steps."""
-    if text is not None and path is not None:
-        raise UsageError("--inputs", "give --inputs or --inputs-file, not both")
-    if path is not None:
-        try:
-            data = json.loads(Path(path).read_text(), parse_constant=_reject)
-            x = np.asarray(data, dtype=float)
-        except OSError as error:
-            raise UsageError("--inputs-file", f"cannot read {path}: {error.strerror}") from None
-        except (ValueError, TypeError):
-            raise UsageError("--inputs-file", f"{path} must be a JSON list of T lists of {m} numbers") from None
-        if x.ndim == 1 and m == 1:
-            x = x[:, None]
-        if x.ndim != 2 or x.shape[1] != m or len(x) == 0:
-            raise UsageError("--inputs-file", f"{path} must be a JSON list of T lists of {m} numbers")
-    elif text is not None:
-        if m != 1:
-            raise UsageError("--inputs", f"input size {m} > 1: use --inputs-file")
-        x = np.array([[float(parse_number(v, "--inputs"))] for v in text.split(",")])
-    else:
-        return np.ones((steps or 50, m))
-    if steps is not None and len(x) != steps:
-        if len(x) != 1:
-            raise UsageError("--inputs", f"got {len(x)} inputs for --steps {steps}; allowed: 1 or {steps}")
-        x = np.repeat(x, steps, axis=0)
-    return x
 
 
 def _gridded(params: dict, axes) -> dict:
@@ -133,32 +227,27 @@ def _gridded(params: dict, axes) -> dict:
     return out
 
 
-def run(cell: str, *, variant=None, activation=None, hidden=1, input_size=1, steps=None,
-        params_file=None, seed=0, inputs=None, inputs_file=None, h0=None, c0=None,
-        grid=(), mode="auto", truncate=None, every_step=False, formulas=()) -> NumericResult:
-    """Unroll a cell over a batch of settings and differentiate it through time."""
-    definition = cell_definition(cell, tuple(formulas))
-    check_sizes(hidden, input_size)
-    if steps is not None and steps < 1:
-        raise UsageError("--steps", f"must be a whole number >= 1, got {steps}")
-    if mode not in ("auto", "reverse", "forward", "native"):
-        raise UsageError("--mode", f"unknown mode {mode!r}; allowed: auto, reverse, forward, native")
-    the_cell = make_cell(definition, variant, activation, hidden, input_size)
-    params = load_params(the_cell, params_file) if params_file else random_params(the_cell, seed=seed)
-    axes = parse_grid(the_cell, list(grid))
-    x = parse_inputs(inputs, inputs_file, steps, the_cell.m)
-    problem = make_problem(the_cell, _gridded(params, axes), x, np.array(parse_initial_state(the_cell, h0, c0), dtype=float).ravel())
-    if truncate is not None and (truncate < 1 or mode == "forward"):
-        raise UsageError("--truncate", "needs a whole number >= 1 and reverse mode (BPTT)")
-    try:
-        grads = gradient(problem, mode, truncate, every_step) if the_cell.params else {}
-    except ValueError as error:
-        option = "--every-step" if every_step else "--mode"
-        raise UsageError(option, str(error)) from None
+def _run_grid(req: Request, definition, variant: str, n: int, m: int, params, x, mode: str) -> NumericResult:
+    if max(n, m) > MAX_GRID_HIDDEN:
+        raise InvalidValue("hidden", f"a grid or --mode {mode} runs element by element: hidden and input "
+                           f"size 1 to {MAX_GRID_HIDDEN}, got {n} and {m}; --mode matrix takes any size")
+    if x.shape[0] != 1:
+        raise InvalidValue("inputs", f"a grid or --mode {mode} takes one input sequence, got a batch of {x.shape[0]}")
+    cell = make_cell(definition, variant, req.activation, n, m)
+    if params is None:
+        params = random_params(cell, seed=req.seed)
+    params = {name: np.asarray(v, dtype=float).reshape(v.shape if np.ndim(v) == 2 else (-1, 1))
+              for name, v in params.items()}
+    axes = parse_grid(cell, list(req.grid))
+    s0 = np.array(parse_initial_state(cell, req.h0, req.c0), dtype=float).ravel()
+    problem = make_problem(cell, _gridded(params, axes), x[0], s0)
+    if req.truncate is not None and grid_mode(problem, mode, req.truncate) == "forward":
+        raise InvalidValue("truncate", "truncated BPTT needs reverse mode")
+    grads = gradient(problem, mode, req.truncate, req.every_step) if cell.params else {}
     single = not axes
     return NumericResult(
-        problem=problem, grid=axes, quantities=quantity_names(the_cell),
+        problem=problem, grid=axes, quantities=quantity_names(cell),
         trace=trace(problem) if single else None, grads=grads,
         jacobian=state_jacobian(problem), by_lag=log10_norm_by_lag(problem) if single else None,
-        mode=mode,
+        mode=grid_mode(problem, mode, req.truncate),
     )

@@ -18,7 +18,8 @@ from derive.symbols import T as T_sym
 from .batch import make_problem, random_params
 from .clip import clip_by_norm, clip_by_value
 from .kernels import quantity_names
-from .unroll import contributions, gradient, log10_by_step, log10_norm_by_lag, step, trace
+from .modes import gradient
+from .unroll import contributions, log10_by_step, log10_norm_by_lag, step, trace
 
 
 @dataclass(frozen=True)

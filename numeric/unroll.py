@@ -8,15 +8,12 @@ every step and their scale kept as log10, so nothing overflows or underflows.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
-from .batch import Problem
+from .batch import Problem, loss_gradient, split
+from .logmatrix import LogMatrix, renormalise
 from .kernels import jacobian_kernel, partials_kernel, quantity_names, state_index, step_kernel, vjp_kernel
 
-#: Reverse mode stores T × chunk × (S + Q) values; above this many bytes, forward mode is used.
-REVERSE_MEMORY = 1 << 30
 #: Settings per chunk: arrays of 8192 float64 stay in cache (measured fastest on 2 cores).
 CHUNK = 8192
 
@@ -83,21 +80,6 @@ def partials(p: Problem, state: np.ndarray, t: int) -> np.ndarray:
     return _stack(partials_kernel(p.cell)(*_args(p, state, t)), p.batch_shape, _size(p), width)
 
 
-def loss_gradient(p: Problem) -> np.ndarray:
-    """∂L_t/∂s_t for L_t = Σ_i h_t[i]: ones on h, zeros on c."""
-    return np.array([1.0 if s == "h" else 0.0 for s in p.cell.states for _ in range(p.cell.n)])
-
-
-def split(p: Problem, flat: np.ndarray) -> dict[str, np.ndarray]:
-    """A gradient over all parameter elements -> parameter name -> batch + shape."""
-    out, start = {}, 0
-    for name, symbols in p.cell.params:
-        size = len(symbols)
-        out[name] = flat[..., start : start + size].reshape(flat.shape[:-1] + symbols.shape)
-        start += size
-    return out
-
-
 def gradient_reverse(p: Problem, truncate: int | None = None, every_step: bool = False):
     """∂L/∂θ by BPTT: one fused vector-Jacobian product kernel a step, backwards.
 
@@ -138,66 +120,6 @@ def gradient_forward(p: Problem, every_step: bool = False):
     return split(p, total)
 
 
-def _reverse_bytes(p: Problem) -> int:
-    """What reverse mode stores for one chunk: T + 1 steps of states and quantities."""
-    per_step = _size(p) + len(quantity_names(p.cell))
-    chunk = min(CHUNK, int(np.prod(p.batch_shape, dtype=np.int64)))
-    return (p.steps + 1) * chunk * per_step * 8
-
-
-def gradient(p: Problem, mode: str = "auto", truncate: int | None = None, every_step: bool = False):
-    """∂L/∂θ for every parameter, chunk by chunk; ``mode`` is reverse, forward, native or auto.
-
-    native is BPTT as generated C (``numeric.native``), when a C compiler is there.
-
-    auto picks reverse (BPTT) unless one chunk's stored steps would pass
-    ``REVERSE_MEMORY``, then forward (tangent) mode, whose memory does not grow with T.
-    """
-    stored = _reverse_bytes(p)
-    if mode == "auto":
-        mode = "reverse" if truncate is not None or stored <= REVERSE_MEMORY else "forward"
-    if mode == "native":
-        from .native import gradient_native
-
-        return gradient_native(p, truncate, every_step)
-    if mode == "forward" and truncate is not None:
-        raise ValueError("truncated BPTT needs reverse mode")
-    if mode == "reverse" and truncate is None and stored > REVERSE_MEMORY:
-        raise ValueError(f"reverse mode would store {stored / 2**30:.1f} GiB of steps; "
-                         "forward mode stores none (--mode forward)")
-    run = (lambda q: gradient_forward(q, every_step)) if mode == "forward" else (
-        lambda q: gradient_reverse(q, truncate, every_step))
-    parts = [run(q) for q in p.chunks(CHUNK)]
-    if len(parts) == 1:
-        return parts[0]
-    return {name: np.concatenate([part[name] for part in parts]).reshape(p.batch_shape + part_shape)
-            for name, part_shape in ((n, parts[0][n].shape[1:]) for n in parts[0])}
-
-
-@dataclass(frozen=True)
-class LogMatrix:
-    """A matrix as mantissa × 10^log10_scale (per batch element), so it never overflows."""
-
-    mantissa: np.ndarray
-    log10_scale: np.ndarray
-
-    def log10_norm(self) -> np.ndarray:
-        """log10 of the spectral norm, per batch element."""
-        with np.errstate(divide="ignore"):
-            return np.log10(np.linalg.norm(self.mantissa, 2, axis=(-2, -1))) + self.log10_scale
-
-    def to_float(self) -> np.ndarray:
-        """The plain value where float64 holds it (inf or 0 where it would not)."""
-        with np.errstate(over="ignore", under="ignore"):
-            return self.mantissa * 10.0 ** self.log10_scale[..., None, None]
-
-
-def _renormalise(m: np.ndarray, log_scale: np.ndarray):
-    scale = np.max(np.abs(m), axis=(-2, -1))
-    safe = np.where(scale > 0, scale, 1.0)
-    return m / safe[..., None, None], log_scale + np.log10(safe)
-
-
 def state_jacobian(p: Problem, k: int = 0) -> LogMatrix:
     """∂s_T/∂s_k = J_T ⋯ J_{k+1} in forward mode, renormalised every step."""
     S = _size(p)
@@ -206,7 +128,7 @@ def state_jacobian(p: Problem, k: int = 0) -> LogMatrix:
     state = np.broadcast_to(p.s0, p.batch_shape + (S,))
     for t in range(1, p.steps + 1):
         if t > k:
-            m, log_scale = _renormalise(np.einsum("...sr,...rq->...sq", jacobian(p, state, t), m), log_scale)
+            m, log_scale = renormalise(np.einsum("...sr,...rq->...sq", jacobian(p, state, t), m), log_scale)
         state = step(p, state, t)[1]
     return LogMatrix(m, log_scale)
 
@@ -219,7 +141,7 @@ def log10_by_step(p: Problem, rows=slice(None), cols=slice(None)) -> np.ndarray:
     state = np.broadcast_to(p.s0, p.batch_shape + (S,))
     out = []
     for t in range(1, p.steps + 1):
-        m, log_scale = _renormalise(np.einsum("...sr,...rq->...sq", jacobian(p, state, t), m), log_scale)
+        m, log_scale = renormalise(np.einsum("...sr,...rq->...sq", jacobian(p, state, t), m), log_scale)
         out.append(LogMatrix(m[..., rows, cols], log_scale).log10_norm())
         state = step(p, state, t)[1]
     return np.stack(out)
@@ -246,6 +168,6 @@ def log10_norm_by_lag(p: Problem) -> np.ndarray:
     log_scale = np.zeros(p.batch_shape)
     out = [LogMatrix(g, log_scale).log10_norm()]
     for t in range(p.steps, 0, -1):
-        g, log_scale = _renormalise(np.einsum("...sr,...rq->...sq", g, jacobian(p, states[t - 1], t)), log_scale)
+        g, log_scale = renormalise(np.einsum("...sr,...rq->...sq", g, jacobian(p, states[t - 1], t)), log_scale)
         out.append(LogMatrix(g, log_scale).log10_norm())
     return np.stack(out)

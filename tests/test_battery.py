@@ -32,7 +32,7 @@ BATTERY = [
     (["derive", "--hidden", "2", "--set", "W_hh=[1,2]"], 2, "--set"),
     (["derive", "--hidden", "2", "--set", "W_hh=[[1,2],[3,NaN]]"], 2, "--set"),
     (["derive", "--hidden", "0"], 2, "--hidden"),
-    (["derive", "--hidden", "99"], 2, "--hidden"),
+    (["derive", "--hidden", "5000"], 2, "--hidden"),
     (["derive", "--truncate", "3"], 2, "--truncate"),
     (["derive", "--inputs", "1,2"], 2, "--inputs"),
     (["derive", "--cell", "statquest", "--set", "b_f=1"], 2, "--set"),
@@ -57,13 +57,19 @@ BATTERY = [
     (["numeric", "--params", "{tmp}/missing.json"], 2, "--params"),
     (["numeric", "--inputs-file", "{tmp}/missing.json"], 2, "--inputs-file"),
     (["numeric", "--c0", "1"], 2, "--c0"),
-    (["numeric", "--hidden", "9"], 2, "--hidden"),
+    (["numeric", "--hidden", "5000"], 2, "--hidden"),
+    (["numeric", "--hidden", "9", "--grid", "b_h=0:1:2"], 2, "--mode matrix takes any size"),
+    (["numeric", "--hidden", "4096", "--batch", "4096", "--steps", "1000"], 2, "GiB"),
+    (["numeric", "--steps", "1000001"], 2, "--steps"),
+    (["numeric", "--inputs-file", "/dev/zero"], 2, "character device"),
+    (["numeric", "--batch", "0"], 2, "--batch"),
+    (["numeric", "--torch-names"], 2, "--out"),
     (["numeric", "--json", "--grid", "W_hh=0:1:2"], 2, "--json"),
     (["numeric", "--mode", "sideways"], 2, "--mode"),
     (["numeric", "--out", "{tmp}/no/such/folder/x.npz"], 2, "--out"),
     (["numeric", "--truncate", "2", "--mode", "forward"], 2, "--truncate"),
     (["numeric", "--cell", "custom", "--formula", "lambda: 1"], 2, "lambdas"),
-    (["numeric", "--mode", "reverse", "--steps", "2000000", "--grid", "W_hh=0:1:8192"], 2, "forward mode"),
+    (["numeric", "--mode", "reverse", "--steps", "900000", "--grid", "W_hh=0:1:8192"], 2, "forward mode"),
     (["check", "--cell", "cnn"], 2, "--cell"),
     (["check", "--cell", "rnn", "--steps", "0"], 2, "--steps"),
     (["report", "--out", "{tmp}", "--only", "nope"], 2, "--only"),
@@ -87,8 +93,10 @@ def test_bad_input(tmp_path, monkeypatch, args, code, text):
 
 
 @pytest.mark.parametrize("content,message", [
-    ("{", "not valid JSON"), ('{"W_hh": [[1, 2]]}', "W_hh must be"), ('{"zz": 1}', "no parameter"),
-    ('{"W_hh": NaN}', "not valid JSON"), ('[1, 2]', "must hold an object"), ('{"W_hh": 1}', "lacks"),
+    ("{", "not valid JSON"), ('{"W_hh": [[1, 2]], "W_xh": 1, "b_h": 0}', "W_hh has shape"),
+    ('{"zz": 1}', "no parameter"), ('{"W_hh": NaN}', "not a finite number"), ('[1, 2]', "not an object"),
+    ('{"W_hh": 1}', "missing"), ('{"W_hh": 1, "W_hh": 2}', "appears twice"), ('{"W_hh": 1e999}', "1e999"),
+    ('{"W_hh": "2", "W_xh": 1, "b_h": 0}', "not a number"),
 ])
 def test_bad_params_files(tmp_path, content, message):
     path = tmp_path / "p.json"

@@ -19,7 +19,8 @@ from derive.compile import ordered_lambdify
 from numeric.batch import make_problem, random_params
 from numeric.check import check_cell, law_slope, random_problem
 from numeric.clip import clip_by_norm, clip_by_value, global_norm
-from numeric.unroll import (gradient, gradient_forward, gradient_reverse, log10_norm_by_lag,
+from numeric.modes import gradient, grid_mode, reverse_bytes
+from numeric.unroll import (gradient_forward, gradient_reverse, log10_norm_by_lag,
                             state_jacobian, trace)
 
 runner = CliRunner()
@@ -122,11 +123,11 @@ def test_forward_mode_memory_does_not_grow_with_T():
 def test_auto_mode_switches_to_forward_for_long_horizons(monkeypatch):
     cell = make_cell(CELLS["rnn"], activation="tanh")
     p = make_problem(cell, random_params(cell, (10,), seed=2), np.ones(40))
-    monkeypatch.setattr("numeric.unroll.REVERSE_MEMORY", 10)
-    calls = []
-    monkeypatch.setattr("numeric.unroll.gradient_forward", lambda q, e: calls.append("forward") or gradient_reverse(q))
-    gradient(p)
-    assert calls == ["forward"]
+    assert grid_mode(p, "auto") == "reverse"
+    monkeypatch.setattr("numeric.modes.REVERSE_MEMORY", reverse_bytes(p) - 1)
+    assert grid_mode(p, "auto") == "forward" and grid_mode(p, "auto", truncate=5) == "reverse"
+    auto, forward = gradient(p), gradient_forward(p)
+    assert all(np.array_equal(auto[k], forward[k]) for k in forward)
 
 
 def test_law_slope():
@@ -168,7 +169,7 @@ def test_cli_json_keys_and_params_file(tmp_path):
     assert {"states", "grad", "jacobian", "log10_norm_by_lag"} <= set(data)
     assert data["states"]["h"] == [[1.0], [1.5], [1.75]]
     assert data["jacobian"] == [[0.125]]
-    assert data["grad"]["w"] == pytest.approx(0.25 * 0.0 + 0.5 * 1.0 + 1.5, rel=1e-15)  # Σ_k w^(3-k) h_{k-1}
+    assert data["grad"]["W_hh"] == pytest.approx(0.25 * 0.0 + 0.5 * 1.0 + 1.5, rel=1e-15)  # Σ_k w^(3-k) h_{k-1}
 
 
 def test_cli_grid_and_out(tmp_path):
@@ -177,7 +178,7 @@ def test_cli_grid_and_out(tmp_path):
                                  "--steps", "20", "--out", str(out)])
     assert result.exit_code == 0, result.output
     data = np.load(out)
-    assert data["log10_norm_jacobian"].shape == (4, 3) and data["grad_w"].shape == (4, 3, 1, 1)
+    assert data["log10_norm_jacobian"].shape == (4, 3) and data["grad_W_hh"].shape == (4, 3, 1, 1)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 

@@ -1,0 +1,36 @@
+"""Products of many Jacobians in the log domain: mantissa × 10^scale, never over- or underflowing.
+
+Each product step is followed by ``renormalise``; the one accumulator for every
+path (the grid kernels' ``numeric.unroll``, the matrix path's ``numeric.layer``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class LogMatrix:
+    """A matrix as mantissa × 10^log10_scale (per batch element), so it never overflows."""
+
+    mantissa: np.ndarray
+    log10_scale: np.ndarray
+
+    def log10_norm(self) -> np.ndarray:
+        """log10 of the spectral norm, per batch element."""
+        with np.errstate(divide="ignore"):
+            return np.log10(np.linalg.norm(self.mantissa, 2, axis=(-2, -1))) + self.log10_scale
+
+    def to_float(self) -> np.ndarray:
+        """The plain value where float64 holds it (inf or 0 where it would not)."""
+        with np.errstate(over="ignore", under="ignore"):
+            return self.mantissa * 10.0 ** self.log10_scale[..., None, None]
+
+
+def renormalise(m: np.ndarray, log_scale: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(m / s, log_scale + log10 s) with s = max|m| per batch element: the same matrix, scaled to 1."""
+    scale = np.max(np.abs(m), axis=(-2, -1))
+    safe = np.where(scale > 0, scale, 1.0)
+    return m / safe[..., None, None], log_scale + np.log10(safe)
