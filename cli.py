@@ -97,8 +97,6 @@ def main(
 CellOption = Annotated[str, typer.Option(help="rnn, lstm, gru, statquest, or custom (with --formula).")]
 ActivationOption = Annotated[Optional[str], typer.Option(help="rnn only: linear, tanh, sigmoid or relu.")]
 VariantOption = Annotated[Optional[str], typer.Option(help="lstm: standard, peephole, coupled; gru: standard, cho, colah.")]
-HiddenOption = Annotated[int, typer.Option(help="Hidden size n (1 to 8).")]
-InputSizeOption = Annotated[int, typer.Option(help="Input size m (1 to 8).")]
 FormulaOption = Annotated[Optional[list[str]], typer.Option(
     help="With --cell custom: STATE = formula (repeatable), e.g. 'tanh(w*h + u*x + b)'.")]
 

@@ -16,7 +16,8 @@ from derive.errors import InvalidValue
 
 from .batch import Problem
 from .kernels import quantity_names
-from .unroll import CHUNK, gradient_forward, gradient_reverse
+from .logmatrix import LogMatrix
+from .unroll import CHUNK, gradient_forward, gradient_reverse, state_jacobian
 
 MODES = ("auto", "matrix", "reverse", "forward", "native")
 #: Reverse mode stores T × chunk × (S + Q) values; above this many bytes, auto takes forward mode.
@@ -69,3 +70,16 @@ def gradient(p: Problem, mode: str = "auto", truncate: int | None = None, every_
         return parts[0]
     return {name: np.concatenate([part[name] for part in parts]).reshape(p.batch_shape + part_shape)
             for name, part_shape in ((n, parts[0][n].shape[1:]) for n in parts[0])}
+
+
+def gradient_and_jacobian(p: Problem, mode: str = "auto", truncate: int | None = None,
+                          every_step: bool = False) -> tuple[dict, LogMatrix]:
+    """∂L/∂θ and ∂s_T/∂s_0 for a grid; native mode computes both in one compiled pass."""
+    mode = grid_mode(p, mode, truncate)
+    if mode == "native" and p.cell.params and truncate is None:
+        from .native import native_pass
+
+        grads, jacobian = native_pass(p, None, every_step, jacobian=True)
+        return grads, jacobian
+    grads = gradient(p, mode, truncate, every_step) if p.cell.params else {}
+    return grads, state_jacobian(p)

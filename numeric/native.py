@@ -30,13 +30,14 @@ from derive.errors import UnrolledError
 from derive.graph import expanded, jacobian_step
 
 from .batch import Problem, loss_gradient, split
+from .logmatrix import LogMatrix
 from .kernels import adjoint_symbols, all_params
 
 FLAGS = ["-O3", "-ffast-math", "-march=native", "-fopenmp", "-fPIC", "-shared"]
 FUNCTIONS = {"sigmoid": "sigmoid_", "relu": "relu_", "Heaviside": "heaviside_"}
 PRELUDE = """#include <math.h>
 #include <stdlib.h>
-static inline double sigmoid_(double a) { return 0.5 * (1.0 + tanh(0.5 * a)); }
+static inline double sigmoid_(double a) { return 1.0 / (1.0 + exp(fmin(-a, 700.0))); }  /* one exp, vectorised; no inf */
 static inline double relu_(double a) { return a > 0.0 ? a : 0.0; }
 static inline double heaviside_(double a, double at_zero) { return a > 0.0 ? 1.0 : (a == 0.0 ? at_zero : 0.0); }
 """
@@ -54,9 +55,9 @@ def compiler() -> str | None:
     return None
 
 
-def _code(exprs, names: dict, targets: list[str], indent: str) -> list[str]:
-    """C statements computing ``exprs`` into ``targets``, sharing subexpressions."""
-    subs, reduced = sp.cse([e.xreplace(names) for e in exprs], symbols=sp.numbered_symbols("c_"))
+def _code(exprs, names: dict, targets: list[str], indent: str, prefix: str = "c_") -> list[str]:
+    """C statements computing ``exprs`` into ``targets``, sharing subexpressions (named ``prefix``0, …)."""
+    subs, reduced = sp.cse([e.xreplace(names) for e in exprs], symbols=sp.numbered_symbols(prefix))
     lines = [f"{indent}const double {s} = {ccode(v, user_functions=FUNCTIONS)};" for s, v in subs]
     return lines + [f"{indent}{t} = {ccode(v, user_functions=FUNCTIONS)};" for t, v in zip(targets, reduced)]
 
@@ -81,27 +82,44 @@ def source(cell: Cell) -> str:
     names.update({s: sp.Symbol(f"a{i}") for i, s in enumerate(adjoint)})
     index = [quantities.index(s) for s in cell.state_next()]
     vjp = [sp.factor_terms(e) for e in (*(adjoint * jacobian_step(cell)), *(adjoint * all_params(cell)))]
+    # Row r of ∂s_T/∂s_t, carried backwards beside the loss's adjoint: the same VJP with the
+    # row in place of the adjoint, renormalised each step (its scale kept as log10).
+    row_vjp = [sp.factor_terms(e) for e in adjoint * jacobian_step(cell)]
+    row_code = []
+    for r in range(S):
+        rows = {**names, **{a: sp.Symbol(f"r{r}_{i}") for i, a in enumerate(adjoint)}}
+        row_code += [f"{'    ' * 5}const double r{r}_{i} = jr[{r * S + i} * C + j];" for i in range(S)]
+        row_code += _code(row_vjp, rows, [f"double u{r}_{i}" for i in range(S)], "    " * 5, f"k{r}_")
+    peak = " ".join(f"peak = fmax(peak, fabs(u{r}_{i}));" for r in range(S) for i in range(S))
     pad = "                "
     load_p = [f"{pad}const double p{i} = theta[{i} * N + start + j];" for i in range(P)]
     load_s = [f"{pad}const double s{i} = now[{i} * C + j];" for i in range(S)]
     load_x = [f"            const double x{j} = x[t * {M} + {j}];" for j in range(M)]
     return "\n".join([
         PRELUDE,
-        "void bptt(long N, long T, long C, const double *restrict theta, const double *restrict x,",
-        "          const double *restrict s0, const double *restrict dl, long first, int every,",
-        "          double *restrict out) {",
-        "    #pragma omp parallel",
+        "/* Returns 0, or 1 when a thread's buffers could not be allocated (nothing is then valid). */",
+        "int bptt(long N, long T, long C, const double *restrict theta, const double *restrict x,",
+        "         const double *restrict s0, const double *restrict dl, long first, int every,",
+        "         double *restrict out, int want_jacobian, double *restrict jac, double *restrict jac_scale) {",
+        "    int failed = 0;",
+        "    #pragma omp parallel reduction(|:failed)",
         "    {",
         f"        double *restrict buf = malloc(sizeof(double) * (T + 1) * {W} * C);",
         f"        double *restrict adj = malloc(sizeof(double) * {max(S, 1)} * C);",
+        f"        double *restrict jr = malloc(sizeof(double) * {max(S * S, 1)} * C);",
+        "        double *restrict js = malloc(sizeof(double) * C);",
+        "        if (!buf || !adj || !jr || !js) failed = 1;",
         "        #pragma omp for schedule(static)",
         "        for (long start = 0; start < N; start += C) {",
+        "        if (!buf || !adj || !jr || !js) continue;",
         "        const long n = N - start < C ? N - start : C;",
         "        #pragma omp simd",
         "        for (long j = 0; j < n; j++) {",
         *(f"            buf[{i} * C + j] = s0[{i} * N + start + j];" for i in range(S)),
         *(f"            adj[{i} * C + j] = dl[{i}];" for i in range(S)),
         *(f"            out[{i} * N + start + j] = 0.0;" for i in range(P)),
+        *(f"            jr[{r * S + i} * C + j] = {1.0 if r == i else 0.0};" for r in range(S) for i in range(S)),
+        "            js[j] = 0.0;",
         "        }",
         "        for (long t = 0; t < T; t++) {",
         f"            const double *restrict now = buf + t * {W} * C;",
@@ -134,11 +152,32 @@ def source(cell: Cell) -> str:
         *(f"{pad}out[{i} * N + start + j] += d{i};" for i in range(P)),
         *(f"{pad}adj[{i} * C + j] = n{i} + carry{i};" for i in range(S)),
         "            }",
+        "            if (want_jacobian) {",
+        "                #pragma omp simd",
+        "                for (long j = 0; j < n; j++) {",
+        *load_p, *load_s,
+        *(f"{pad}const double q{i} = next[{S + i} * C + j];" for i in range(Q)),
+        *row_code,
+        f"{pad}double peak = 0.0; {peak}",
+        f"{pad}const double scale = peak > 0.0 ? peak : 1.0;",
+        f"{pad}js[j] += log10(scale);",
+        *(f"{pad}jr[{r * S + i} * C + j] = u{r}_{i} / scale;" for r in range(S) for i in range(S)),
+        "                }",
+        "            }",
+        "        }",
+        "        if (want_jacobian) {",
+        "            for (long j = 0; j < n; j++) {",
+        *(f"                jac[{k} * N + start + j] = jr[{k} * C + j];" for k in range(S * S)),
+        "                jac_scale[start + j] = js[j];",
+        "            }",
         "        }",
         "        }",
         "        free(buf);",
         "        free(adj);",
+        "        free(jr);",
+        "        free(js);",
         "    }",
+        "    return failed;",
         "}",
     ])
 
@@ -261,9 +300,9 @@ def compiled(cell: Cell):
     if not library.exists():
         _build(cc, text, folder, library)
     function = _load(library).bptt
-    function.restype = None
+    function.restype = ctypes.c_int
     function.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_long, *[ctypes.c_void_p] * 4, ctypes.c_long,
-                         ctypes.c_int, ctypes.c_void_p]
+                         ctypes.c_int, ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p]
     return function
 
 
@@ -273,10 +312,22 @@ def _pointer(a: np.ndarray) -> int:
 
 def gradient_native(p: Problem, truncate: int | None = None, every_step: bool = False) -> dict:
     """∂L/∂θ exactly as ``numeric.unroll.gradient_reverse`` defines it, by the compiled C loop."""
+    return native_pass(p, truncate, every_step)[0]
+
+
+def native_pass(p: Problem, truncate: int | None = None, every_step: bool = False,
+                jacobian: bool = False) -> tuple[dict, LogMatrix | None]:
+    """(∂L/∂θ, and with ``jacobian`` ∂s_T/∂s_0 in the log domain) in one compiled pass.
+
+    The Jacobian product is carried backwards beside BPTT's adjoint, only when asked:
+    on the grid it is most of the work.
+    """
     if p.inputs.ndim != 2 or np.iscomplexobj(p.inputs) or any(np.iscomplexobj(v) for v in p.params.values()):
         raise ValueError("the native mode takes real inputs shared by the batch, shape (T, m)")
     if truncate is not None and every_step:
         raise ValueError("truncation is defined here for the loss on the last step only")
+    if jacobian and truncate is not None and truncate < p.steps:
+        raise ValueError("∂s_T/∂s_0 runs through every step; truncated BPTT stops early")
     function = compiled(p.cell)
     shape = p.batch_shape
     total = int(np.prod(shape, dtype=np.int64))
@@ -285,10 +336,19 @@ def gradient_native(p: Problem, truncate: int | None = None, every_step: bool = 
     s0 = np.ascontiguousarray(np.broadcast_to(p.s0, shape + p.s0.shape[-1:]).reshape(total, -1).T, dtype=float)
     x = np.ascontiguousarray(p.inputs, dtype=float)
     dl = np.ascontiguousarray(loss_gradient(p))
-    width = s0.shape[0] + len(expanded(p.cell))
+    S = s0.shape[0]
+    width = S + len(expanded(p.cell))
     first = 1 if truncate is None else max(1, p.steps - truncate + 1)
     block = int(max(8, min(MAX_BLOCK, BLOCK_BYTES // ((p.steps + 1) * width * 8))))
     out = np.empty((theta.shape[0], total))
-    function(total, p.steps, block, _pointer(theta), _pointer(x), _pointer(s0), _pointer(dl), first,
-             int(every_step), _pointer(out))
-    return split(p, out.T.reshape(shape + (theta.shape[0],)))
+    jac = np.empty((S * S, total) if jacobian else (1,))
+    jac_scale = np.empty(total if jacobian else 1)
+    failed = function(total, p.steps, block, _pointer(theta), _pointer(x), _pointer(s0), _pointer(dl), first,
+                      int(every_step), _pointer(out), int(jacobian), _pointer(jac), _pointer(jac_scale))
+    if failed:
+        raise UnrolledError(f"the native mode could not allocate its buffers ({p.steps + 1} steps × {width} "
+                            f"values × {block} settings a thread); fewer steps, or --mode forward")
+    grads = split(p, out.T.reshape(shape + (theta.shape[0],)))
+    if not jacobian:
+        return grads, None
+    return grads, LogMatrix(jac.T.reshape(shape + (S, S)), jac_scale.reshape(shape))

@@ -105,7 +105,7 @@ def summary(r: LayerRun, steps_table: bool = True) -> str:
         final = res.states[out][-1, 0]
         shown = ", ".join(_fmt(v) for v in final[:8]) + (", …" if lay.n > 8 else "")
         lines.append(f"{out}_T (sequence 0): {shown}")
-        lines.append("every array: --json, or --out FILE.npz")
+        lines.append("every array: numeric --json, or numeric --out FILE.npz")
     return "\n".join(lines)
 
 

@@ -22,8 +22,8 @@ from .batch import Problem, make_problem, random_params
 from .inputs import DEFAULT_STEPS, inputs as read_or_draw_inputs
 from .kernels import quantity_names
 from .layer import MAX_HIDDEN, LayerResult, LogMatrix, check_memory, jacobian_norms, value_and_grad
-from .modes import choose, gradient, grid_mode
-from .unroll import log10_norm_by_lag, state_jacobian, trace
+from .modes import choose, gradient_and_jacobian, grid_mode
+from .unroll import log10_norm_by_lag, trace
 from .weights import cell_params
 
 #: A grid's element kernels hold every element of every weight as a symbol: small n only.
@@ -243,11 +243,11 @@ def _run_grid(req: Request, definition, variant: str, n: int, m: int, params, x,
     problem = make_problem(cell, _gridded(params, axes), x[0], s0)
     if req.truncate is not None and grid_mode(problem, mode, req.truncate) == "forward":
         raise InvalidValue("truncate", "truncated BPTT needs reverse mode")
-    grads = gradient(problem, mode, req.truncate, req.every_step) if cell.params else {}
+    grads, jacobian = gradient_and_jacobian(problem, mode, req.truncate, req.every_step)
     single = not axes
     return NumericResult(
         problem=problem, grid=axes, quantities=quantity_names(cell),
         trace=trace(problem) if single else None, grads=grads,
-        jacobian=state_jacobian(problem), by_lag=log10_norm_by_lag(problem) if single else None,
+        jacobian=jacobian, by_lag=log10_norm_by_lag(problem) if single else None,
         mode=grid_mode(problem, mode, req.truncate),
     )

@@ -1,1 +1,1 @@
-"""Figures and reports drawn from numeric results (matplotlib; a later issue)."""
+"""Figures and multi-page reports drawn from ``numeric.studies`` results (matplotlib only draws here)."""

@@ -90,7 +90,8 @@ def _png(fig, dpi: int) -> bytes:
 def _pdf(chosen, results, settings: dict, check) -> bytes:
     buffer = io.BytesIO()
     with PdfPages(buffer, metadata=PDF_METADATA) as pdf:
-        for page in (pages.title_page(settings, [s.name for s in chosen]), pages.equations_page()):
+        title = pages.title_page(settings, [s.name for s in chosen], with_checks=check is not None)
+        for page in (title, pages.equations_page()):
             pdf.savefig(page)
         for section, result in zip(chosen, results):
             pdf.savefig(pages.figure_page(section.draw, result, section.caption))

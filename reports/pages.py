@@ -45,14 +45,14 @@ def renders(tex: str) -> bool:
     return True
 
 
-def title_page(settings: dict, names: list[str]) -> Figure:
+def title_page(settings: dict, names: list[str], with_checks: bool = False) -> Figure:
     fig = Figure(figsize=A4)
     fig.text(0.5, 0.8, "Unrolled", ha="center", fontsize=32, weight="bold")
     fig.text(0.5, 0.74, "Why gradients vanish or explode in recurrent networks", ha="center", fontsize=14)
     lines = [f"{key}: {value}" for key, value in settings.items()]
     fig.text(0.15, 0.62, "Settings\n" + "\n".join(lines), va="top", fontsize=11, family="monospace")
     contents = ["1  title", "2  equations", *(f"{i + 3}  {name}" for i, name in enumerate(names))]
-    if settings.get("figures") and len(names) == 8:
+    if with_checks:
         contents.append(f"{len(names) + 3}  numeric checks")
     fig.text(0.15, 0.42, "Pages\n" + "\n".join(contents), va="top", fontsize=11, family="monospace")
     return fig

@@ -219,3 +219,24 @@ def test_native_refuses_batched_inputs():
     p = make_problem(cell, random_params(cell, (3,), seed=1), np.ones((4, 3, 1)))
     with pytest.raises(ValueError, match="shared by the batch"):
         gradient(p, "native")
+
+
+@needs_cc
+def test_native_jacobian_product_in_the_same_pass(any_cell):
+    """∂s_T/∂s_0 carried backwards in the C pass equals the forward product of the NumPy path,
+    mantissa and log10 scale, far past float64's range (T = 2000)."""
+    from numeric.native import native_pass
+
+    cell = any_cell
+    if not cell.params:
+        pytest.skip("no parameters")
+    p = make_problem(cell, random_params(cell, (5,), seed=4, scale=1.5),
+                     np.random.default_rng(3).uniform(-1, 1, (2000, cell.m)))
+    grads, ours = native_pass(p, jacobian=True)
+    ref = state_jacobian(p)
+    zero = ~ref.mantissa.any(axis=(-2, -1))  # relu can end at exactly 0: its scale then means nothing
+    assert np.array_equal(zero, ~ours.mantissa.any(axis=(-2, -1)))
+    assert np.allclose(ours.log10_scale[~zero], ref.log10_scale[~zero], rtol=1e-10, atol=1e-9)
+    assert np.allclose(ours.mantissa, ref.mantissa, rtol=1e-8, atol=1e-10)
+    plain, none = native_pass(p)
+    assert none is None and all(np.array_equal(plain[k], grads[k]) for k in grads)
