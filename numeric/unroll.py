@@ -42,9 +42,10 @@ def step(p: Problem, state: np.ndarray, t: int) -> tuple[np.ndarray, np.ndarray]
     return q, q[..., list(state_index(p.cell))]
 
 
-def state_lists(p: Problem) -> tuple[list[list[np.ndarray]], list[list[np.ndarray]]]:
-    """(s_0..s_T, q_1..q_T): states and every quantity of each step, as lists of arrays
-    of the batch shape (separate contiguous arrays are what the kernels run fastest on)."""
+def scan(p: Problem) -> tuple[list[list[np.ndarray]], list[list[np.ndarray]]]:
+    """The one forward pass: (s_0..s_T, q_1..q_T), states and every quantity of each step,
+    as lists of arrays of the batch shape (separate contiguous arrays are what the kernels
+    run fastest on).  ``forward``, ``trace`` and the Jacobian products all read it."""
     kernel, index = step_kernel(p.cell), state_index(p.cell)
     state = [np.broadcast_to(p.s0[..., i], p.batch_shape).copy() for i in range(_size(p))]
     states, quantities = [state], []
@@ -58,16 +59,12 @@ def state_lists(p: Problem) -> tuple[list[list[np.ndarray]], list[list[np.ndarra
 
 def forward(p: Problem) -> np.ndarray:
     """All states s_0..s_T, shape (T+1,) + batch + (S,)."""
-    return np.stack([np.stack(s, axis=-1) for s in state_lists(p)[0]])
+    return np.stack([np.stack(s, axis=-1) for s in scan(p)[0]])
 
 
 def trace(p: Problem) -> np.ndarray:
     """Every quantity (gates and states) of every step, shape (T,) + batch + (Q,)."""
-    rows, state = [], np.broadcast_to(p.s0, p.batch_shape + p.s0.shape[-1:])
-    for t in range(1, p.steps + 1):
-        q, state = step(p, state, t)
-        rows.append(q)
-    return np.stack(rows)
+    return np.stack([np.stack(q, axis=-1) for q in scan(p)[1]])
 
 
 def jacobian(p: Problem, state: np.ndarray, t: int) -> np.ndarray:
@@ -88,7 +85,7 @@ def gradient_reverse(p: Problem, truncate: int | None = None, every_step: bool =
     """
     if truncate is not None and every_step:
         raise ValueError("truncation is defined here for the loss on the last step only")
-    states, quantities = state_lists(p)
+    states, quantities = scan(p)
     vjp, S, theta = vjp_kernel(p.cell), _size(p), p.theta()
     dl = loss_gradient(p)
     adjoint = [float(v) for v in dl]
@@ -120,36 +117,37 @@ def gradient_forward(p: Problem, every_step: bool = False):
     return split(p, total)
 
 
-def state_jacobian(p: Problem, k: int = 0) -> LogMatrix:
-    """∂s_T/∂s_k = J_T ⋯ J_{k+1} in forward mode, renormalised every step."""
+def _products(p: Problem, k: int = 0):
+    """J_t ⋯ J_{k+1} for t = k+1..T, renormalised every step: the one forward accumulator.
+    It steps along instead of reading ``scan``: memory stays flat in T for a large grid."""
     S = _size(p)
-    m = np.broadcast_to(np.eye(S), p.batch_shape + (S, S)).copy()
-    log_scale = np.zeros(p.batch_shape)
     state = np.broadcast_to(p.s0, p.batch_shape + (S,))
+    m = LogMatrix(np.broadcast_to(np.eye(S), p.batch_shape + (S, S)).copy(), np.zeros(p.batch_shape))
     for t in range(1, p.steps + 1):
         if t > k:
-            m, log_scale = renormalise(np.einsum("...sr,...rq->...sq", jacobian(p, state, t), m), log_scale)
+            m = LogMatrix(*renormalise(np.einsum("...sr,...rq->...sq", jacobian(p, state, t), m.mantissa),
+                                       m.log10_scale))
+            yield m
         state = step(p, state, t)[1]
-    return LogMatrix(m, log_scale)
+
+
+def state_jacobian(p: Problem, k: int = 0) -> LogMatrix:
+    """∂s_T/∂s_k = J_T ⋯ J_{k+1}, without over- or underflow."""
+    S = _size(p)
+    last = LogMatrix(np.broadcast_to(np.eye(S), p.batch_shape + (S, S)).copy(), np.zeros(p.batch_shape))
+    for last in _products(p, k):
+        pass
+    return last
 
 
 def log10_by_step(p: Problem, rows=slice(None), cols=slice(None)) -> np.ndarray:
     """log10‖∂s_t/∂s_0‖₂ (or of the block ``rows`` × ``cols``) for t = 1..T, shape (T,) + batch."""
-    S = _size(p)
-    m = np.broadcast_to(np.eye(S), p.batch_shape + (S, S)).copy()
-    log_scale = np.zeros(p.batch_shape)
-    state = np.broadcast_to(p.s0, p.batch_shape + (S,))
-    out = []
-    for t in range(1, p.steps + 1):
-        m, log_scale = renormalise(np.einsum("...sr,...rq->...sq", jacobian(p, state, t), m), log_scale)
-        out.append(LogMatrix(m[..., rows, cols], log_scale).log10_norm())
-        state = step(p, state, t)[1]
-    return np.stack(out)
+    return np.stack([LogMatrix(m.mantissa[..., rows, cols], m.log10_scale).log10_norm() for m in _products(p)])
 
 
 def contributions(p: Problem) -> np.ndarray:
     """The BPTT term of each source step k: (∂L/∂s_T)(J_T ⋯ J_{k+1})(∂⁺s_k/∂θ), shape (T,) + batch + (P,)."""
-    states, quantities = state_lists(p)
+    states, quantities = scan(p)
     vjp, S, theta = vjp_kernel(p.cell), _size(p), p.theta()
     adjoint = [float(v) for v in loss_gradient(p)]
     terms = [None] * p.steps
