@@ -56,8 +56,13 @@ app = typer.Typer(
 
 
 #: The library names a bad value by its own field; these are the options that carry them.
-OPTIONS = {"params": "--params", "inputs": "--inputs-file", "inputs_text": "--inputs", "s0": "--h0/--c0",
+OPTIONS = {"inputs": "--inputs-file", "inputs_text": "--inputs", "s0": "--h0/--c0",
            "memory": "--hidden/--batch/--steps"}
+
+
+def option(field: str) -> str:
+    """The option that carries a library field: ``hidden`` -> ``--hidden``, ``inputs`` -> ``--inputs-file``."""
+    return OPTIONS.get(field, "--" + field.replace("_", "-"))
 
 
 @contextmanager
@@ -69,7 +74,7 @@ def reported():
         typer.echo(f"Error: {error}", err=True)
         raise typer.Exit(2) from None
     except InvalidValue as error:
-        typer.echo(f"Error: {OPTIONS.get(error.field, '--' + error.field.replace('_', '-'))}: {error}", err=True)
+        typer.echo(f"Error: {option(error.field)}: {error}", err=True)
         raise typer.Exit(2) from None
     except UnrolledError as error:
         typer.echo(f"Error: {error}", err=True)
@@ -222,7 +227,7 @@ def numeric(
         if torch_names and not out:
             raise UsageError("--torch-names", "names the arrays of --out FILE.npz; give --out too")
         if out is not None:
-            check_replaceable(Path(out), "--out", force)
+            check_replaceable(Path(out), "out", force)
         r = run(Request(
             cell=cell, variant=variant, activation=activation, formulas=tuple(formula or ()), hidden=hidden,
             input_size=input_size, steps=steps, params_file=params, layer=layer, seed=seed, inputs=inputs,
@@ -230,7 +235,7 @@ def numeric(
             truncate=truncate, every_step=every_step))
         if out is not None:
             data = arrays(r, torch_names)
-            write_atomic(out, "--out", lambda f: np.savez(f, **data), force=force)
+            write_atomic(out, "out", lambda f: np.savez(f, **data), force=force)
         typer.echo(json.dumps(to_json(r), indent=2) if json_ else to_text(r))
 
 

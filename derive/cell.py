@@ -17,7 +17,7 @@ from typing import Callable, Mapping
 import sympy as sp
 
 from .activations import ACTIVATIONS, Activation
-from .errors import InvalidValue, UsageError
+from .errors import InvalidValue
 from .symbols import parameter, quantity
 
 Equations = tuple[tuple[str, sp.ImmutableMatrix], ...]
@@ -158,10 +158,10 @@ MAX_SIZE = 8
 
 
 def check_sizes(hidden: int, input_size: int) -> None:
-    """``--hidden`` and ``--input-size`` within 1..MAX_SIZE, or a usage error naming the option."""
-    for option, value in (("--hidden", hidden), ("--input-size", input_size)):
+    """The element forms' sizes n and m within 1..MAX_SIZE, or an error naming which."""
+    for name, value in (("hidden", hidden), ("input_size", input_size)):
         if not 1 <= value <= MAX_SIZE:
-            raise UsageError(option, f"must be a whole number from 1 to {MAX_SIZE}, got {value}")
+            raise InvalidValue(name, f"must be a whole number from 1 to {MAX_SIZE}, got {value}")
 
 
 def _dim(spec: str, n: int, m: int) -> int:
@@ -224,8 +224,8 @@ def make_cell(
     (('h', Matrix([[tanh(b_h + h_{t-1}*w + u*x_t)]])),)
     """
     if (definition.fixed or definition.scalar_only) and (n, m) != (1, 1):
-        option = "--hidden" if n != 1 else "--input-size"
-        raise UsageError(option, f"{definition.name} is a one-unit (scalar) cell; allowed: 1")
+        name = "hidden" if n != 1 else "input_size"
+        raise InvalidValue(name, f"{definition.name} is a one-unit (scalar) cell; allowed: 1")
     variant = _choose("variant", variant, definition.variants, f"variant of {definition.name}")
     if definition.activations:
         act = ACTIVATIONS[_choose("activation", activation, definition.activations, "activation")]

@@ -197,7 +197,7 @@ def make_core(definition: CellDef, variant: str | None = None, activation: str |
                if p.cols in ("n", "m") and p.name not in definition.fixed}
     found: dict = {}
     equations = tuple(
-        (name, _cut_products(definition.name, sp.sympify(expr[0]), weights, inputs.x[0], found))
+        (name, _cut_products(definition.name, expr[0], weights, inputs.x[0], found))
         for name, expr in definition.step(inputs)
     )
     params = tuple((p.name, symbols[p.name]) for p in definition.params[variant]

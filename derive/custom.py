@@ -15,7 +15,7 @@ import sympy as sp
 
 from .cell import CellDef, Param, StepInputs
 from .cells import CELLS
-from .errors import UsageError
+from .errors import InvalidValue
 from .formula import parse_formula, split_assignment
 
 
@@ -26,14 +26,14 @@ def _placeholder(name: str) -> sp.Symbol:
 def custom_definition(formulas: tuple[str, ...]) -> CellDef:
     """Parse and check ``formulas``; the parameters are the free names in order of appearance."""
     if not formulas:
-        raise UsageError("--formula", "--cell custom needs at least one --formula, e.g. 'tanh(w*h + u*x + b)'")
+        raise InvalidValue("formula", "--cell custom needs at least one --formula, e.g. 'tanh(w*h + u*x + b)'")
     parsed = []
     for text in formulas:
         state, body = split_assignment(text, "h")
         parsed.append((state, parse_formula(body, _placeholder)))
     states = tuple(state for state, _ in parsed)
     if len(set(states)) != len(states):
-        raise UsageError("--formula", f"a state is defined twice in {', '.join(states)}")
+        raise InvalidValue("formula", f"a state is defined twice in {', '.join(states)}")
     free = {s.name[2:] for _, expr in parsed for s in expr.free_symbols}
     typed = [word for text in formulas for word in re.findall(r"[A-Za-z][A-Za-z0-9_]*", text.partition("=")[2] or text)]
     names = list(dict.fromkeys(w for w in typed if w in free and w not in states and w != "x"))
@@ -64,7 +64,7 @@ def cell_definition(cell: str, formulas: tuple[str, ...] = ()) -> CellDef:
     if cell == "custom":
         return custom_definition(tuple(formulas))
     if formulas:
-        raise UsageError("--formula", "goes with --cell custom")
+        raise InvalidValue("formula", "goes with --cell custom")
     if cell not in CELLS:
-        raise UsageError("--cell", f"unknown cell {cell!r}; allowed: {', '.join(CELLS)}, custom")
+        raise InvalidValue("cell", f"unknown cell {cell!r}; allowed: {', '.join(CELLS)}, custom")
     return CELLS[cell]

@@ -8,7 +8,8 @@ class UnrolledError(Exception):
 
 
 class UsageError(UnrolledError):
-    """A bad option or value (exit code 2), naming the option and what is allowed.
+    """A bad option (exit code 2), raised by the CLI alone, which knows the options' names;
+    the library raises ``InvalidValue`` naming its own field.
 
     >>> str(UsageError("--steps", "must be a whole number >= 1, got 0"))
     '--steps: must be a whole number >= 1, got 0'

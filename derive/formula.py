@@ -15,7 +15,7 @@ import re
 import sympy as sp
 
 from .activations import relu, sigmoid
-from .errors import UsageError
+from .errors import InvalidValue
 
 FUNCTIONS = {
     "tanh": sp.tanh, "sigmoid": sigmoid, "relu": relu, "exp": sp.exp, "log": sp.log,
@@ -50,12 +50,12 @@ def _number(value) -> sp.Expr:
     return sp.Integer(value) if isinstance(value, int) else sp.Rational(repr(value))
 
 
-def _build(node: ast.AST, text: str, symbol, option: str) -> sp.Expr:
+def _build(node: ast.AST, text: str, symbol, field: str) -> sp.Expr:
     def fail(message: str):
-        raise UsageError(option, message)
+        raise InvalidValue(field, message)
 
     if isinstance(node, ast.Expression):
-        return _build(node.body, text, symbol, option)
+        return _build(node.body, text, symbol, field)
     if isinstance(node, ast.Constant):
         try:
             value = _number(node.value)
@@ -69,10 +69,10 @@ def _build(node: ast.AST, text: str, symbol, option: str) -> sp.Expr:
             fail(f"{node.id!r} is not allowed as a name (a function, or not a plain name)")
         return symbol(node.id)
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
-        inner = _build(node.operand, text, symbol, option)
+        inner = _build(node.operand, text, symbol, field)
         return -inner if isinstance(node.op, ast.USub) else inner
     if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
-        left = _build(node.left, text, symbol, option)
+        left = _build(node.left, text, symbol, field)
         if isinstance(node.op, ast.Pow):
             exponent = node.right
             negative = isinstance(exponent, ast.UnaryOp) and isinstance(exponent.op, ast.USub)
@@ -82,47 +82,47 @@ def _build(node: ast.AST, text: str, symbol, option: str) -> sp.Expr:
                 fail(f"exponent {ast.get_source_segment(text, exponent)!r} is not allowed; "
                      f"allowed: whole numbers from -{MAX_EXPONENT} to {MAX_EXPONENT}")
             return sp.Pow(left, -value.value if negative else value.value)
-        return _BINARY[type(node.op)](left, _build(node.right, text, symbol, option))
+        return _BINARY[type(node.op)](left, _build(node.right, text, symbol, field))
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in FUNCTIONS:
         if node.keywords or len(node.args) != 1:
             fail(f"{ast.get_source_segment(text, node)!r}: {node.func.id} takes exactly one argument")
-        return FUNCTIONS[node.func.id](_build(node.args[0], text, symbol, option))
+        return FUNCTIONS[node.func.id](_build(node.args[0], text, symbol, field))
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
         fail(f"unknown function {node.func.id!r}; allowed: {', '.join(FUNCTIONS)}")
     fail(_describe(node, text))
 
 
-def parse_formula(text: str, symbol=None, option: str = "--formula") -> sp.Expr:
+def parse_formula(text: str, symbol=None, field: str = "formula") -> sp.Expr:
     """The SymPy expression of one formula, every name made by ``symbol(name)``.
 
     >>> parse_formula("tanh(w*h + u*x + b)")
     tanh(b + h*w + u*x)
     >>> try:
     ...     parse_formula("__import__('os')")
-    ... except UsageError as error:
-    ...     print(error)
-    --formula: unknown function '__import__'; allowed: tanh, sigmoid, relu, exp, log, sin, cos, sqrt, abs
+    ... except InvalidValue as error:
+    ...     print(error.field, error)
+    formula unknown function '__import__'; allowed: tanh, sigmoid, relu, exp, log, sin, cos, sqrt, abs
     """
     symbol = symbol or (lambda name: sp.Symbol(name, real=True))
     if len(text) > MAX_LENGTH:
-        raise UsageError(option, f"the formula has {len(text)} characters; allowed: at most {MAX_LENGTH}")
+        raise InvalidValue(field, f"the formula has {len(text)} characters; allowed: at most {MAX_LENGTH}")
     if not text.strip():
-        raise UsageError(option, "the formula is empty")
+        raise InvalidValue(field, "the formula is empty")
     try:
         tree = ast.parse(text.strip(), mode="eval")
     except SyntaxError as error:
-        raise UsageError(option, f"cannot parse {text.strip()!r}: {error.msg}") from None
+        raise InvalidValue(field, f"cannot parse {text.strip()!r}: {error.msg}") from None
     if sum(1 for _ in ast.walk(tree)) > MAX_NODES:
-        raise UsageError(option, f"the formula has more than {MAX_NODES} parts")
-    return _build(tree, text.strip(), symbol, option)
+        raise InvalidValue(field, f"the formula has more than {MAX_NODES} parts")
+    return _build(tree, text.strip(), symbol, field)
 
 
-def split_assignment(text: str, default: str, option: str = "--formula") -> tuple[str, str]:
+def split_assignment(text: str, default: str, field: str = "formula") -> tuple[str, str]:
     """'c = f*c + i*g' -> ('c', 'f*c + i*g'); a bare formula defines ``default``."""
     name, sep, body = text.partition("=")
     if not sep:
         return default, text
     name = name.strip()
     if not NAME.match(name) or name in FUNCTIONS or name == "x":
-        raise UsageError(option, f"{name!r} cannot be defined; write STATE = formula, STATE a plain name like h or c")
+        raise InvalidValue(field, f"{name!r} cannot be defined; write STATE = formula, STATE a plain name like h or c")
     return name, body

@@ -14,7 +14,7 @@ from . import reference
 from .cell import Cell, check_sizes, make_cell
 from .custom import cell_definition
 from .chain import BpttForm, ChainForm, block, bptt_form, state_chain
-from .errors import UsageError
+from .errors import InvalidValue
 from .graph import generic_equations, jacobian_step, nested, param_jacobian, step_equations
 from .printing import text
 from .logdomain import Magnitude, evaluate
@@ -73,7 +73,7 @@ def _resolve_wrt(cell: Cell, wrt: str | None) -> tuple[str, str]:
     if text in names:
         return "param", names[text]
     allowed = [*cell.states, *sorted(names)]
-    raise UsageError("--wrt", f"{cell.label} has no state or parameter {text!r}; allowed: {', '.join(allowed)}")
+    raise InvalidValue("wrt", f"{cell.label} has no state or parameter {text!r}; allowed: {', '.join(allowed)}")
 
 
 @dataclass(frozen=True)
@@ -190,12 +190,12 @@ def solve(
     """
     definition = cell_definition(cell, formulas)
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise UsageError("--steps", f"must be a whole number >= 1, got {steps!r}")
+        raise InvalidValue("steps", f"must be a whole number >= 1, got {steps!r}")
     check_sizes(hidden, input_size)
     the_cell = make_cell(definition, variant, activation, hidden, input_size)
     kind, name = _resolve_wrt(the_cell, wrt)
     if truncate is not None and (kind != "param" or truncate < 1):
-        raise UsageError("--truncate", "needs a parameter --wrt (BPTT) and a whole number >= 1")
+        raise InvalidValue("truncate", "needs a parameter --wrt (BPTT) and a whole number >= 1")
     problem = _Problem(
         cell=the_cell, steps=steps, of=name if kind == "state" else the_cell.output, wrt=name,
         chain=state_chain(the_cell, name, name) if kind == "state" else None,

@@ -13,7 +13,7 @@ from fractions import Fraction
 import sympy as sp
 
 from .cell import Cell
-from .errors import UsageError
+from .errors import InvalidValue
 
 _NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE]([+-]?\d+))?$")
 _FRACTION = re.compile(r"^[+-]?\d+/\d+$")
@@ -21,53 +21,53 @@ _FRACTION = re.compile(r"^[+-]?\d+/\d+$")
 MAX_EXPONENT = 300
 
 
-def parse_number(text: str, option: str) -> sp.Rational:
+def parse_number(text: str, field: str) -> sp.Rational:
     """The exact rational a decimal, scientific or p/q number denotes.
 
-    >>> parse_number("0.5", "--set")
+    >>> parse_number("0.5", "set")
     1/2
-    >>> parse_number("-3e-2", "--set")
+    >>> parse_number("-3e-2", "set")
     -3/100
     """
     text = text.strip()
     match = _NUMBER.match(text)
     if match:
         if match.group(4) is not None and abs(int(match.group(4))) > MAX_EXPONENT:
-            raise UsageError(option, f"{text} is beyond 1e±{MAX_EXPONENT}; allowed: finite numbers")
+            raise InvalidValue(field, f"{text} is beyond 1e±{MAX_EXPONENT}; allowed: finite numbers")
         return sp.Rational(Fraction(text))
     if _FRACTION.match(text):
         if text.split("/")[1].strip("0") == "":
-            raise UsageError(option, f"{text} divides by zero")
+            raise InvalidValue(field, f"{text} divides by zero")
         return sp.Rational(Fraction(text))
     if text.lower().lstrip("+-") in {"nan", "inf", "infinity"}:
-        raise UsageError(option, f"{text} is not allowed; allowed: finite numbers")
-    raise UsageError(option, f"{text!r} is not a number (write 0.5, -3e-2 or 1/2)")
+        raise InvalidValue(field, f"{text} is not allowed; allowed: finite numbers")
+    raise InvalidValue(field, f"{text!r} is not a number (write 0.5, -3e-2 or 1/2)")
 
 
 def _reject_constant(name: str):
     raise ValueError(name)
 
 
-def parse_array(text: str, option: str):
+def parse_array(text: str, field: str):
     """A number, or a (nested) JSON list of numbers, as nested lists of Rationals."""
     if not text.strip().startswith("["):
-        return parse_number(text, option)
+        return parse_number(text, field)
     try:
         data = json.loads(text, parse_float=str, parse_int=str, parse_constant=_reject_constant)
     except ValueError:
-        raise UsageError(option, f"{text!r} is not a number or a JSON list of numbers") from None
+        raise InvalidValue(field, f"{text!r} is not a number or a JSON list of numbers") from None
 
     def convert(item):
         if isinstance(item, list):
             return [convert(i) for i in item]
         if isinstance(item, str):
-            return parse_number(item, option)
-        raise UsageError(option, f"{item!r} in {text!r} is not a number")
+            return parse_number(item, field)
+        raise InvalidValue(field, f"{item!r} in {text!r} is not a number")
 
     return convert(data)
 
 
-def fit_shape(value, rows: int, cols: int, option: str, name: str) -> sp.ImmutableMatrix:
+def fit_shape(value, rows: int, cols: int, field: str, name: str) -> sp.ImmutableMatrix:
     """``value`` as a rows × cols matrix: a single number fills every element."""
     if not isinstance(value, list):
         return sp.ImmutableMatrix(rows, cols, [value] * (rows * cols))
@@ -76,7 +76,7 @@ def fit_shape(value, rows: int, cols: int, option: str, name: str) -> sp.Immutab
     ok = len(grid) == rows and all(isinstance(r, list) and len(r) == cols for r in grid)
     if not ok or any(isinstance(v, list) for r in grid for v in r):
         shape = f"{rows}" if cols == 1 else f"{rows}×{cols}"
-        raise UsageError(option, f"{name} has shape {shape}; got {json.dumps(value, default=str).replace(chr(34), '')}")
+        raise InvalidValue(field, f"{name} has shape {shape}; got {json.dumps(value, default=str).replace(chr(34), '')}")
     return sp.ImmutableMatrix(grid)
 
 
@@ -90,19 +90,19 @@ def parameter_names(cell: Cell) -> dict[str, str]:
 def parse_settings(cell: Cell, settings: list[str]) -> dict[str, sp.ImmutableMatrix]:
     """``--set name=value`` items -> parameter name -> value of the parameter's shape."""
     if settings and cell.definition.fixed:
-        raise UsageError("--set", f"{cell.name} has fixed weights; use --cell lstm to set them")
+        raise InvalidValue("set", f"{cell.name} has fixed weights; use --cell lstm to set them")
     names = parameter_names(cell)
     values: dict[str, sp.ImmutableMatrix] = {}
     for item in settings:
         name, sep, text = item.partition("=")
         name = name.strip()
         if not sep or not name or not text.strip():
-            raise UsageError("--set", f"{item!r} is not NAME=VALUE (for example --set w=0.5)")
+            raise InvalidValue("set", f"{item!r} is not NAME=VALUE (for example --set w=0.5)")
         if name not in names:
             allowed = ", ".join(sorted(names))
-            raise UsageError("--set", f"{cell.label} has no parameter {name!r}; allowed: {allowed}")
+            raise InvalidValue("set", f"{cell.label} has no parameter {name!r}; allowed: {allowed}")
         shape = cell.param(names[name]).shape
-        values[names[name]] = fit_shape(parse_array(text, "--set"), *shape, "--set", name)
+        values[names[name]] = fit_shape(parse_array(text, "set"), *shape, "set", name)
     return values
 
 
@@ -110,11 +110,11 @@ def parse_initial_state(cell: Cell, h0: str | None, c0: str | None) -> sp.Immuta
     """``--h0`` and ``--c0`` (one number filling the state, or a JSON list of n) as s_0; default 0."""
     given = {"h": h0, "c": c0}
     if c0 is not None and "c" not in cell.states:
-        raise UsageError("--c0", f"{cell.label} has no cell state c")
+        raise InvalidValue("c0", f"{cell.label} has no cell state c")
     parts = []
     for s in cell.states:
-        value = parse_array(given[s], f"--{s}0") if given[s] is not None else sp.Integer(0)
-        parts.append(fit_shape(value, cell.n, 1, f"--{s}0", f"{s}_0"))
+        value = parse_array(given[s], f"{s}0") if given[s] is not None else sp.Integer(0)
+        parts.append(fit_shape(value, cell.n, 1, f"{s}0", f"{s}_0"))
     return sp.ImmutableMatrix.vstack(*parts)
 
 
@@ -124,11 +124,11 @@ def parse_inputs(text: str | None, T: int, m: int) -> tuple[sp.ImmutableMatrix, 
     if text is None:
         return (sp.ImmutableMatrix.ones(m, 1),) * T
     body = text.strip()
-    items = parse_array(body, "--inputs") if body.startswith("[") else [
-        parse_number(part, "--inputs") for part in body.split(",")
+    items = parse_array(body, "inputs_text") if body.startswith("[") else [
+        parse_number(part, "inputs_text") for part in body.split(",")
     ]
     if len(items) == 1:
         items = items * T
     if len(items) != T:
-        raise UsageError("--inputs", f"got {len(items)} values; allowed: 1 or --steps = {T}")
-    return tuple(fit_shape(x, m, 1, "--inputs", "each input x_t") for x in items)
+        raise InvalidValue("inputs_text", f"got {len(items)} values; allowed: 1 or T = {T}")
+    return tuple(fit_shape(x, m, 1, "inputs_text", "each input x_t") for x in items)

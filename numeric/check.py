@@ -150,10 +150,10 @@ def default_cases() -> list[tuple[Cell, int]]:
 def check_one(cell: str, formulas: tuple[str, ...], steps: int, seed: int = 0):
     """The same rows for one cell (``--cell``, or a typed ``--cell custom``), and the law."""
     from derive.custom import cell_definition
-    from derive.errors import UsageError
+    from derive.errors import InvalidValue
 
     if not 1 <= steps <= 1000:
-        raise UsageError("--steps", f"must be a whole number from 1 to 1000, got {steps}")
+        raise InvalidValue("steps", f"must be a whole number from 1 to 1000, got {steps}")
     definition = cell_definition(cell, formulas)
     rows = tuple(row for variant in definition.variants
                  for activation in (definition.activations or (None,))

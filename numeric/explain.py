@@ -47,7 +47,7 @@ def _settings(layer: Layer, settings: tuple[str, ...]) -> dict[str, np.ndarray] 
         if not sep or name.strip() not in names:
             raise InvalidValue("set", f"{item!r} is not NAME=VALUE with NAME one of {', '.join(layer.param_names())}")
         key = names[name.strip()]
-        value = np.array(parse_array(text, "--set"), dtype=float)
+        value = np.array(parse_array(text, "set"), dtype=float)
         try:
             values[key] = np.broadcast_to(value.reshape(value.shape[:1] if value.ndim == 2 and value.shape[1:] == (1,)
                                                         and len(shapes[key]) == 1 else value.shape), shapes[key]).copy()

@@ -206,7 +206,7 @@ def parse_grid(cell: Cell, items: list[str]) -> tuple[tuple[str, np.ndarray], ..
         if name not in names or len(parts) != 3:
             raise InvalidValue("grid", f"{item!r} is not NAME=START:STOP:COUNT with NAME one of "
                                f"{', '.join(cell.param_names())}")
-        start, stop = (float(parse_number(v, "--grid")) for v in parts[:2])
+        start, stop = (float(parse_number(v, "grid")) for v in parts[:2])
         count = int(parts[2]) if parts[2].strip().isdigit() else 0
         total *= max(count, 1)
         if count < 1 or total > MAX_GRID:

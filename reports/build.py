@@ -17,7 +17,7 @@ from typing import Callable
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.backends.backend_pdf import PdfPages
 
-from derive.errors import UsageError
+from derive.errors import InvalidValue
 from numeric import studies
 from numeric.check import check_all
 from numeric.files import check_replaceable, write_atomic
@@ -113,19 +113,19 @@ def build(out: str, *, only=(), fmt="both", steps=50, seed=0, dpi=100, force=Fal
     """Write the report into folder ``out``; returns the paths written."""
     unknown = [n for n in only if n not in NAMES]
     if unknown:
-        raise UsageError("--only", f"unknown figure {unknown[0]!r}; allowed: {', '.join(NAMES)}")
+        raise InvalidValue("only", f"unknown figure {unknown[0]!r}; allowed: {', '.join(NAMES)}")
     if fmt not in ("pdf", "png", "both"):
-        raise UsageError("--format", f"unknown format {fmt!r}; allowed: pdf, png, both")
+        raise InvalidValue("format", f"unknown format {fmt!r}; allowed: pdf, png, both")
     if steps < 2 or steps > 1000:
-        raise UsageError("--steps", f"must be a whole number from 2 to 1000, got {steps}")
+        raise InvalidValue("steps", f"must be a whole number from 2 to 1000, got {steps}")
     if not 10 <= dpi <= 600:
-        raise UsageError("--dpi", f"must be from 10 to 600, got {dpi}")
+        raise InvalidValue("dpi", f"must be from 10 to 600, got {dpi}")
     folder = Path(out)
     if not folder.is_dir():
-        raise UsageError("--out", f"folder {out!r} does not exist")
+        raise InvalidValue("out", f"folder {out!r} does not exist")
     paths = targets(out, tuple(only), fmt)
     for path in paths:
-        check_replaceable(path, "--out", force)
+        check_replaceable(path, "out", force)
     chosen = [s for s in sections(steps, seed) if not only or s.name in only]
     results = []
     for done, section in enumerate(chosen):
@@ -140,5 +140,5 @@ def build(out: str, *, only=(), fmt="both", steps=50, seed=0, dpi=100, force=Fal
         settings = {"steps": steps, "seed": seed, "dpi": dpi, "figures": ", ".join(s.name for s in chosen)}
         files[folder / PDF_NAME] = _pdf(chosen, results, settings, check)
     for path, data in files.items():
-        write_atomic(str(path), "--out", lambda handle, data=data: handle.write(data))
+        write_atomic(str(path), "out", lambda handle, data=data: handle.write(data))
     return list(files)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sympy as sp
 from hypothesis import given, settings, strategies as st
 
-from derive.errors import UsageError
+from derive.errors import InvalidValue
 from derive.formula import FUNCTIONS, parse_formula
 
 NAMES = ("h", "c", "x", "w", "u", "b", "W_hh")
@@ -52,8 +52,8 @@ def test_grammar_parses_to_the_expression_sympy_builds(tree):
 def test_random_text_is_parsed_or_refused_never_anything_else(text):
     try:
         result = parse_formula(text, symbol)
-    except UsageError as error:
-        assert str(error).startswith("--formula: ") and "\n" not in str(error)
+    except InvalidValue as error:
+        assert error.field == "formula" and "\n" not in str(error)
     else:
         assert isinstance(result, sp.Basic)
 
@@ -72,7 +72,7 @@ def test_refusals_name_the_offending_piece():
     for text, message in REFUSED:
         try:
             parse_formula(text, symbol)
-        except UsageError as error:
+        except InvalidValue as error:
             assert message in str(error), (text, str(error))
         else:
             raise AssertionError(f"{text!r} was accepted")
