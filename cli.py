@@ -172,7 +172,7 @@ def _matrix_derivation(steps, cell, activation, variant, hidden, input_size, set
         return json.dumps(data, indent=2)
     if format == Format.latex:
         return matrix_latex(e.layer, e.steps)
-    body = matrix_text(e.layer, e.steps)
+    body = matrix_text(e.layer, e.steps, truncate)
     if e.numbers is None:
         return body + "\n\n5. Numbers: give --params FILE (or --set every parameter) for these weights' numbers"
     return body + f"\n\n5. Numbers for these weights\n{summary(e.numbers, steps_table=False)}"

@@ -42,15 +42,15 @@ def _label(form: MatrixForm, param: str) -> str:
     return recurrent[0] if recurrent else names[0]
 
 
-def _sum_text(form: MatrixForm, g) -> str:
+def _sum_text(form: MatrixForm, g, over: str = "Σ_t") -> str:
     delta = f"δ[{_label(form, g.param)}]_t"
     if g.operand is None:
-        return f"Σ_t {delta} (summed over the batch)"
+        return f"{over} {delta} (summed over the batch)"
     v = _text_of(form, g.operand)
-    return f"Σ_t {delta} {v if g.operand.is_Symbol else f'({v})'}ᵀ"
+    return f"{over} {delta} {v if g.operand.is_Symbol else f'({v})'}ᵀ"
 
 
-def matrix_text(layer: Layer, steps: int) -> str:
+def matrix_text(layer: Layer, steps: int, truncate: int | None = None) -> str:
     """The derivation a person reads, the same length for n = 4 and n = 4096."""
     form = matrix_form(layer.core)
     core = form.core
@@ -68,6 +68,7 @@ def matrix_text(layer: Layer, steps: int) -> str:
     for b in form.blocks:
         if b.of == b.wrt and b.of in core.definition.carousel:
             inner = _text_of(form, b.expr.args[0])
+            inner = inner if b.expr.args[0].is_Atom else f"({inner})"
             lines.append(f"   along the {b.of} path alone (the other paths held fixed): "
                          f"∂{b.of}_T/∂{b.of}_0 = diag(∏_{{t=1}}^T {inner})")
     lines += ["", f"4. Gradients through time (BPTT) of L = Σ_i {out}_T[i]",
@@ -78,7 +79,10 @@ def matrix_text(layer: Layer, steps: int) -> str:
                      + (f"   (shared by {', '.join(names)})" if len(names) > 1 else ""))
     for s, e in form.carry:
         lines.append(f"   {s}̄_(t-1) = {_text_of(form, e)}")
-    lines += [f"   ∂L/∂{g.param} = {_sum_text(form, g)}" for g in form.gradients]
+    over = "Σ_t" if truncate is None else f"Σ_(t > T-{truncate})"
+    if truncate is not None:
+        lines.append(f"   truncated BPTT: the sums run over the last {truncate} steps only (t > T - {truncate})")
+    lines += [f"   ∂L/∂{g.param} = {_sum_text(form, g, over)}" for g in form.gradients]
     return "\n".join(lines)
 
 

@@ -16,8 +16,7 @@ from derive.custom import cell_definition
 from derive.errors import InvalidValue
 from derive.values import parse_array
 
-from .layer import MAX_HIDDEN
-from .run import LayerRun, Request, run
+from .run import LayerRun, Request, check_request, run, sizes
 
 #: Above this hidden size ``derive`` shows the matrix form alone (element forms grow as n²).
 ELEMENT_LIMIT = 3
@@ -65,16 +64,16 @@ def explain(req: Request, settings: tuple[str, ...] = (), wrt: str | None = None
              *core.definition.scalar_names.values()}
     if wrt is not None and wrt.strip() not in names:
         raise InvalidValue("wrt", f"{core.name} has no state or parameter {wrt!r}; allowed: {', '.join(sorted(names))}")
-    steps = req.steps or 50
+    if req.steps is None or req.steps < 1:
+        raise InvalidValue("steps", f"must be a whole number >= 1, got {req.steps}")
+    steps = req.steps
+    check_request(req, definition)
     if req.params_file is not None:
         if settings:
             raise InvalidValue("set", "give weights by --params or by --set, not both")
         numbers = run(replace(req, steps=steps, mode="matrix"))
         return Explained(numbers.layer, steps, numbers)
-    layer = Layer(core, req.hidden or 1, req.input_size or req.hidden or 1)
-    for field, size in (("hidden", layer.n), ("input_size", layer.m)):
-        if not 1 <= size <= MAX_HIDDEN:
-            raise InvalidValue(field, f"must be a whole number from 1 to {MAX_HIDDEN}, got {size}")
+    layer = Layer(core, *sizes(req))
     values = _settings(layer, settings)
     if values is None:
         return Explained(layer, steps, None)

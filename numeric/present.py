@@ -12,6 +12,7 @@ from derive.regime import judge, measured
 
 from derive.errors import InvalidValue
 
+from .layer import log10_norm
 from .run import LAGS, LayerRun, NumericResult
 from .weights import torch_names
 
@@ -29,7 +30,15 @@ def _fmt(x: float) -> str:
     return f"{x:.4f}" if abs(x) >= 1e-3 or x == 0 else f"{x:.3e}"
 
 
-def _table(label, n, m, steps, s0, inputs, names, trace, log10_jacobian, grads, mode, output) -> list[str]:
+def loss_text(output: str, every_step: bool, truncate: int | None, batch: bool = False) -> str:
+    """The loss a gradient is of, as the user reads it: L = Σ_i h_T[i], Σ_t …, truncated …"""
+    b = "Σ_b " if batch else ""
+    index = "[b, i]" if batch else "[i]"
+    text = f"L = {b}Σ_t Σ_i {output}_t{index}" if every_step else f"L = {b}Σ_i {output}_T{index}"
+    return text + (f", BPTT truncated to the last {truncate} steps" if truncate else "")
+
+
+def _table(label, n, m, steps, s0, inputs, names, trace, log10_jacobian, grads, mode, loss) -> list[str]:
     """Each step's input, gates and states for one sequence, then ∂L/∂θ."""
     heads = ["t", *(f"x[{j}]" for j in range(m)), *names]
     lines = [f"{label}, hidden size {n}, T = {steps}, s_0 = {list(map(float, s0))}; parameters: "
@@ -38,13 +47,14 @@ def _table(label, n, m, steps, s0, inputs, names, trace, log10_jacobian, grads, 
     for t in range(steps):
         row = [str(t + 1), *(_fmt(v) for v in inputs[t]), *(_fmt(v) for v in trace[t])]
         lines.append("  ".join(f"{v:>10}" for v in row))
+    output = loss.split("Σ_i ")[1].split("_")[0]
     last = trace[-1][[names.index(q) for q in names if q.split("_t")[0] == output]]
     lines.append(f"prediction for step {steps + 1} ({output}_T): {', '.join(_fmt(v) for v in last)}")
     if n == 1 and len({q.split('_')[0] for q in names}) > 2:
         lines.append(f"  ({', '.join(f'{q.split(chr(95))[0]} = {_label(q)}' for q in names)})")
     lines.append(f"log10 ‖∂s_T/∂s_0‖₂ = {float(log10_jacobian):.6g}")
     if grads:
-        lines.append(f"∂L/∂θ (L = Σ {output}_T, mode {mode}):")
+        lines.append(f"∂L/∂θ ({loss}; mode {mode}):")
         for name, g in grads.items():
             lines.append(f"  {name:>6} = {np.array2string(np.squeeze(g) if g.size == 1 else g, precision=6)}")
     return lines
@@ -55,11 +65,13 @@ def walkthrough(r: NumericResult) -> str:
     p, cell = r.problem, r.problem.cell
     grads = {cell.display_name(n): (g[..., 0] if g.shape[-1] == 1 and g.ndim == 2 else g) for n, g in r.grads.items()}
     return "\n".join(_table(cell.label, cell.n, cell.m, p.steps, p.s0, p.inputs, list(r.quantities), r.trace,
-                            r.jacobian.log10_norm(), grads, r.mode, cell.output))
+                            r.jacobian.log10_norm(), grads, r.mode, loss_text(cell.output, r.every_step, r.truncate)))
 
 
 def _power(log10: float) -> str:
-    return "0" if log10 == -math.inf else f"10^{log10:.3f}" if math.isfinite(log10) else "nan"
+    if math.isfinite(log10):
+        return f"10^{log10:.3f}"
+    return {-math.inf: "0", math.inf: "inf"}.get(log10, "not computed" if math.isnan(log10) else "nan")
 
 
 def _regime(r: LayerRun):
@@ -70,6 +82,10 @@ def _regime(r: LayerRun):
     return measured(float(r.by_lag[-1]) if r.by_lag is not None else None, r.steps)
 
 
+#: The per-step table is printed up to this many steps; longer runs get the summary alone.
+TABLE_STEPS = 200
+
+
 def summary(r: LayerRun, steps_table: bool = True) -> str:
     """What a person reads for a layer of any size: norms, σ₁, the regime, lags; arrays elsewhere.
     A small layer's single sequence also gets its per-step table (``steps_table``)."""
@@ -77,11 +93,12 @@ def summary(r: LayerRun, steps_table: bool = True) -> str:
     B = r.inputs.shape[0]
     out = lay.core.output
     lines = [f"{lay.label}, hidden size {lay.n}, input size {lay.m}, T = {T}, batch {B}; weights: {r.source}",
-             f"L = Σ_b Σ_i {out}_T[b, i] (mode {r.mode}: BPTT with the weights as matrices)"]
-    table = steps_table and r.trace is not None and B == 1
+             f"{loss_text(out, r.every_step, r.truncate, batch=B > 1)} (mode {r.mode}: BPTT with the weights as matrices)"]
+    table = steps_table and r.trace is not None and B == 1 and T <= TABLE_STEPS
     if table:
-        lines = _table(lay.label, lay.n, lay.m, T, r.s0, r.inputs[0], list(r.quantities), r.trace,
-                       r.by_lag[-1], {lay.display_name(k): v for k, v in r.grads.items()}, r.mode, out)
+        lines = _table(lay.label, lay.n, lay.m, T, r.s0, r.inputs[0], list(r.quantities), r.trace, r.by_lag[-1],
+                       {lay.display_name(k): v for k, v in r.grads.items()}, r.mode,
+                       loss_text(out, r.every_step, r.truncate))
     elif r.grads:
         lines.append("‖∂L/∂θ‖ (Frobenius norm of each parameter's gradient):")
         norms = [(lay.display_name(k), float(np.linalg.norm(v))) for k, v in r.grads.items()]
@@ -91,7 +108,7 @@ def summary(r: LayerRun, steps_table: bool = True) -> str:
         lines.append("σ₁ of the recurrent weights: " + ", ".join(f"{k} {v:.4g}" for k, v in r.recurrent))
     regime = _regime(r)
     lines.append(f"regime: {regime.verdict} ({regime.reason})")
-    lags = [k for k in LAGS if k <= T]
+    lags = [k for k in LAGS if k < T] + [T]
     if r.by_lag is not None:
         lines.append("‖∂s_T/∂s_{T−k}‖₂ (sequence 0): " + ", ".join(f"k={k}: {_power(r.by_lag[k])}" for k in lags))
     else:
@@ -128,11 +145,12 @@ def grid_summary(r: NumericResult) -> str:
 
 
 def _grad_log10_norm(r: NumericResult) -> np.ndarray:
+    """log10 ‖∇L‖₂ over every parameter element, per setting, without squares over- or underflowing."""
     if not r.grads:
         return np.full(r.jacobian.log10_scale.shape, np.nan)
-    squares = sum(np.sum(np.abs(g) ** 2, axis=(-2, -1)) for g in r.grads.values())
-    with np.errstate(divide="ignore"):
-        return 0.5 * np.log10(squares)
+    shape = r.jacobian.log10_scale.shape
+    flat = np.concatenate([np.abs(g).reshape(shape + (-1,)) for g in r.grads.values()], axis=-1)
+    return log10_norm(flat)
 
 
 def _finite_or_none(values):

@@ -74,6 +74,8 @@ class NumericResult:
     jacobian: LogMatrix
     by_lag: np.ndarray | None
     mode: str
+    every_step: bool = False
+    truncate: int | None = None
 
 
 @dataclass(frozen=True)
@@ -98,6 +100,8 @@ class LayerRun:
     source: str
     layer_index: int = 0
     mode: str = "matrix"
+    every_step: bool = False
+    truncate: int | None = None
 
     @property
     def grads(self) -> dict[str, np.ndarray]:
@@ -108,10 +112,37 @@ class LayerRun:
         return self.inputs.shape[1]
 
 
+def sizes(req: Request) -> tuple[int, int]:
+    """(n, m) as the request gives them: n defaults to 1, m to n; each within 1..MAX_HIDDEN."""
+    n = 1 if req.hidden is None else req.hidden
+    m = n if req.input_size is None else req.input_size
+    for field, size in (("hidden", n), ("input_size", m)):
+        if not 1 <= size <= MAX_HIDDEN:
+            raise InvalidValue(field, f"must be a whole number from 1 to {MAX_HIDDEN}, got {size}")
+    return n, m
+
+
+def check_request(req: Request, definition) -> None:
+    """What no path can run, refused before any work: one line naming the value."""
+    if req.seed < 0:
+        raise InvalidValue("seed", f"must be a whole number >= 0, got {req.seed}")
+    if req.truncate is not None and req.truncate < 1:
+        raise InvalidValue("truncate", f"must be a whole number >= 1, got {req.truncate}")
+    if req.truncate is not None and req.every_step:
+        raise InvalidValue("truncate", "truncated BPTT is defined for the loss on the last step only; "
+                           "drop it or the loss on every step")
+    if req.layer < 0:
+        raise InvalidValue("layer", f"must be a whole number >= 0, got {req.layer}")
+    scalar = definition.fixed or definition.scalar_only
+    if scalar and (req.hidden not in (None, 1) or req.input_size not in (None, 1)):
+        raise InvalidValue("hidden" if req.hidden not in (None, 1) else "input_size",
+                           f"{definition.name} is a one-unit (scalar) cell; allowed: 1")
+
+
 def _weights(req: Request, definition, variant: str) -> tuple[dict | None, int, int, str]:
     """(parameters or None, n, m, where they came from); n, m from the file or the request."""
     if req.params_file is None:
-        return None, req.hidden or 1, req.input_size or req.hidden or 1, f"PyTorch's initialisation, seed {req.seed}"
+        return None, *sizes(req), f"PyTorch's initialisation, seed {req.seed}"
     tensors = read_tensors(req.params_file)
     params, n, m = cell_params(tensors, definition, variant, req.layer)
     for field, given, found in (("hidden", req.hidden, n), ("input_size", req.input_size, m)):
@@ -124,19 +155,13 @@ def _weights(req: Request, definition, variant: str) -> tuple[dict | None, int, 
 def run(req: Request, weights: dict[str, np.ndarray] | None = None) -> NumericResult | LayerRun:
     """Unroll a cell and differentiate it through time, as ``req`` asks (``weights``: given values)."""
     definition = cell_definition(req.cell, tuple(req.formulas))
+    check_request(req, definition)
     mode = choose(req.mode, bool(req.grid))
     core = make_core(definition, req.variant, req.activation)
     if weights is not None:
-        params, n, m, source = weights, req.hidden or 1, req.input_size or req.hidden or 1, "the values set"
+        params, (n, m), source = weights, sizes(req), "the values set"
     else:
         params, n, m, source = _weights(req, definition, core.variant)
-    for field, size in (("hidden", n), ("input_size", m)):
-        if not 1 <= size <= MAX_HIDDEN:
-            raise InvalidValue(field, f"must be a whole number from 1 to {MAX_HIDDEN}, got {size}")
-    if definition.fixed and (n, m) != (1, 1):
-        raise InvalidValue("hidden", f"{definition.name} is a one-unit (scalar) cell; allowed: 1")
-    if req.truncate is not None and req.truncate < 1:
-        raise InvalidValue("truncate", f"must be a whole number >= 1, got {req.truncate}")
     if mode == "matrix" and req.batch is not None:
         check_memory(core, n, m, req.batch, req.steps or DEFAULT_STEPS)
     x, batched = read_or_draw_inputs(req.inputs, req.inputs_file, req.steps, m, req.batch, req.seed)
@@ -162,7 +187,7 @@ def _run_layer(req: Request, layer: Layer, params, x, batched: bool, source: str
         layer=layer, params=params, inputs=x, batched=batched, s0=s0, result=result,
         quantities=names, trace=trace_rows, jacobian=lags.jacobian if lags and small else None,
         by_lag=lags.log10_by_lag if lags else None, recurrent=recurrent_norms(layer, params), source=source,
-        layer_index=req.layer,
+        layer_index=req.layer, every_step=req.every_step, truncate=req.truncate,
     )
 
 
@@ -200,9 +225,13 @@ def largest_singular_value(w: np.ndarray, iterations: int = 200) -> float:
 def parse_grid(cell: Cell, items: list[str]) -> tuple[tuple[str, np.ndarray], ...]:
     """NAME=START:STOP:COUNT items -> (parameter, values) axes, at most ``MAX_GRID`` settings."""
     names, axes, total = parameter_names(cell), [], 1
+    if items and not names:
+        raise InvalidValue("grid", f"{cell.label} has no parameters to sweep (its weights are fixed)")
     for item in items:
         name, _, spec = item.partition("=")
         parts = spec.split(":")
+        if name in names and names[name] in {a for a, _ in axes}:
+            raise InvalidValue("grid", f"{name} is swept twice; allowed: one axis per parameter")
         if name not in names or len(parts) != 3:
             raise InvalidValue("grid", f"{item!r} is not NAME=START:STOP:COUNT with NAME one of "
                                f"{', '.join(cell.param_names())}")
@@ -228,11 +257,13 @@ def _gridded(params: dict, axes) -> dict:
 
 
 def _run_grid(req: Request, definition, variant: str, n: int, m: int, params, x, mode: str) -> NumericResult:
+    how = "a grid" if req.grid else f"mode {req.mode}"
     if max(n, m) > MAX_GRID_HIDDEN:
-        raise InvalidValue("hidden", f"a grid or --mode {mode} runs element by element: hidden and input "
-                           f"size 1 to {MAX_GRID_HIDDEN}, got {n} and {m}; --mode matrix takes any size")
+        raise InvalidValue("hidden", f"{how} runs element by element: hidden and input size 1 to "
+                           f"{MAX_GRID_HIDDEN}, got {n} and {m}; the matrix mode takes any size")
     if x.shape[0] != 1:
-        raise InvalidValue("inputs", f"a grid or --mode {mode} takes one input sequence, got a batch of {x.shape[0]}")
+        raise InvalidValue("batch" if req.batch else "inputs",
+                           f"{how} takes one input sequence, got a batch of {x.shape[0]}")
     cell = make_cell(definition, variant, req.activation, n, m)
     if params is None:
         params = random_params(cell, seed=req.seed)
@@ -249,5 +280,5 @@ def _run_grid(req: Request, definition, variant: str, n: int, m: int, params, x,
         problem=problem, grid=axes, quantities=quantity_names(cell),
         trace=trace(problem) if single else None, grads=grads,
         jacobian=jacobian, by_lag=log10_norm_by_lag(problem) if single else None,
-        mode=grid_mode(problem, mode, req.truncate),
+        mode=grid_mode(problem, mode, req.truncate), every_step=req.every_step, truncate=req.truncate,
     )

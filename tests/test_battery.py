@@ -58,7 +58,7 @@ BATTERY = [
     (["numeric", "--inputs-file", "{tmp}/missing.json"], 2, "--inputs-file"),
     (["numeric", "--c0", "1"], 2, "--c0"),
     (["numeric", "--hidden", "5000"], 2, "--hidden"),
-    (["numeric", "--hidden", "9", "--grid", "b_h=0:1:2"], 2, "--mode matrix takes any size"),
+    (["numeric", "--hidden", "9", "--grid", "b_h=0:1:2"], 2, "the matrix mode takes any size"),
     (["numeric", "--hidden", "4096", "--batch", "4096", "--steps", "1000"], 2, "GiB"),
     (["numeric", "--steps", "1000001"], 2, "--steps"),
     (["numeric", "--inputs-file", "/dev/zero"], 2, "character device"),
@@ -167,3 +167,34 @@ def test_force_replaces_a_symlink_itself_not_its_target(tmp_path):
     assert result.exit_code == 0, result.output
     assert target.read_bytes() == b"keep"
     assert not link.is_symlink() and link.read_bytes()[:2] == b"PK"
+
+
+@pytest.mark.parametrize("args,text", [
+    (["numeric", "--grid", "w=0:1:3", "--grid", "w=0:2:2"], "swept twice"),
+    (["numeric", "--seed", "-1"], "--seed"),
+    (["numeric", "--hidden", "0"], "--hidden"),
+    (["numeric", "--truncate", "3", "--every-step", "--mode", "reverse"], "--truncate"),
+    (["numeric", "--truncate", "3", "--every-step"], "--truncate"),
+    (["numeric", "--cell", "custom", "--formula", "h = tanh(w*h + x)", "--hidden", "2"], "--hidden: custom is a one-unit"),
+    (["numeric", "--batch", "4", "--grid", "w=0:1:3"], "--batch"),
+    (["numeric", "--cell", "statquest", "--grid", "w=0:1:3"], "no parameters to sweep"),
+    (["numeric", "--cell", "lstm", "--steps", "1000000"], "GiB"),
+    (["derive", "--hidden", "4", "--steps", "-3"], "--steps"),
+])
+def test_found_in_review_one_line_exit_2(args, text):
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2 and text in result.output and len(result.output.strip().splitlines()) == 1, result.output
+
+
+def test_adjoint_and_jacobian_norms_neither_underflow_nor_overflow(tmp_path):
+    """10^-200 is printed as such, not 0 (the norms are taken in the log domain)."""
+    path = tmp_path / "p.json"
+    path.write_text('{"W_xh": 1, "W_hh": 0.1, "b_h": 0}')
+    result = runner.invoke(app, ["numeric", "--params", str(path), "--steps", "400"])
+    assert "k=200: 10^-200.000" in result.output and "k=400: 10^-400.000" in result.output
+
+
+def test_every_step_loss_is_named():
+    result = runner.invoke(app, ["numeric", "--cell", "custom", "--formula", "c = tanh(w*c + x)", "--steps", "5",
+                                 "--every-step"])
+    assert result.exit_code == 0 and "L = Σ_t Σ_i c_t[i]" in result.output
