@@ -21,7 +21,6 @@ from sympy.printing.precedence import PRECEDENCE
 from sympy.printing.str import StrPrinter
 
 from .core import Core, stage_inputs, stage_vjp, stages
-from .symbols import quantity
 
 
 class diag(sp.Function):
@@ -77,20 +76,8 @@ def weight_symbol(name: str) -> sp.Symbol:
 
 
 def cotangent(name: str, label: str = "t") -> sp.Symbol:
-    """s̄_t = ∂L/∂s_t (LaTeX: ``LATEX_NAMES``)."""
-    sym = sp.Symbol(f"{name}\u0304_{label}", real=True)
-    LATEX_NAMES[sym] = r"\bar{%s}_{%s}" % (name, label)
-    return sym
-
-
-#: How the display-only symbols print in LaTeX.
-LATEX_NAMES: dict[sp.Symbol, str] = {}
-
-
-def _display(name: str, latex: str) -> sp.Symbol:
-    sym = sp.Symbol(name, real=True)
-    LATEX_NAMES[sym] = latex
-    return sym
+    """s̄_t = ∂L/∂s_t, shown with a bar."""
+    return sp.Symbol(f"{name}\u0304_{label}", real=True)
 
 
 def _latex_name(name: str) -> str:
@@ -101,10 +88,23 @@ def _latex_name(name: str) -> str:
 def product_symbol(m) -> sp.Symbol:
     """W v as one symbol for display: ``W_hh h_{t-1}``, ``W_hn (h_{t-1} ⊙ r_t)``."""
     operand = elementwise_text(m.operand)
-    shown = operand if m.operand.is_Symbol else f"({operand})"
-    shown_latex = latex(m.operand)
-    shown_latex = shown_latex if m.operand.is_Symbol else r"\left(%s\right)" % shown_latex
-    return _display(f"{m.weight} {shown}", f"{_latex_name(m.weight)} {shown_latex}")
+    return sp.Symbol(f"{m.weight} {operand if m.operand.is_Symbol else f'({operand})'}", real=True)
+
+
+def back_symbol(m) -> sp.Symbol:
+    """Wᵀ δ_t: what a product sends back to its operand."""
+    return sp.Symbol(f"{m.weight}ᵀ δ[{m.weight}]_t", real=True)
+
+
+def latex_names(core: Core) -> dict[sp.Symbol, str]:
+    """How the display symbols of ``core``'s matrix form print in LaTeX."""
+    names = {cotangent(s): r"\bar{%s}_{t}" % s for s in core.states}
+    for m in core.maps:
+        operand = latex(m.operand)
+        operand = operand if m.operand.is_Symbol else r"\left(%s\right)" % operand
+        names[product_symbol(m)] = f"{_latex_name(m.weight)} {operand}"
+        names[back_symbol(m)] = r"%s^{\top} \delta^{%s}_{t}" % (_latex_name(m.weight), _latex_name(m.weight))
+    return names
 
 
 class _Text(StrPrinter):
@@ -150,8 +150,9 @@ def elementwise_text(expr) -> str:
     return _Text().doprint(expr)
 
 
-def latex(expr) -> str:
-    return _Latex({"symbol_names": LATEX_NAMES, "mul_symbol": r" \odot "}).doprint(expr)
+def latex(expr, names: dict | None = None) -> str:
+    """LaTeX with ⊙ between vectors; ``names`` gives display symbols their LaTeX (``latex_names``)."""
+    return _Latex({"symbol_names": names or {}, "mul_symbol": r" \odot "}).doprint(expr)
 
 
 def _merge(expr: sp.Expr) -> sp.Expr:
@@ -222,8 +223,7 @@ def _backward(core: Core) -> dict:
             for u, e in zip(stage_inputs(core, stage), exprs):
                 cot[u] = cot.get(u, sp.S.Zero) + sp.factor_terms(e.xreplace(outside))
         for m in stage.maps:
-            back = _display(f"{m.weight}ᵀ δ[{m.weight}]_t",
-                            r"%s^{\top} \delta^{%s}_{t}" % (_latex_name(m.weight), _latex_name(m.weight)))
+            back = back_symbol(m)
             for u in m.operand.free_symbols:
                 cot[u] = cot.get(u, sp.S.Zero) + sp.diff(m.operand, u) * back
     return cot
@@ -241,7 +241,3 @@ def matrix_form(core: Core) -> MatrixForm:
         equations=tuple((name, _rename(core, e)) for name, e in core.equations),
         blocks=jacobian_blocks(core), carry=carry, gradients=tuple(gradients),
     )
-
-
-def state_vector(name: str, label: str = "t") -> sp.Symbol:
-    return quantity(name, label, 1)[0]

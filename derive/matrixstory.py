@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .core import Layer
-from .matrixform import MatrixForm, _latex_name, _rename, matrix_form
+from .matrixform import MatrixForm, _latex_name, _rename, latex_names, matrix_form
 from .matrixform import elementwise_text as _text
 from .matrixform import latex as _latex
 
@@ -13,7 +13,7 @@ def _text_of(form: MatrixForm, e) -> str:
 
 
 def _latex_of(form: MatrixForm, e) -> str:
-    return _latex(_shown(form, e))
+    return _latex(_shown(form, e), latex_names(form.core))
 
 
 def _shown(form: MatrixForm, e):
