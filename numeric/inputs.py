@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from derive.errors import InvalidValue
+from derive.values import parse_array
 from derive.values import parse_inputs as parse_exact_inputs
 
 from .arrayfiles import MAX_JSON_BYTES, _json_array, _read_json_value, _real, _regular_size
@@ -80,8 +81,8 @@ def inputs(text: str | None, path: str | None, steps: int | None, m: int,
     elif text is not None:
         if m != 1:
             raise InvalidValue("inputs_text", f"typed inputs are for input size 1; input size {m} needs a file")
-        count = len(text.split(",")) if not text.strip().startswith("[") else None
-        T = steps or count or DEFAULT_STEPS
+        typed = parse_array(text, "inputs_text") if text.strip().startswith("[") else text.split(",")
+        T = steps or (len(typed) if isinstance(typed, list) else 1)
         x = np.array([[float(v[0]) for v in parse_exact_inputs(text, T, m)]], dtype=float)[..., None]
         return x, False
     elif batch is not None:
