@@ -153,6 +153,18 @@ def _grad_log10_norm(r: NumericResult) -> np.ndarray:
     return log10_norm(flat)
 
 
+def _jacobian_json(m) -> dict:
+    """∂s_T/∂s_0 as mantissa × 10^scale always, and as plain numbers only where float64 holds
+    every entry: an entry that under- or overflows makes ``jacobian`` null, never a silent 0.0."""
+    if m is None:
+        return {"jacobian": None, "jacobian_mantissa": None, "jacobian_log10_scale": None}
+    plain = m.to_float()
+    lost = ~np.isfinite(plain) | ((plain == 0) & (m.mantissa != 0))
+    return {"jacobian": None if lost.any() else [_finite_or_none(row) for row in plain],
+            "jacobian_mantissa": [_finite_or_none(row) for row in m.mantissa],
+            "jacobian_log10_scale": float(m.log10_scale)}
+
+
 def _finite_or_none(values):
     return [v if math.isfinite(v) else None for v in np.ravel(values).tolist()]
 
@@ -161,13 +173,12 @@ def _grid_json(r: NumericResult) -> dict:
     cell, q = r.problem.cell, r.quantities
     states = {s: r.trace[:, [q.index(f"{s}_t" if cell.n == 1 else f"{s}_t[{i}]") for i in range(cell.n)]].tolist()
               for s in cell.states}
-    jac = r.jacobian.to_float()
     return {
         "cell": cell.name, "variant": cell.variant, "hidden": cell.n, "steps": r.problem.steps,
         "states": states,
         "quantities": {name: r.trace[:, i].tolist() for i, name in enumerate(q)},
         "grad": {n: (g[..., 0] if g.shape[-1] == 1 and g.shape[-2] > 1 else g).squeeze().tolist() if g.size > 1 else float(g.ravel()[0]) for n, g in r.grads.items()},
-        "jacobian": [_finite_or_none(row) for row in jac] if np.all(np.isfinite(jac)) else None,
+        **_jacobian_json(r.jacobian),
         "log10_norm_jacobian": float(r.jacobian.log10_norm()),
         "log10_norm_by_lag": _finite_or_none(r.by_lag),
         "mode": r.mode,
@@ -182,7 +193,6 @@ def _unbatched(r: LayerRun, a: np.ndarray) -> np.ndarray:
 def _layer_json(r: LayerRun) -> dict:
     lay, res = r.layer, r.result
     regime = _regime(r)
-    jac = r.jacobian.to_float() if r.jacobian is not None else None
     return {
         "cell": lay.name, "variant": lay.variant, "hidden": lay.n, "input_size": lay.m, "steps": r.steps,
         "batch": int(r.inputs.shape[0]), "mode": r.mode, "weights": r.source,
@@ -191,7 +201,7 @@ def _layer_json(r: LayerRun) -> dict:
         "grad": {k: v.tolist() if v.size > 1 else float(v.ravel()[0]) for k, v in r.grads.items()},
         "grad_norm": {k: float(np.linalg.norm(v)) for k, v in r.grads.items()},
         "grad_initial_state": {f"{s}_0": _unbatched(r, res.grads[f"{s}_0"]).tolist() for s in lay.states},
-        "jacobian": [_finite_or_none(row) for row in jac] if jac is not None and np.all(np.isfinite(jac)) else None,
+        **_jacobian_json(r.jacobian),
         "log10_norm_jacobian": float(r.by_lag[-1]) if r.by_lag is not None else None,
         "log10_norm_by_lag": _finite_or_none(r.by_lag) if r.by_lag is not None else None,
         "log10_adjoint": [_finite_or_none(row) for row in res.log10_adjoint.T] if r.batched

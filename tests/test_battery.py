@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 
@@ -198,3 +199,13 @@ def test_every_step_loss_is_named():
     result = runner.invoke(app, ["numeric", "--cell", "custom", "--formula", "c = tanh(w*c + x)", "--steps", "5",
                                  "--every-step"])
     assert result.exit_code == 0 and "L = Σ_t Σ_i c_t[i]" in result.output
+
+
+@pytest.mark.parametrize("mode", ["matrix", "reverse"])
+def test_json_jacobian_that_underflows_is_null_with_its_mantissa_and_scale(tmp_path, mode):
+    path = tmp_path / "p.json"
+    path.write_text('{"W_xh": 1, "W_hh": 0.001, "b_h": 0}')
+    data = json.loads(runner.invoke(app, ["numeric", "--params", str(path), "--steps", "120", "--json",
+                                          "--mode", mode]).output)
+    assert data["jacobian"] is None and data["jacobian_mantissa"] == [[1.0]]
+    assert data["jacobian_log10_scale"] == pytest.approx(-360.0, abs=1e-9)
