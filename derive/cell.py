@@ -81,8 +81,27 @@ class CellDef:
         return tuple(self.params)
 
 
+class Resolved:
+    """What every resolved form of a definition (``Cell``, ``derive.core.Core``) reads from it."""
+
+    definition: CellDef
+
+    @property
+    def name(self) -> str:
+        return self.definition.name
+
+    @property
+    def states(self) -> tuple[str, ...]:
+        return self.definition.states
+
+    @property
+    def output(self) -> str:
+        """The state the loss is on: L = Σ_i (output)_T[i]."""
+        return self.definition.output_state
+
+
 @dataclass(frozen=True)
-class Cell:
+class Cell(Resolved):
     """A ``CellDef`` resolved at sizes n, m, a variant and an activation.
 
     ``equations`` define every quantity of step t from s_{t-1} (``prev``),
@@ -98,19 +117,6 @@ class Cell:
     prev: tuple[tuple[str, sp.ImmutableMatrix], ...]
     x: sp.ImmutableMatrix
     equations: Equations
-
-    @property
-    def name(self) -> str:
-        return self.definition.name
-
-    @property
-    def states(self) -> tuple[str, ...]:
-        return self.definition.states
-
-    @property
-    def output(self) -> str:
-        """The state the loss is on: L = Σ_i (output)_T[i]."""
-        return self.definition.output_state
 
     @property
     def label(self) -> str:
@@ -210,6 +216,17 @@ def _choose(field: str, value: str | None, allowed: tuple[str, ...], what: str) 
     return value
 
 
+def choose(definition: CellDef, variant: str | None, activation: str | None) -> tuple[str, Activation | None]:
+    """The variant and activation a request names (each defaulting to the definition's first),
+    or an error naming the one that the definition does not have."""
+    variant = _choose("variant", variant, definition.variants, f"variant of {definition.name}")
+    if definition.activations:
+        return variant, ACTIVATIONS[_choose("activation", activation, definition.activations, "activation")]
+    if activation is not None:
+        raise InvalidValue("activation", f"{definition.name} has fixed activations; drop it")
+    return variant, None
+
+
 def make_cell(
     definition: CellDef,
     variant: str | None = None,
@@ -226,13 +243,7 @@ def make_cell(
     if (definition.fixed or definition.scalar_only) and (n, m) != (1, 1):
         name = "hidden" if n != 1 else "input_size"
         raise InvalidValue(name, f"{definition.name} is a one-unit (scalar) cell; allowed: 1")
-    variant = _choose("variant", variant, definition.variants, f"variant of {definition.name}")
-    if definition.activations:
-        act = ACTIVATIONS[_choose("activation", activation, definition.activations, "activation")]
-    elif activation is not None:
-        raise InvalidValue("activation", f"{definition.name} has fixed activations; drop it")
-    else:
-        act = None
+    variant, act = choose(definition, variant, activation)
     params, fixed = _param_symbols(definition, variant, n, m)
     prev = tuple((s, quantity(s, "t-1", n)) for s in definition.states)
     x = quantity("x", "t", m)

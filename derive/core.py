@@ -21,9 +21,7 @@ from functools import cache
 
 import sympy as sp
 
-from .activations import ACTIVATIONS
-from .cell import CellDef, StepInputs, _choose, display_name, label
-from .errors import InvalidValue
+from .cell import CellDef, Resolved, StepInputs, choose, display_name, label
 from .symbols import quantity
 
 
@@ -37,7 +35,7 @@ class LinearMap:
 
 
 @dataclass(frozen=True)
-class Core:
+class Core(Resolved):
     """The elementwise core of a cell at one variant and activation.
 
     ``equations`` are scalar: each quantity of step t in terms of s_{t-1}
@@ -55,19 +53,6 @@ class Core:
     weights: tuple[str, ...]
     maps: tuple[LinearMap, ...]
     equations: tuple[tuple[str, sp.Expr], ...]
-
-    @property
-    def name(self) -> str:
-        return self.definition.name
-
-    @property
-    def states(self) -> tuple[str, ...]:
-        return self.definition.states
-
-    @property
-    def output(self) -> str:
-        """The state the loss is on: L = Σ_i (output)_T[i]."""
-        return self.definition.output_state
 
     def current(self, name: str) -> sp.Symbol:
         return quantity(name, "t", 1)[0]
@@ -185,13 +170,7 @@ def make_core(definition: CellDef, variant: str | None = None, activation: str |
     >>> [(m.weight, m.operand) for m in core.maps]
     [('W_hh', h_{t-1}), ('W_xh', x_t)]
     """
-    variant = _choose("variant", variant, definition.variants, f"variant of {definition.name}")
-    if definition.activations:
-        act = ACTIVATIONS[_choose("activation", activation, definition.activations, "activation")]
-    elif activation is not None:
-        raise InvalidValue("activation", f"{definition.name} has fixed activations; drop it")
-    else:
-        act = None
+    variant, act = choose(definition, variant, activation)
     inputs, symbols = _scalar_inputs(definition, variant, act)
     weights = {symbols[p.name]: p.cols for p in definition.params[variant]
                if p.cols in ("n", "m") and p.name not in definition.fixed}
