@@ -16,7 +16,7 @@ from derive.custom import cell_definition
 from derive.errors import InvalidValue
 from derive.values import parse_array
 
-from .run import LayerRun, Request, check_request, run, sizes
+from .run import LayerRun, Request, check_request, requested_sizes, run
 
 #: Above this hidden size ``derive`` shows the matrix form alone (element forms grow as n²).
 ELEMENT_LIMIT = 3
@@ -73,7 +73,7 @@ def explain(req: Request, settings: tuple[str, ...] = (), wrt: str | None = None
             raise InvalidValue("set", "give weights by --params or by --set, not both")
         numbers = run(replace(req, steps=steps, mode="matrix"))
         return Explained(numbers.layer, steps, numbers)
-    layer = Layer(core, *sizes(req))
+    layer = Layer(core, *requested_sizes(req))
     values = _settings(layer, settings)
     if values is None:
         return Explained(layer, steps, None)

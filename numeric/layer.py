@@ -26,7 +26,7 @@ from derive.compile import ordered_lambdify
 from derive.errors import InvalidValue
 
 from .kernels import MODULES as _NUMPY_MODULES
-from .logmatrix import LogMatrix, renormalise
+from .logmatrix import LogMatrix, log10_norm, renormalise
 
 
 def _sigmoid(a):
@@ -458,14 +458,6 @@ def _log10_norm(carry: Mapping[str, np.ndarray]) -> np.ndarray:
     """log10 ‖v‖₂ per row, scaled by max|v| first so that 1e-200 or 1e170 neither under- nor overflows."""
     v = np.concatenate([np.asarray(a) for a in carry.values()], axis=-1)
     return log10_norm(v)
-
-
-def log10_norm(v: np.ndarray, axis=-1) -> np.ndarray:
-    """log10 of the 2-norm over ``axis``, exact in magnitude for any float64 (no squares overflowing)."""
-    peak = np.max(np.abs(v), axis=axis, keepdims=True)
-    safe = np.where(peak > 0, peak, 1.0)
-    with np.errstate(divide="ignore"):
-        return np.log10(np.squeeze(safe, axis=axis)) + 0.5 * np.log10(np.sum(np.square(v / safe), axis=axis))
 
 
 @dataclass(frozen=True)

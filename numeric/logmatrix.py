@@ -34,3 +34,11 @@ def renormalise(m: np.ndarray, log_scale: np.ndarray) -> tuple[np.ndarray, np.nd
     scale = np.max(np.abs(m), axis=(-2, -1))
     safe = np.where(scale > 0, scale, 1.0)
     return m / safe[..., None, None], log_scale + np.log10(safe)
+
+
+def log10_norm(v: np.ndarray, axis=-1) -> np.ndarray:
+    """log10 of the 2-norm over ``axis``, exact in magnitude for any float64 (no squares overflowing)."""
+    peak = np.max(np.abs(v), axis=axis, keepdims=True)
+    safe = np.where(peak > 0, peak, 1.0)
+    with np.errstate(divide="ignore"):
+        return np.log10(np.squeeze(safe, axis=axis)) + 0.5 * np.log10(np.sum(np.square(v / safe), axis=axis))

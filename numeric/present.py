@@ -12,7 +12,7 @@ from derive.regime import judge, measured
 
 from derive.errors import InvalidValue
 
-from .layer import log10_norm
+from .logmatrix import log10_norm
 from .run import LAGS, LayerRun, NumericResult
 from .weights import torch_names
 

@@ -112,7 +112,7 @@ class LayerRun:
         return self.inputs.shape[1]
 
 
-def sizes(req: Request) -> tuple[int, int]:
+def requested_sizes(req: Request) -> tuple[int, int]:
     """(n, m) as the request gives them: n defaults to 1, m to n; each within 1..MAX_HIDDEN."""
     n = 1 if req.hidden is None else req.hidden
     m = n if req.input_size is None else req.input_size
@@ -142,7 +142,7 @@ def check_request(req: Request, definition) -> None:
 def _weights(req: Request, definition, variant: str) -> tuple[dict | None, int, int, str]:
     """(parameters or None, n, m, where they came from); n, m from the file or the request."""
     if req.params_file is None:
-        return None, *sizes(req), f"PyTorch's initialisation, seed {req.seed}"
+        return None, *requested_sizes(req), f"PyTorch's initialisation, seed {req.seed}"
     tensors = read_tensors(req.params_file)
     params, n, m = cell_params(tensors, definition, variant, req.layer)
     for field, given, found in (("hidden", req.hidden, n), ("input_size", req.input_size, m)):
@@ -159,7 +159,7 @@ def run(req: Request, weights: dict[str, np.ndarray] | None = None) -> NumericRe
     mode = choose(req.mode, bool(req.grid))
     core = make_core(definition, req.variant, req.activation)
     if weights is not None:
-        params, (n, m), source = weights, sizes(req), "the values set"
+        params, (n, m), source = weights, requested_sizes(req), "the values set"
     else:
         params, n, m, source = _weights(req, definition, core.variant)
     if mode == "matrix" and req.batch is not None:
