@@ -47,9 +47,10 @@ def _settings(layer: Layer, settings: tuple[str, ...]) -> dict[str, np.ndarray] 
             raise InvalidValue("set", f"{item!r} is not NAME=VALUE with NAME one of {', '.join(layer.param_names())}")
         key = names[name.strip()]
         value = np.array(parse_array(text, "set"), dtype=float)
+        if len(shapes[key]) == 1 and value.ndim == 2 and value.shape[1] == 1:
+            value = value[:, 0]  # a vector given as a column, [[1], [2]]
         try:
-            values[key] = np.broadcast_to(value.reshape(value.shape[:1] if value.ndim == 2 and value.shape[1:] == (1,)
-                                                        and len(shapes[key]) == 1 else value.shape), shapes[key]).copy()
+            values[key] = np.broadcast_to(value, shapes[key]).copy()
         except ValueError:
             raise InvalidValue("set", f"{key} has shape {shapes[key]}; got {value.shape}") from None
     return values if set(values) == set(shapes) else None

@@ -271,6 +271,7 @@ class Tape:
     states: dict[str, np.ndarray]
     steps: list[dict]
     operands: dict[sp.Expr, np.ndarray]
+    stacked: dict[sp.Expr, np.ndarray]  # the weights as the products used them, for BPTT to reuse
 
 
 def scan(core: Core, params, x: np.ndarray, s0: Mapping[str, np.ndarray]) -> Tape:
@@ -286,8 +287,8 @@ def scan(core: Core, params, x: np.ndarray, s0: Mapping[str, np.ndarray]) -> Tap
     stacked = _stacked(tuple(all_groups), weights)
     # Products of the input alone, all steps at once: one large, efficient matrix product.
     ahead = {g.operand: _value(g, {core.x: x}) @ stacked[g.operand] for g in all_groups if g.of_x}
-    operands = {g.operand: np.empty((T, B, _value(g, {core.x: x[:1]}).shape[-1]) if g.of_x else (T, B, n))
-                for g in all_groups if not g.operand.is_Symbol}
+    # Operands computed per step (Cho's r ⊙ h) are kept for ∂L/∂W; plain states and x are stored already.
+    operands = {g.operand: np.empty((T, B, n)) for g in all_groups if not g.of_x and not g.operand.is_Symbol}
     tape = []
     now = [(states[s], core.current(s)) for s in core.states]
     for t in range(T):
@@ -309,7 +310,7 @@ def scan(core: Core, params, x: np.ndarray, s0: Mapping[str, np.ndarray]) -> Tap
         for history, sym in now:
             history[t + 1] = env[sym]
         tape.append(env)
-    return Tape(states, tape, operands)
+    return Tape(states, tape, operands, stacked)
 
 
 def _add(cot: dict, key, value) -> None:
@@ -325,10 +326,9 @@ def backward(core: Core, params, x: np.ndarray, tape: Tape, seed: dict[str, np.n
     Returns (∂/∂s_{first−1} per state, ∂/∂θ per parameter or {}).  ``on_step(t, carry)``
     sees the cotangent of s_{t−1} after each step and may rescale it (returning it).
     """
-    kernels, weights = compiled(core), _weights(core, params)
+    kernels, stacked = compiled(core), tape.stacked
     T = len(tape.steps)
     all_groups = [g for k in kernels for g in k.groups]
-    stacked = _stacked(tuple(all_groups), weights)
     # The stacked products' cotangents of every step, for one Σ_t P̄_tᵀ v_t at the end.
     share = sharing(core)
     aliased = dict(share.same_bar)

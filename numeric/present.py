@@ -38,7 +38,7 @@ def loss_text(output: str, every_step: bool, truncate: int | None, batch: bool =
     return text + (f", BPTT truncated to the last {truncate} steps" if truncate else "")
 
 
-def _table(label, n, m, steps, s0, inputs, names, trace, log10_jacobian, grads, mode, loss) -> list[str]:
+def _table(label, n, m, steps, s0, inputs, names, trace, log10_jacobian, grads, mode, output, loss) -> list[str]:
     """Each step's input, gates and states for one sequence, then ∂L/∂θ."""
     heads = ["t", *(f"x[{j}]" for j in range(m)), *names]
     lines = [f"{label}, hidden size {n}, T = {steps}, s_0 = {list(map(float, s0))}; parameters: "
@@ -47,7 +47,6 @@ def _table(label, n, m, steps, s0, inputs, names, trace, log10_jacobian, grads, 
     for t in range(steps):
         row = [str(t + 1), *(_fmt(v) for v in inputs[t]), *(_fmt(v) for v in trace[t])]
         lines.append("  ".join(f"{v:>10}" for v in row))
-    output = loss.split("Σ_i ")[1].split("_")[0]
     last = trace[-1][[names.index(q) for q in names if q.split("_t")[0] == output]]
     lines.append(f"prediction for step {steps + 1} ({output}_T): {', '.join(_fmt(v) for v in last)}")
     if n == 1 and len({q.split('_')[0] for q in names}) > 2:
@@ -65,7 +64,8 @@ def walkthrough(r: NumericResult) -> str:
     p, cell = r.problem, r.problem.cell
     grads = {cell.display_name(n): (g[..., 0] if g.shape[-1] == 1 and g.ndim == 2 else g) for n, g in r.grads.items()}
     return "\n".join(_table(cell.label, cell.n, cell.m, p.steps, p.s0, p.inputs, list(r.quantities), r.trace,
-                            r.jacobian.log10_norm(), grads, r.mode, loss_text(cell.output, r.every_step, r.truncate)))
+                            r.jacobian.log10_norm(), grads, r.mode, cell.output,
+                            loss_text(cell.output, r.every_step, r.truncate)))
 
 
 def _power(log10: float) -> str:
@@ -97,7 +97,7 @@ def summary(r: LayerRun, steps_table: bool = True) -> str:
     table = steps_table and r.trace is not None and B == 1 and T <= TABLE_STEPS
     if table:
         lines = _table(lay.label, lay.n, lay.m, T, r.s0, r.inputs[0], list(r.quantities), r.trace, r.by_lag[-1],
-                       {lay.display_name(k): v for k, v in r.grads.items()}, r.mode,
+                       {lay.display_name(k): v for k, v in r.grads.items()}, r.mode, out,
                        loss_text(out, r.every_step, r.truncate))
     elif r.grads:
         lines.append("‖∂L/∂θ‖ (Frobenius norm of each parameter's gradient):")
