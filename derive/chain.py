@@ -53,6 +53,16 @@ class BpttForm:
     sum: sp.Expr | None
 
 
+def path_only(name: str, tex: str, path: str) -> tuple[str, str]:
+    """A derivative's name marked as taken along one path: (∂c_T/∂c_k)|_(c path only).
+
+    Every rendering of a path-only form carries the mark in the formula itself,
+    so it cannot be read as the whole derivative.
+    """
+    return (f"({name})|_({path} path only)",
+            r"\left.%s\right|_{%s\text{ path only}}" % (tex, path))
+
+
 def block(cell: Cell, matrix: sp.MatrixBase, of: str, wrt: str) -> sp.ImmutableMatrix:
     """The rows of state ``of`` and the columns of state ``wrt`` of a state Jacobian."""
     n, states = cell.n, cell.states

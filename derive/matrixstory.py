@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .chain import path_only
 from .core import Layer
 from .matrixform import MatrixForm, _latex_name, _rename, latex_names, matrix_form
 from .matrixform import elementwise_text as _text
@@ -42,6 +43,17 @@ def _label(form: MatrixForm, param: str) -> str:
     return recurrent[0] if recurrent else names[0]
 
 
+def _carousels(form: MatrixForm) -> list:
+    """Diagonal blocks of a declared carousel (the LSTM's c): their product over T is diag(∏ ·)."""
+    return [b for b in form.blocks if b.of == b.wrt and b.of in form.core.definition.carousel]
+
+
+def _carousel_latex(form: MatrixForm, b, steps: int) -> tuple[str, str]:
+    """(left, right) of the carousel's path product in LaTeX."""
+    name = path_only("", r"\frac{\partial %s_T}{\partial %s_0}" % (b.of, b.of), b.of)[1]
+    return name, r"\operatorname{diag}\Big(\prod_{t=1}^{%d} %s\Big)" % (steps, _latex_of(form, b.expr.args[0]))
+
+
 def _sum_text(form: MatrixForm, g, over: str = "Σ_t") -> str:
     delta = f"δ[{_label(form, g.param)}]_t"
     if g.operand is None:
@@ -65,12 +77,11 @@ def matrix_text(layer: Layer, steps: int, truncate: int | None = None) -> str:
     lines += ["", f"3. Unrolled over T = {steps} steps",
               f"   ∂s_T/∂s_0 = J_T J_(T-1) ⋯ J_1, a product of {steps} matrices of size "
               f"{len(core.states) * layer.n} (multiplied in the log domain: no overflow or underflow)"]
-    for b in form.blocks:
-        if b.of == b.wrt and b.of in core.definition.carousel:
-            inner = _text_of(form, b.expr.args[0])
-            inner = inner if b.expr.args[0].is_Atom else f"({inner})"
-            lines.append(f"   along the {b.of} path alone (the other paths held fixed): "
-                         f"∂{b.of}_T/∂{b.of}_0 = diag(∏_{{t=1}}^T {inner})")
+    for b in _carousels(form):
+        inner = _text_of(form, b.expr.args[0])
+        inner = inner if b.expr.args[0].is_Atom else f"({inner})"
+        name = path_only(f"∂{b.of}_T/∂{b.of}_0", "", b.of)[0]
+        lines.append(f"   along the {b.of} path alone (the other paths held fixed): {name} = diag(∏_{{t=1}}^T {inner})")
     lines += ["", f"4. Gradients through time (BPTT) of L = Σ_i {out}_T[i]",
               f"   s̄_t = ∂L/∂s_t; at T: {out}̄_T = 1 (every element)"
               + "".join(f", {s}̄_T = 0" for s in core.states if s != out)]
@@ -91,6 +102,7 @@ def matrix_latex(layer: Layer, steps: int) -> str:
     form = matrix_form(layer.core)
     rows = [r"%s_t &= %s" % (name, _latex_of(form, e)) for name, e in form.equations]
     rows += [r"\frac{\partial %s_t}{\partial %s_{t-1}} &= %s" % (b.of, b.wrt, _latex_of(form, b.expr)) for b in form.blocks]
+    rows += ["%s &= %s" % _carousel_latex(form, b, steps) for b in _carousels(form)]
     rows += [r"\delta^{%s}_t &= %s" % (_latex_name(_label(form, names[0])), _latex_of(form, expr)) for names, expr in _deltas(form)]
     rows += [r"\bar{%s}_{t-1} &= %s" % (s, _latex_of(form, e)) for s, e in form.carry]
     for g in form.gradients:
@@ -113,6 +125,11 @@ def matrix_json(layer: Layer, steps: int) -> dict:
         "form": "matrix",
         "step": {name: both(e) for name, e in form.equations},
         "jacobian_blocks": [{"of": b.of, "wrt": b.wrt, **both(b.expr)} for b in form.blocks],
+        "path_products": [{"of": b.of, "wrt": b.wrt, "scope": f"along the {b.of} path alone (the other paths held fixed)",
+                           "name": path_only(f"∂{b.of}_T/∂{b.of}_0", "", b.of)[0],
+                           "text": f"diag(∏_{{t=1}}^{steps} {_text_of(form, b.expr.args[0])})",
+                           "latex": _carousel_latex(form, b, steps)[1]}
+                          for b in _carousels(form)],
         "cotangents": [{"name": _label(form, names[0]), "params": names, **both(expr)}
                        for names, expr in _deltas(form)],
         "carry": {s: both(e) for s, e in form.carry},

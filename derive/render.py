@@ -6,6 +6,7 @@ import math
 
 import sympy as sp
 
+from .chain import path_only
 from .printing import latex, text
 from .solution import Derivation, Evaluation
 from .symbols import T, k
@@ -17,6 +18,13 @@ def _names(d: Derivation) -> tuple[str, str]:
         shown = d.cell.display_name(d.wrt)
         return f"∂L/∂{shown}", r"\frac{\partial L}{\partial %s}" % latex(sp.Symbol(shown))
     return f"∂{d.of}_T/∂{d.wrt}_k", r"\frac{\partial %s_T}{\partial %s_k}" % (d.of, d.wrt)
+
+
+def closed_name(d: Derivation) -> tuple[str, str]:
+    """The closed form's left-hand side, in text and LaTeX, marked when it holds along one path only."""
+    name, tex = _names(d)
+    _, scope = closed_form(d)
+    return (name, tex) if scope in ("exact", "none") else path_only(name, tex, d.of)
 
 
 def chain_rule(d: Derivation) -> tuple[str, str]:
@@ -103,7 +111,8 @@ def to_json(d: Derivation) -> dict:
         "jacobian_step": text(d.jacobian_step, d.cell), "local": text(d.local, d.cell),
         "chain_rule": chain_rule(d)[0],
         "closed_form": None if closed is None else {
-            "expr": text(closed, d.cell), "at_steps": text(_at_steps(closed, d), d.cell), "scope": scope},
+            "name": closed_name(d)[0], "expr": text(closed, d.cell),
+            "at_steps": text(_at_steps(closed, d), d.cell), "scope": scope},
         "latex": latex_parts(d),
         "value": first.get("value"), "log10_abs": first.get("log10_abs"), "sign": first.get("sign"),
         "evaluations": [evaluation_json(e) for e in d.evaluations],
@@ -113,7 +122,7 @@ def to_json(d: Derivation) -> dict:
 
 def latex_parts(d: Derivation) -> dict:
     closed, _ = closed_form(d)
-    name, tex = _names(d)
+    tex = closed_name(d)[1]
     return {
         "step_equations": [latex(e, d.cell) for e in d.step_equations],
         "jacobian_step": r"J_t = " + latex(d.jacobian_step, d.cell),

@@ -63,8 +63,8 @@ def sections(steps: int, seed: int) -> tuple[Section, ...]:
                 "measured point lies under the line; below σ₁ = 1 vanishing is guaranteed, above it the "
                 "bound only permits growth."),
         Section("carousel", lambda: studies.carousel(2 * horizon, seed), figures.carousel,
-                "Along the LSTM's cell path ∂c_t/∂c_{t-1} = f_t, so ∂c_T/∂c_0 ≈ ∏ f_t, the constant error "
-                "carousel. Raising the forget-gate bias pushes f_t towards 1 and the product decays far more "
+                "Along the LSTM's cell path ∂c_t/∂c_{t-1} = f_t, so (∂c_T/∂c_0)|_(c path only) = ∏ f_t, the "
+                "constant error carousel; the full derivative (solid) also runs through h. Raising the forget-gate bias pushes f_t towards 1 and the product decays far more "
                 "slowly; Jozefowicz et al. (2015) recommend a bias of 1."),
         Section("sources", lambda: studies.sources(min(horizon, 40), seed), figures.sources,
                 "Each row is one horizon T; each cell the size of source step k's term in the BPTT sum. In "

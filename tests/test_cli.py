@@ -62,3 +62,19 @@ def test_lstm_at_a_million_steps_completes():
 def test_version():
     result = runner.invoke(app, ["--version"])
     assert result.exit_code == 0 and result.output.startswith("unrolled ")
+
+
+@pytest.mark.parametrize("fmt", ["text", "latex", "json"])
+@pytest.mark.parametrize("hidden", ["1", "4"])
+def test_a_path_only_form_says_so_in_the_formula(fmt, hidden):
+    """∂c_T/∂c_k = ∏ f_t holds along the c path alone; every rendering marks it on the ∂ itself."""
+    result = runner.invoke(app, ["derive", "--cell", "lstm", "--wrt", "c", "--steps", "10", "--hidden", hidden,
+                                 "--format", fmt])
+    assert result.exit_code == 0, result.output
+    mark = {"latex": r"\right|_{c\text{ path only}} &="}.get(fmt, "|_(c path only) =")
+    assert mark in result.output
+    if fmt == "json":
+        data = json.loads(result.output)
+        forms = data["path_products"] if hidden == "4" else [data["closed_form"]]
+        assert all(f["name"].endswith("|_(c path only)") and "alone" in f["scope"] for f in forms)
+
