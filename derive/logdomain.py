@@ -37,8 +37,11 @@ def log10_abs(expr: sp.Expr) -> sp.Expr:
 def sign(expr: sp.Expr) -> sp.Expr:
     """sign(expr) with products and powers split, so it too never multiplies out.
 
-    >>> sign(sp.Integer(-2) ** sp.Integer(10**9 + 1))
+    >>> sign(sp.Pow(-2, 10**9 + 1, evaluate=False))   # (-2)^(10^9+1) is never multiplied out
     -1
+    >>> w = sp.Symbol("w")
+    >>> sign(3 * w**7)
+    sign(w)**7
     """
     if isinstance(expr, sp.Mul):
         return sp.Mul(*(sign(arg) for arg in expr.args))
@@ -51,19 +54,36 @@ def sign(expr: sp.Expr) -> sp.Expr:
 def exact_digits(expr: sp.Expr, values: dict) -> float:
     """An upper estimate of the digits of ``expr`` evaluated exactly at ``values``.
 
-    Infinite when the value is not a rational (tanh(2) has no exact digits).
+    Digits are counted as log10 of numerator and denominator, so 2^300 is about
+    91 digits.  Infinite when the value is not a rational (tanh(2) has no exact digits).
+
+    >>> w = sp.Symbol("w")
+    >>> round(exact_digits(w**300, {w: sp.Integer(2)}), 1)
+    91.3
     """
     if isinstance(expr, sp.Pow):
         exponent = expr.exp.xreplace(values)
         if not exponent.is_Integer:
             return math.inf
-        return abs(int(exponent)) * exact_digits(expr.base, values)
-    if isinstance(expr, (sp.Mul, sp.Add)):
+        return abs(int(exponent)) * exact_digits(expr.base, values) + 1
+    if isinstance(expr, sp.Mul):
         return sum(exact_digits(arg, values) for arg in expr.args)
+    if isinstance(expr, sp.Add):
+        # A sum of rationals: the denominators multiply, the numerators add (one digit of carry per term).
+        return sum(exact_digits(arg, values) + 1 for arg in expr.args)
     value = expr.xreplace(values)
     if not value.is_Rational:
         return math.inf
-    return 2 + len(str(abs(value.p))) + len(str(value.q))
+    return _log10_digits(value)
+
+
+def _log10_digits(value: sp.Rational) -> float:
+    return math.log10(max(abs(value.p), 1)) + math.log10(value.q)
+
+
+def digits(value: sp.Rational) -> int:
+    """The digits written out for an exact value: numerator and denominator (when not 1)."""
+    return len(str(abs(value.p))) + (len(str(value.q)) if value.q != 1 else 0)
 
 
 @dataclass(frozen=True)
@@ -77,15 +97,18 @@ class Magnitude:
     sign: int
     log10_abs: float
     exact: sp.Rational | None = None
+    #: The value at high precision where one was computed (floats come from it, not from 10^log10).
+    high: mpmath.mpf | None = None
 
     @classmethod
     def of(cls, value) -> "Magnitude":
         """From an exact SymPy number or an mpmath number."""
         exact = value if isinstance(value, sp.Rational) else None
-        v = mpmath.mpf(value.p) / value.q if exact is not None else mpmath.mpf(value)
-        if v == 0:
-            return cls(0, -math.inf, exact)
-        return cls(1 if v > 0 else -1, float(mpmath.log10(abs(v))), exact)
+        with mpmath.workdps(PRECISION):
+            v = mpmath.mpf(value.p) / value.q if exact is not None else mpmath.mpf(value)
+            if v == 0:
+                return cls(0, -math.inf, exact, v)
+            return cls(1 if v > 0 else -1, float(mpmath.log10(abs(v))), exact, v)
 
     @property
     def approx(self) -> str:
@@ -107,15 +130,22 @@ class Magnitude:
             return None
         if self.exact is not None:
             return float(self.exact)
+        if self.high is not None:
+            return float(self.high)
         return self.sign * 10.0**self.log10_abs
 
 
 def evaluate(expr: sp.Expr, values: dict) -> Magnitude:
     """``expr`` at ``values`` (symbol -> Rational), exactly when it has few enough digits."""
-    if exact_digits(expr, values) <= EXACT_DIGITS:
-        return Magnitude.of(expr.xreplace(values))
+    # The estimate bounds the work; the digits actually written decide exactness.
+    if exact_digits(expr, values) <= 4 * EXACT_DIGITS:
+        value = expr.xreplace(values)
+        if value.is_Rational and digits(value) <= EXACT_DIGITS:
+            return Magnitude.of(value)
     log_value = log10_abs(expr).xreplace(values).evalf(PRECISION)
     sign_value = sign(expr).xreplace(values)
     if log_value == -sp.oo or sign_value == 0:
         return Magnitude(0, -math.inf)
-    return Magnitude(int(sign_value), float(log_value))
+    with mpmath.workdps(PRECISION):
+        high = int(sign_value) * mpmath.power(10, mpmath.mpf(str(log_value)))
+    return Magnitude(int(sign_value), float(log_value), None, high)

@@ -120,13 +120,23 @@ def _closed_value(p: _Problem, values: dict):
 
 
 def _stepped(p: _Problem, values: dict):
-    method = "stepped through time at 30 digits (mpmath)"
+    """Exact rational stepping where every value stays rational, else mpmath at 30 digits."""
     if p.bptt is not None:
-        return reference.bptt(p.cell, values, p.inputs, p.s0, p.wrt, p.truncate), method
-    full = reference.state_jacobian(p.cell, values, p.inputs, p.s0)
+        exact = reference.exact_bptt(p.cell, values, p.inputs, p.s0, p.wrt, p.truncate)
+        if exact is not None:
+            return exact, EXACT_STEPPED
+        return reference.bptt(p.cell, values, p.inputs, p.s0, p.wrt, p.truncate), STEPPED
+    full = reference.exact_state_jacobian(p.cell, values, p.inputs, p.s0)
+    method = EXACT_STEPPED
+    if full is None:
+        full, method = reference.state_jacobian(p.cell, values, p.inputs, p.s0), STEPPED
     n, states = p.cell.n, p.cell.states
     r, c = states.index(p.of) * n, states.index(p.wrt) * n
     return full[r : r + n, c : c + n], method
+
+
+STEPPED = "stepped through time at 30 digits (mpmath)"
+EXACT_STEPPED = "stepped through time, exact (rational arithmetic)"
 
 
 def _evaluate(p: _Problem, values: dict) -> Evaluation | str:

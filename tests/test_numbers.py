@@ -153,3 +153,34 @@ def test_statquest_predicts_the_lecture_days():
 
 def test_magnitude_of_zero():
     assert Magnitude.of(sp.Integer(0)).approx == "0"
+
+
+@pytest.mark.parametrize("steps,exact", [(300, True), (1328, True), (1329, False)])
+def test_exact_up_to_the_stated_number_of_digits(steps, exact):
+    """2^T is exact while it has at most EXACT_DIGITS (400) digits: 2^1328 has 400, 2^1329 has 401."""
+    from derive.logdomain import EXACT_DIGITS
+    m = value_at("2", steps)
+    assert (m.exact is not None) == exact
+    assert len(str(2**steps)) <= EXACT_DIGITS if exact else len(str(2**steps)) > EXACT_DIGITS
+    if exact:
+        assert m.exact == 2**steps
+
+
+def test_floats_come_from_the_high_precision_value_not_from_its_logarithm():
+    """1.01^3000 has too many digits to hold exactly; its float is the correctly rounded one."""
+    m = value_at("1.01", 3000)
+    assert m.exact is None
+    with mpmath.workdps(60):
+        expected = float(mpmath.mpf(101) ** 3000 / mpmath.mpf(100) ** 3000)
+    assert m.float == expected
+    big = Magnitude.of(mpmath.mpf(2) ** 101 / 3)
+    assert big.float == 2.0**101 / 3
+
+
+def test_exact_settings_give_exact_bptt_values():
+    """The linear RNN at rational settings (x_t = 1, h_0 = 0): ∂h_3/∂w is exactly 25."""
+    d = solve(steps=3, wrt="w", settings=("w=2", "u=5", "b_h=0"))
+    value = d.evaluations[0].entries[0]
+    # h_1 = 5, h_2 = 15, h_3 = 35; ∂h_3/∂w = h_2 + w h_1 + w² h_0 = 15 + 10 + 0 = 25.
+    assert value.exact == 25 and value.float == 25.0
+    assert "exact" in d.evaluations[0].method
