@@ -69,15 +69,23 @@ def _matrix(rows: int, cols: int, flat) -> mpmath.matrix:
     return mpmath.matrix([list(flat[r * cols : (r + 1) * cols]) for r in range(rows)])
 
 
+def _mp(v) -> mpmath.mpf:
+    """An exact rational (or an mpmath number) at the working precision."""
+    return mpmath.mpf(v.p) / v.q if isinstance(v, sp.Rational) else mpmath.mpf(v)
+
+
 def _flat_params(cell: Cell, values: dict) -> list:
     return [mpmath.mpf(e.p) / e.q for name, _ in cell.params for e in values[name]]
 
 
-def forward(cell: Cell, values: dict, inputs, s0) -> list[list]:
-    """Per step 1..T: the arguments (s_{t-1}, x_t, θ, q_t) the compiled functions take."""
+def forward(cell: Cell, values: dict, inputs, s0, theta: list | None = None) -> list[list]:
+    """Per step 1..T: the arguments (s_{t-1}, x_t, θ, q_t) the compiled functions take.
+
+    ``theta`` (flat, in the order of ``cell.params``) replaces ``values`` when given.
+    """
     code = compiled(cell)
-    theta = _flat_params(cell, values)
-    state = [mpmath.mpf(v.p) / v.q for v in s0]
+    theta = _flat_params(cell, values) if theta is None else list(theta)
+    state = [_mp(v) for v in s0]
     index = [code.quantities.index(s) for s in cell.state_next()]
     frames = []
     for x in inputs:
@@ -86,6 +94,34 @@ def forward(cell: Cell, values: dict, inputs, s0) -> list[list]:
         frames.append(head + q)
         state = [q[i] for i in index]
     return frames
+
+
+def directional_derivative(cell: Cell, values: dict, inputs, s0, direction, of_state: bool = False,
+                           digits: int = 50):
+    """d/ds L at s = 0, with θ + s v (or s_0 + s v when ``of_state``), L = Σ_i y_T[i].
+
+    By ``mpmath.diff`` of the stepped forward pass: independent of every
+    derivative derive builds, since only the step equations are used, run
+    forward at ``digits`` digits, and mpmath differentiates at raised precision.
+    """
+    with mpmath.workdps(digits):
+        theta = _flat_params(cell, values)
+        start = [_mp(v) for v in s0]
+        v = [mpmath.mpf(d) for d in direction]
+        code = compiled(cell)
+        index = [code.quantities.index(q) for q in cell.state_next()]
+        weights = list(loss_gradient(cell))
+
+        def moved(base, s):
+            return [a + s * b for a, b in zip(base, v)]
+
+        def loss(s):
+            last = (forward(cell, values, inputs, moved(start, s)) if of_state
+                    else forward(cell, values, inputs, start, moved(theta, s)))[-1]
+            q = last[len(last) - len(code.quantities):]
+            return mpmath.fsum(w * q[i] for w, i in zip(weights, index) if w)
+
+        return mpmath.diff(loss, 0)
 
 
 def state_jacobian(cell: Cell, values: dict, inputs, s0, k: int = 0, digits: int = PRECISION) -> mpmath.matrix:

@@ -1,8 +1,14 @@
 """The compiled gradients against independent references, and the law of the linear RNN.
 
-References: central finite differences, the complex step (where the cell is
-analytic), forward (tangent) mode, and mpmath at 50 digits stepping through
-the symbolic cell in ``derive.reference``.
+References, and whether each is independent of derive's derivatives:
+
+- central finite differences and the complex step (where the cell is
+  analytic): independent, float64;
+- ``mpmath.diff`` of the stepped forward pass at 50 digits, along random
+  directions: independent, high precision (only the step equations are shared);
+- forward (tangent) mode and mpmath at 50 digits: they multiply derive's own
+  Jacobians, so they check the compiled code and the accumulation, not the
+  derivatives themselves.
 """
 
 from __future__ import annotations
@@ -19,7 +25,12 @@ from derive.cells import CELLS
 from .batch import Problem, loss_gradient, make_problem, random_params
 from .unroll import forward, gradient_forward, gradient_reverse, state_jacobian
 
-TOLERANCES = {"forward mode": 1e-12, "finite differences": 1e-6, "complex step": 1e-12, "mpmath 50 digits": 1e-12}
+TOLERANCES = {"forward mode": 1e-12, "finite differences": 1e-6, "complex step": 1e-12, "mpmath 50 digits": 1e-12,
+              "mpmath.diff": 1e-12}
+#: References that share no derivative with derive (they differentiate the forward pass themselves).
+INDEPENDENT = frozenset({"finite differences", "complex step", "mpmath.diff"})
+#: Random directions v for the directional check ∇L·v against mpmath.diff.
+DIRECTIONS = 2
 
 
 @dataclass(frozen=True)
@@ -37,6 +48,11 @@ class CheckRow:
     @property
     def passed(self) -> bool:
         return bool(self.error <= self.tolerance)
+
+    @property
+    def independent(self) -> bool:
+        """Whether the reference shares no derivative with derive."""
+        return self.reference in INDEPENDENT
 
 
 def _flat(grads: dict, cell: Cell) -> np.ndarray:
@@ -73,11 +89,29 @@ def complex_step(p: Problem, h: float = 1e-30) -> np.ndarray:
 
 def mpmath_gradient(p: Problem, digits: int = 50) -> np.ndarray:
     cell = p.cell
-    values = {n: sp.ImmutableMatrix(np.vectorize(reference.exact, otypes=[object])(v)) for n, v in p.params.items()}
-    inputs = tuple(sp.ImmutableMatrix([reference.exact(x) for x in row]) for row in p.inputs)
-    s0 = sp.ImmutableMatrix([reference.exact(v) for v in p.s0])
+    values, inputs, s0 = _exact_problem(p)
     rows = [reference.bptt(cell, values, inputs, s0, name, digits=digits) for name in cell.param_names()]
     return np.array([float(v) for row in rows for v in row])
+
+
+def _exact_problem(p: Problem) -> tuple[dict, tuple, sp.ImmutableMatrix]:
+    """θ, x_t and s_0 of a float64 problem as the exact rationals they denote."""
+    values = {n: sp.ImmutableMatrix(np.vectorize(reference.exact, otypes=[object])(v)) for n, v in p.params.items()}
+    inputs = tuple(sp.ImmutableMatrix([reference.exact(x) for x in row]) for row in p.inputs)
+    return values, inputs, sp.ImmutableMatrix([reference.exact(v) for v in p.s0])
+
+
+def directional(p: Problem, ours: np.ndarray, seed: int = 0, of_state: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """(ours·v, d/ds L(θ + s v) by mpmath.diff) along ``DIRECTIONS`` random unit directions v.
+
+    ``ours`` is ∂L/∂θ, or ∂L/∂s_0 when ``of_state`` (then s_0 moves).
+    """
+    rng = np.random.default_rng(seed)
+    directions = rng.standard_normal((DIRECTIONS, ours.size))
+    directions /= np.linalg.norm(directions, axis=1, keepdims=True)
+    values, inputs, s0 = _exact_problem(p)
+    ref = [float(reference.directional_derivative(p.cell, values, inputs, s0, v, of_state)) for v in directions]
+    return directions @ ours, np.array(ref)
 
 
 def analytic(cell: Cell) -> bool:
@@ -100,13 +134,14 @@ def random_problem(cell: Cell, steps: int, seed: int = 0) -> Problem:
 
 
 def _state_jacobian_rows(p: Problem) -> dict:
-    """For a cell without free parameters: ∂s_T/∂s_0 against mpmath."""
+    """For a cell without free parameters: ∂s_T/∂s_0 against mpmath, and ∂L/∂s_0 against mpmath.diff."""
     cell = p.cell
     ours = state_jacobian(p).to_float()
-    inputs = tuple(sp.ImmutableMatrix([reference.exact(x) for x in row]) for row in p.inputs)
-    s0 = sp.ImmutableMatrix([reference.exact(v) for v in p.s0])
+    _, inputs, s0 = _exact_problem(p)
     ref = reference.state_jacobian(cell, {}, inputs, s0, digits=50)
-    return {"mpmath 50 digits": (ours.ravel(), np.array([float(v) for v in ref]))}
+    adjoint = loss_gradient(p) @ ours  # ∂L/∂s_0 = (∂L/∂s_T) ∂s_T/∂s_0
+    return {"mpmath 50 digits": (ours.ravel(), np.array([float(v) for v in ref])),
+            "mpmath.diff": directional(p, np.ravel(adjoint), of_state=True)}
 
 
 def check_cell(cell: Cell, steps: int, seed: int = 0) -> tuple[CheckRow, ...]:
@@ -121,6 +156,7 @@ def check_cell(cell: Cell, steps: int, seed: int = 0) -> tuple[CheckRow, ...]:
         if analytic(cell):
             pairs["complex step"] = (ours, complex_step(p))
         pairs["mpmath 50 digits"] = (ours, mpmath_gradient(p))
+        pairs["mpmath.diff"] = directional(p, ours, seed)
     return tuple(CheckRow(cell.name, cell.variant, cell.n, steps, name, relative_error(a, b), TOLERANCES[name])
                  for name, (a, b) in pairs.items())
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import textwrap
+
 import math
 
 import numpy as np
 
-from .check import CheckRow
+from .check import INDEPENDENT, CheckRow
 from derive.activations import ACTIVATIONS
 from derive.regime import judge, measured
 
@@ -260,13 +262,46 @@ def _grid_arrays(r: NumericResult) -> dict[str, np.ndarray]:
     return out
 
 
-def check_table(rows: tuple[CheckRow, ...], laws) -> str:
-    """The ``check`` table: one row per cell, size, horizon and reference."""
-    head = f"{'cell':<10}{'variant':<10}{'n':>3}{'T':>5}  {'reference':<20}{'max rel. error':>15}{'tolerance':>11}  result"
-    lines = [head]
+#: The check table's columns: (reference, short heading), derive's own Jacobians first.
+CHECK_COLUMNS = (("forward mode", "forward"), ("mpmath 50 digits", "mpmath J"),
+                 ("finite differences", "fin. diff."), ("complex step", "complex"), ("mpmath.diff", "mp.diff"))
+
+
+def check_cases(rows: tuple[CheckRow, ...]) -> list[tuple[str, list[str], bool]]:
+    """One entry per cell, size and horizon: (label, error per column or '—', all passed)."""
+    cases: dict[tuple, dict] = {}
     for r in rows:
-        lines.append(f"{r.cell:<10}{r.variant:<10}{r.hidden:>3}{r.steps:>5}  {r.reference:<20}"
-                     f"{r.error:>15.2e}{r.tolerance:>11.0e}  {'pass' if r.passed else 'FAIL'}")
+        cases.setdefault((r.cell, r.variant, r.hidden, r.steps), {})[r.reference] = r
+    out = []
+    for (cell, variant, n, steps), by_ref in cases.items():
+        errors = [f"{by_ref[ref].error:.1e}" + ("" if by_ref[ref].passed else "!") if ref in by_ref else "—"
+                  for ref, _ in CHECK_COLUMNS]
+        out.append((f"{cell:<10}{variant:<9}{n:>2}{steps:>4}", errors, all(r.passed for r in by_ref.values())))
+    return out
+
+
+def check_legend(rows: tuple[CheckRow, ...]) -> list[str]:
+    """What each column compares against, which share derive's derivatives, and the tolerances."""
+    tolerance = {r.reference: r.tolerance for r in rows}
+    shared = [short for ref, short in CHECK_COLUMNS if ref not in INDEPENDENT]
+    own = [short for ref, short in CHECK_COLUMNS if ref in INDEPENDENT]
+    return [
+        "Largest relative error of the compiled reverse-mode gradient against each reference "
+        "('!' above tolerance, '—' not run).",
+        f"Sharing derive's Jacobians (they check the code, not the derivatives): {', '.join(shared)}.",
+        f"Independent of derive (they differentiate the forward pass themselves): {', '.join(own)}; "
+        "mp.diff is mpmath.diff of the stepped forward pass at 50 digits along random directions.",
+        "Tolerances: " + ", ".join(f"{short} {tolerance[ref]:.0e}" for ref, short in CHECK_COLUMNS if ref in tolerance) + ".",
+    ]
+
+
+def check_table(rows: tuple[CheckRow, ...], laws) -> str:
+    """The ``check`` table: one row per cell, size and horizon, one column per reference."""
+    head = f"{'cell':<10}{'variant':<9}{'n':>2}{'T':>4}" + "".join(f"{short:>11}" for _, short in CHECK_COLUMNS) + "  result"
+    lines = [head]
+    for label, errors, passed in check_cases(rows):
+        lines.append(label + "".join(f"{e:>11}" for e in errors) + f"  {'pass' if passed else 'FAIL'}")
+    lines += ["", *(line for item in check_legend(rows) for line in textwrap.wrap(item, 100))]
     lines += ["", "law: slope of log10|∂h_T/∂h_0| against T equals log10|w| (linear RNN)"]
     for w, slope, expected in laws:
         ok = abs(slope - expected) <= 1e-9

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import textwrap
+
 from matplotlib.figure import Figure
 from matplotlib.mathtext import MathTextParser
+
+from numeric.present import CHECK_COLUMNS, check_cases, check_legend
 
 A4 = (8.27, 11.69)
 
@@ -81,17 +85,14 @@ def figure_page(draw, result, caption: str) -> Figure:
 def check_page(rows, laws) -> Figure:
     fig = Figure(figsize=A4)
     fig.text(0.5, 0.96, "Numeric checks (python cli.py check)", ha="center", fontsize=14, weight="bold")
-    head = f"{'cell':<10}{'variant':<9}{'n':>2}{'T':>4} {'reference':<19}{'error':>8} ok"
-    lines = [f"{r.cell:<10}{r.variant:<9}{r.hidden:>2}{r.steps:>4} {r.reference:<19}{r.error:>8.1e} "
-             f"{'yes' if r.passed else 'NO'}" for r in rows]
-    half = (len(lines) + 1) // 2
-    for x, column in ((0.04, lines[:half]), (0.52, lines[half:])):
-        fig.text(x, 0.92, "\n".join([head, *column]), va="top", family="monospace", fontsize=6.8)
+    head = f"{'cell':<10}{'variant':<9}{'n':>2}{'T':>4}" + "".join(f"{short:>11}" for _, short in CHECK_COLUMNS) + "  ok"
+    lines = [label + "".join(f"{e:>11}" for e in errors) + f"  {'yes' if passed else 'NO'}"
+             for label, errors, passed in check_cases(rows)]
+    size = 8.5 if len(lines) <= 40 else 7.5
+    fig.text(0.05, 0.92, "\n".join([head, *lines]), va="top", family="monospace", fontsize=size)
+    legend = [line for item in check_legend(rows) for line in textwrap.wrap(item, 88)]
     law = ["Law: the fitted slope of log10|∂h_T/∂h_0| against T equals log10|w| (linear RNN)",
-           *(f"  w = {w:<5} slope {s:.10f}   log10|w| {e:.10f}" for w, s, e in laws),
-           "", "error: the largest relative error of the compiled reverse-mode gradient against the",
-           "reference, over every parameter element; tolerances: forward mode, complex step and",
-           "mpmath 1e-12, finite differences 1e-6."]
-    below = 0.92 - (half + 1) * 0.0098 - 0.03  # under the longer column, at 6.8 pt a line
-    fig.text(0.04, below, "\n".join(law), va="top", family="monospace", fontsize=8)
+           *(f"  w = {w:<5} slope {s:.10f}   log10|w| {e:.10f}" for w, s, e in laws)]
+    below = 0.92 - (len(lines) + 1) * size * 1.2 / 72 / A4[1] - 0.02  # under the table, 1.2 lines per pt
+    fig.text(0.05, below, "\n".join([*legend, "", *law]), va="top", family="monospace", fontsize=8)
     return fig

@@ -240,3 +240,18 @@ def test_native_jacobian_product_in_the_same_pass(any_cell):
     assert np.allclose(ours.mantissa, ref.mantissa, rtol=1e-8, atol=1e-10)
     plain, none = native_pass(p)
     assert none is None and all(np.array_equal(plain[k], grads[k]) for k in grads)
+
+
+def test_mpmath_diff_is_an_independent_reference_that_can_fail():
+    """mpmath.diff of the forward pass finds a gradient that is off by 1e-9, and needs no derive Jacobian."""
+    from numeric.check import INDEPENDENT, _flat, directional
+    cell = make_cell(CELLS["lstm"], n=2, m=1)
+    p = random_problem(cell, 10, seed=2)
+    ours = _flat(gradient_reverse(p), cell)
+    a, b = directional(p, ours)
+    assert np.max(np.abs(a - b) / np.abs(b)) < 1e-13
+    wrong = ours.copy()
+    wrong[3] *= 1 + 1e-9
+    a, b = directional(p, wrong)
+    assert np.max(np.abs(a - b) / np.abs(b)) > 1e-12
+    assert "mpmath.diff" in INDEPENDENT and "forward mode" not in INDEPENDENT
