@@ -4,7 +4,9 @@
 ``--formula "c = f*c + ..." --formula "h = tanh(c)"`` a two-state one.  In a
 formula, x is the input; a state name means the state's value at t−1, unless an
 earlier formula of the same step defined it (then it is the new value, as in
-h_t = o ⊙ tanh(c_t)); every other name is a scalar parameter.
+h_t = o ⊙ tanh(c_t)); pi and e are the constants; every other name (E, I, S, N,
+beta, gamma, ...) is a scalar parameter, except names that read as per-step
+values or step symbols (h_0, x_t, T), which are refused.
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ def custom_definition(formulas: tuple[str, ...]) -> CellDef:
     free = {s.name[2:] for _, expr in parsed for s in expr.free_symbols}
     typed = [word for text in formulas for word in re.findall(r"[A-Za-z][A-Za-z0-9_]*", text.partition("=")[2] or text)]
     names = list(dict.fromkeys(w for w in typed if w in free and w not in states and w != "x"))
+    for name in names:
+        _check_parameter_name(name, states)
 
     def step(s: StepInputs):
         equations, defined = [], set()
@@ -57,6 +61,19 @@ def custom_definition(formulas: tuple[str, ...]) -> CellDef:
         scalar_only=True,
         output=states[-1],  # the last formula's state is what the cell puts out
     )
+
+
+#: Symbols of the general-T forms: the horizon T, the step t, the source step k.
+RESERVED = ("T", "t", "k")
+
+
+def _check_parameter_name(name: str, states: tuple[str, ...]) -> None:
+    """A parameter may not look like a per-step value (h_0, x_t, c_3) or a step symbol (T, t, k)."""
+    head, sep, _ = name.partition("_")
+    if name in RESERVED or (sep and head in (*states, "x")):
+        raise InvalidValue("formula", f"{name!r} reads as {'a step symbol' if name in RESERVED else 'a per-step value'} "
+                           f"(T, t, k, and {', '.join(f'{s}_t' for s in (*states, 'x'))}, {states[0]}_0 are taken); "
+                           "give the parameter another name")
 
 
 def cell_definition(cell: str, formulas: tuple[str, ...] = ()) -> CellDef:

@@ -31,3 +31,17 @@ class InvalidValue(UnrolledError):
     def __init__(self, field: str, message: str):
         super().__init__(message)
         self.field = field
+
+
+class NonFinite(UnrolledError):
+    """A value that left the real numbers during a run: overflow, log or sqrt of a negative, 0/0.
+
+    >>> str(NonFinite("h_2[0]", 2, "inf"))
+    'h_2[0] is inf at step 2: not a finite real number (overflow, a log or sqrt of a negative number, or a division by zero)'
+    """
+
+    def __init__(self, what: str, step: int | None, value: str, where: str = ""):
+        at = f"at step {step}" if step is not None else "in the backward pass"
+        super().__init__(f"{what} is {value} {at}{where}: not a finite real number "
+                         "(overflow, a log or sqrt of a negative number, or a division by zero)")
+        self.what, self.step = what, step

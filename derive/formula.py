@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import re
+from keyword import iskeyword
 
 import sympy as sp
 
@@ -21,6 +22,9 @@ FUNCTIONS = {
     "tanh": sp.tanh, "sigmoid": sigmoid, "relu": relu, "exp": sp.exp, "log": sp.log,
     "sin": sp.sin, "cos": sp.cos, "sqrt": sp.sqrt, "abs": sp.Abs,
 }
+#: The only names that are not parameters: the constants π and e.  Every other
+#: name (E, I, S, N, Q, beta, gamma, ...) is a parameter like w.
+CONSTANTS = {"pi": sp.pi, "e": sp.E}
 MAX_LENGTH = 400
 MAX_NODES = 200
 MAX_EXPONENT = 8
@@ -67,7 +71,7 @@ def _build(node: ast.AST, text: str, symbol, field: str) -> sp.Expr:
     if isinstance(node, ast.Name):
         if not NAME.match(node.id) or node.id in FUNCTIONS or node.id.startswith("_"):
             fail(f"{node.id!r} is not allowed as a name (a function, or not a plain name)")
-        return symbol(node.id)
+        return CONSTANTS[node.id] if node.id in CONSTANTS else symbol(node.id)
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
         inner = _build(node.operand, text, symbol, field)
         return -inner if isinstance(node.op, ast.USub) else inner
@@ -108,13 +112,30 @@ def parse_formula(text: str, symbol=None, field: str = "formula") -> sp.Expr:
         raise InvalidValue(field, f"the formula has {len(text)} characters; allowed: at most {MAX_LENGTH}")
     if not text.strip():
         raise InvalidValue(field, "the formula is empty")
+    check_ascii(text, field)
     try:
         tree = ast.parse(text.strip(), mode="eval")
     except SyntaxError as error:
+        keyword = next((w for w in re.findall(r"[A-Za-z_]\w*", text) if iskeyword(w)), None)
+        if keyword:
+            raise InvalidValue(field, f"{keyword!r} is a Python keyword and cannot be a name; "
+                               "choose another, e.g. lam for lambda") from None
         raise InvalidValue(field, f"cannot parse {text.strip()!r}: {error.msg}") from None
     if sum(1 for _ in ast.walk(tree)) > MAX_NODES:
         raise InvalidValue(field, f"the formula has more than {MAX_NODES} parts")
-    return _build(tree, text.strip(), symbol, field)
+    expr = _build(tree, text.strip(), symbol, field)
+    if expr.has(sp.zoo, sp.oo, -sp.oo, sp.nan):
+        raise InvalidValue(field, f"{text.strip()!r} is infinite or undefined for every value "
+                           f"(it simplifies to {sp.sstr(expr).replace('__', '')}); a division by zero?")
+    return expr
+
+
+def check_ascii(text: str, field: str) -> None:
+    """Formulas are plain ASCII: Python would fold fullwidth ｗ into w (NFKC) behind the user's back."""
+    odd = next((c for c in text if not c.isascii()), None)
+    if odd is not None:
+        raise InvalidValue(field, f"{odd!r} (U+{ord(odd):04X}) is not plain ASCII; type names, numbers and "
+                           "operators in ASCII (w, not ｗ)")
 
 
 def split_assignment(text: str, default: str, field: str = "formula") -> tuple[str, str]:
@@ -123,6 +144,7 @@ def split_assignment(text: str, default: str, field: str = "formula") -> tuple[s
     if not sep:
         return default, text
     name = name.strip()
-    if not NAME.match(name) or name in FUNCTIONS or name == "x":
+    check_ascii(name, field)
+    if not NAME.match(name) or name in FUNCTIONS or name in CONSTANTS or name == "x":
         raise InvalidValue(field, f"{name!r} cannot be defined; write STATE = formula, STATE a plain name like h or c")
     return name, body

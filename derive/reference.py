@@ -7,6 +7,7 @@ float64 paths are checked against.  Cost is linear in T, so it is capped.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import cache
 
@@ -16,6 +17,7 @@ import sympy as sp
 from .cell import Cell
 from .chain import loss_gradient
 from .compile import ordered_lambdify
+from .errors import NonFinite
 from .graph import expanded, jacobian_step, param_jacobian
 from .logdomain import EXACT_DIGITS, PRECISION, digits
 
@@ -88,12 +90,28 @@ def forward(cell: Cell, values: dict, inputs, s0, theta: list | None = None) -> 
     state = [_mp(v) for v in s0]
     index = [code.quantities.index(s) for s in cell.state_next()]
     frames = []
-    for x in inputs:
+    for t, x in enumerate(inputs, 1):
         head = state + [mpmath.mpf(v.p) / v.q for v in x] + theta
-        q = code.step(*head)
+        q = _finite(code.step, head, code.quantities, t)
         frames.append(head + q)
         state = [q[i] for i in index]
     return frames
+
+
+def _finite(function, args: list, names, t: int) -> list:
+    """``function(*args)``, each value checked to be a finite real; ``NonFinite`` names the first that is not."""
+    try:
+        values = function(*args)
+    except (ZeroDivisionError, ValueError) as error:
+        what = "a value of the step" if names is not None else f"J_{t} or ∂⁺s_{t}/∂θ"
+        cause = "a division by zero" if isinstance(error, ZeroDivisionError) else str(error)
+        raise NonFinite(what, t, f"undefined ({cause})") from None
+    values = [+mpmath.mpmathify(v) for v in values]  # unary + turns constants such as mpmath.pi into numbers
+    for i, v in enumerate(values):
+        if not isinstance(v, mpmath.mpf) or not mpmath.isfinite(v):
+            what = re.sub(r"_t\b", f"_{t}", str(names[i])) if names is not None else f"J_{t}"
+            raise NonFinite(what, t, mpmath.nstr(v, 5))
+    return values
 
 
 def directional_derivative(cell: Cell, values: dict, inputs, s0, direction, of_state: bool = False,
@@ -130,8 +148,8 @@ def state_jacobian(cell: Cell, values: dict, inputs, s0, k: int = 0, digits: int
     with mpmath.workdps(digits):
         code = compiled(cell)
         product = mpmath.eye(size)
-        for frame in forward(cell, values, inputs, s0)[k:]:
-            product = _matrix(size, size, code.jacobian(*frame)) * product
+        for t, frame in enumerate(forward(cell, values, inputs, s0)[k:], k + 1):
+            product = _matrix(size, size, _finite(code.jacobian, frame, None, t)) * product
         return product
 
 
@@ -146,9 +164,10 @@ def bptt(cell: Cell, values: dict, inputs, s0, name: str, truncate: int | None =
         adjoint = mpmath.matrix([[int(v) for v in loss_gradient(cell)]])
         width = len(cell.param(name))
         total = mpmath.zeros(1, width)
-        for frame in reversed(frames[first:]):
-            total += adjoint * _matrix(size, width, partial(*frame))
-            adjoint = adjoint * _matrix(size, size, code.jacobian(*frame))
+        for t in range(len(frames), first, -1):
+            frame = frames[t - 1]
+            total += adjoint * _matrix(size, width, _finite(partial, frame, None, t))
+            adjoint = adjoint * _matrix(size, size, _finite(code.jacobian, frame, None, t))
         return total
 
 

@@ -99,7 +99,7 @@ def parse_settings(cell: Cell, settings: list[str]) -> dict[str, sp.ImmutableMat
         if not sep or not name or not text.strip():
             raise InvalidValue("set", f"{item!r} is not NAME=VALUE (for example --set w=0.5)")
         if name not in names:
-            allowed = ", ".join(sorted(names))
+            allowed = ", ".join(sorted(names)) or "none (its weights are fixed, or its formula has no parameters)"
             raise InvalidValue("set", f"{cell.label} has no parameter {name!r}; allowed: {allowed}")
         shape = cell.param(names[name]).shape
         values[names[name]] = fit_shape(parse_array(text, "set"), *shape, "set", name)

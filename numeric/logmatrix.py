@@ -19,9 +19,12 @@ class LogMatrix:
     log10_scale: np.ndarray
 
     def log10_norm(self) -> np.ndarray:
-        """log10 of the spectral norm, per batch element."""
+        """log10 of the spectral norm, per batch element (nan where the product is not finite)."""
+        finite = np.isfinite(self.mantissa).all(axis=(-2, -1)) & np.isfinite(self.log10_scale)
+        mantissa = np.where(finite[..., None, None], self.mantissa, 0.0)
         with np.errstate(divide="ignore"):
-            return np.log10(np.linalg.norm(self.mantissa, 2, axis=(-2, -1))) + self.log10_scale
+            norm = np.log10(np.linalg.norm(mantissa, 2, axis=(-2, -1))) + self.log10_scale
+        return np.where(finite, norm, np.nan)
 
     def to_float(self) -> np.ndarray:
         """The plain value where float64 holds it (inf or 0 where it would not)."""

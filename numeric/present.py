@@ -143,6 +143,12 @@ def grid_summary(r: NumericResult) -> str:
     finite = norms[np.isfinite(norms)]
     if finite.size:
         lines.append(f"log10‖∂s_T/∂s_0‖: min {finite.min():.4g}, median {np.median(finite):.4g}, max {finite.max():.4g}")
+    lost = ~np.isfinite(grad_norm) & ~np.isneginf(grad_norm)
+    if lost.any():
+        first = tuple(int(i) for i in np.argwhere(lost)[0])
+        at = ", ".join(f"{name} = {r.grid[i][1][j]:.6g}" for i, (name, j) in enumerate(zip(names, first)))
+        lines.append(f"{int(lost.sum())} of {lost.size} settings leave float64 (overflow, a log or sqrt of a "
+                     f"negative number, or a division by zero; the first at {at}): their gradients are nan or inf")
     return "\n".join(lines)
 
 

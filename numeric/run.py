@@ -14,7 +14,7 @@ import numpy as np
 from derive.cell import Cell, make_cell
 from derive.core import Layer, make_core
 from derive.custom import cell_definition
-from derive.errors import InvalidValue
+from derive.errors import InvalidValue, NonFinite
 from derive.values import parameter_names, parse_initial_state, parse_number
 
 from .arrayfiles import read_tensors
@@ -23,7 +23,7 @@ from .inputs import DEFAULT_STEPS, inputs as read_or_draw_inputs
 from .kernels import quantity_names
 from .layer import MAX_HIDDEN, LayerResult, LogMatrix, check_memory, jacobian_norms, value_and_grad
 from .modes import choose, gradient_and_jacobian, grid_mode
-from .unroll import log10_norm_by_lag, trace
+from .unroll import forward, log10_norm_by_lag, trace
 from .weights import cell_params
 
 #: A grid's element kernels hold every element of every weight as a symbol: small n only.
@@ -177,6 +177,7 @@ def _run_layer(req: Request, layer: Layer, params, x, batched: bool, source: str
     initial = {s: s0[j * layer.n:(j + 1) * layer.n] for j, s in enumerate(layer.states)}
     result = value_and_grad(layer.core, params, x, initial, every_step=req.every_step, truncate=req.truncate,
                             adjoint_norms=True)
+    check_finite(result.states, result.grads, ("sequence", "unit"))
     S = len(layer.states) * layer.n
     # Below 64 state elements every lag's SVD is cheap; above, the summary's lags only.
     shown = None if S <= 64 else {k for k in LAGS}
@@ -189,6 +190,31 @@ def _run_layer(req: Request, layer: Layer, params, x, batched: bool, source: str
         by_lag=lags.log10_by_lag if lags else None, recurrent=recurrent_norms(layer, params), source=source,
         layer_index=req.layer, every_step=req.every_step, truncate=req.truncate,
     )
+
+
+def check_finite(states: dict[str, np.ndarray], grads: dict[str, np.ndarray], axes: tuple[str, ...]) -> None:
+    """Raise ``NonFinite`` naming the first state (by step) or gradient that left float64.
+
+    ``states``: name -> (T+1, *rest), step 0 the initial state; ``axes`` names
+    the ``rest`` axes (("sequence", "unit")) for the message.
+    """
+    first = None
+    for name, values in states.items():
+        flat = values.reshape(values.shape[0], -1)
+        bad = ~np.isfinite(flat)
+        if bad.any():
+            t = int(np.argmax(bad.any(axis=1)))
+            if first is None or t < first[1]:
+                j = int(np.argmax(bad[t]))
+                first = (name, t, flat[t, j], np.unravel_index(j, values.shape[1:]))
+    if first is not None:
+        name, t, value, index = first
+        where = ", ".join(f"{a} {int(i)}" for a, i in zip(axes, index))
+        raise NonFinite(f"{name}_{t}", t, str(value), f" ({where})" if where else "")
+    for name, g in grads.items():
+        flat = np.ravel(g)
+        if not np.isfinite(flat).all():
+            raise NonFinite(f"∂L/∂{name}", None, str(flat[~np.isfinite(flat)][0]))
 
 
 def _trace(layer: Layer, result: LayerResult) -> tuple[tuple[str, ...], np.ndarray]:
@@ -276,6 +302,9 @@ def _run_grid(req: Request, definition, variant: str, n: int, m: int, params, x,
         raise InvalidValue("truncate", "truncated BPTT needs reverse mode")
     grads, jacobian = gradient_and_jacobian(problem, mode, req.truncate, req.every_step)
     single = not axes
+    if single:
+        states = forward(problem)
+        check_finite({s: states[..., j * n:(j + 1) * n] for j, s in enumerate(cell.states)}, grads, ("unit",))
     return NumericResult(
         problem=problem, grid=axes, quantities=quantity_names(cell),
         trace=trace(problem) if single else None, grads=grads,

@@ -79,11 +79,39 @@ BATTERY = [
     (["report", "--out", "{tmp}", "--dpi", "5"], 2, "--dpi"),
     (["report", "--out", "{tmp}/no/such/folder"], 2, "--out"),
     (["nosuchcommand"], 2, "nosuchcommand"),
+    # Formulas: names that read as something else, and forms that are never finite.
+    (["derive", "--cell", "custom", "--formula", "lambda*h"], 2, "Python keyword"),
+    (["derive", "--cell", "custom", "--formula", "\uff57*h"], 2, "not plain ASCII"),
+    (["derive", "--cell", "custom", "--formula", "\uff54\uff41\uff4e\uff48(h)"], 2, "not plain ASCII"),
+    (["derive", "--cell", "custom", "--formula", "\uff48 = w*h"], 2, "not plain ASCII"),
+    (["derive", "--cell", "custom", "--formula", "T*h"], 2, "step symbol"),
+    (["derive", "--cell", "custom", "--formula", "k*h + t"], 2, "step symbol"),
+    (["derive", "--cell", "custom", "--formula", "x_t*h"], 2, "per-step value"),
+    (["derive", "--cell", "custom", "--formula", "h_t + w*h"], 2, "per-step value"),
+    (["numeric", "--cell", "custom", "--formula", "h_0 + w*h"], 2, "per-step value"),
+    (["check", "--cell", "custom", "--formula", "c = c_1 + w*c"], 2, "per-step value"),
+    (["derive", "--cell", "custom", "--formula", "w/(h-h)"], 2, "division by zero"),
+    (["numeric", "--cell", "custom", "--formula", "w*h/0"], 2, "division by zero"),
+    (["derive", "--cell", "custom", "--formula", "pi = h"], 2, "cannot be defined"),
+    (["derive", "--cell", "custom", "--formula", "tanh(h)", "--set", "w=1"], 2, "allowed: none"),
+    # Values that leave the reals during a run: exit 1, the step named, never "internal error".
+    (["derive", "--cell", "custom", "--formula", "log(h)", "--steps", "3"], 1, "h_1 is -inf at step 1"),
+    (["derive", "--cell", "custom", "--formula", "sqrt(h - 1)", "--steps", "3"], 1, "at step 1"),
+    (["derive", "--cell", "custom", "--formula", "w/h", "--set", "w=1", "--steps", "3"], 1, "division by zero"),
+    (["numeric", "--cell", "custom", "--formula", "log(h)", "--steps", "3"], 1, "h_1 is -inf at step 1"),
+    (["numeric", "--cell", "custom", "--formula", "sqrt(h - 1) + w", "--steps", "3", "--mode", "reverse"], 1,
+     "h_1 is nan at step 1"),
+    (["numeric", "--cell", "custom", "--formula", "w/h", "--steps", "3", "--mode", "forward"], 1, "h_1 is inf"),
+    (["numeric", "--cell", "custom", "--formula", "w/h", "--steps", "3", "--mode", "native"], 1, "h_1 is inf"),
+    (["numeric", "--params", "{tmp}/../big.json", "--steps", "3"], 1, "h_2 is inf at step 2"),
+    (["check", "--cell", "custom", "--formula", "log(h)", "--steps", "5"], 1, "not a finite real number"),
 ]
 
 
 @pytest.mark.parametrize("args,code,text", BATTERY, ids=[" ".join(a) for a, _, _ in BATTERY])
 def test_bad_input(tmp_path, monkeypatch, args, code, text):
+    # A linear RNN whose second state overflows float64 (1e300 · 1e300), outside the watched folder.
+    (tmp_path.parent / "big.json").write_text('{"W_hh": [[1e300]], "W_xh": [[1e300]], "b_h": [0]}')
     monkeypatch.chdir(tmp_path)
     result = runner.invoke(app, [a.replace("{tmp}", str(tmp_path)) for a in args])
     lines = result.output.strip().splitlines()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import sympy as sp
 from hypothesis import given, settings, strategies as st
 
@@ -43,7 +44,12 @@ def trees(draw, depth=4):
 @given(trees())
 def test_grammar_parses_to_the_expression_sympy_builds(tree):
     text, expected = tree
-    assert parse_formula(text, symbol) == expected
+    if expected.has(sp.zoo, sp.oo, -sp.oo, sp.nan):
+        # Never finite (1/0, 0/0): refused by name rather than carried into a cell.
+        with pytest.raises(InvalidValue, match="division by zero"):
+            parse_formula(text, symbol)
+    else:
+        assert parse_formula(text, symbol) == expected
 
 
 @settings(max_examples=500, deadline=500)
@@ -76,3 +82,20 @@ def test_refusals_name_the_offending_piece():
             assert message in str(error), (text, str(error))
         else:
             raise AssertionError(f"{text!r} was accepted")
+
+
+@pytest.mark.parametrize("name", ["E", "I", "S", "N", "Q", "beta", "gamma", "O", "lam"])
+def test_names_sympy_gives_meanings_to_are_parameters(name):
+    """Only pi and e are constants; E, I, S, N, Q, beta, gamma are parameters like w."""
+    from derive.solution import solve
+    d = solve("custom", formulas=(f"{name}*h + x",), steps=3, settings=(f"{name}=0.5",))
+    assert d.cell.param_names() == (name,)
+    assert d.evaluations[0].entries[0].exact == sp.Rational(1, 8)
+
+
+@pytest.mark.parametrize("formula,value", [("pi*h", sp.pi ** 3), ("e*h", sp.E ** 3)])
+def test_pi_and_e_are_the_constants(formula, value):
+    from derive.solution import solve
+    d = solve("custom", formulas=(formula,), steps=3)
+    assert d.cell.param_names() == ()
+    assert d.evaluations[0].entries[0].float == pytest.approx(float(value), rel=1e-15)
