@@ -2,8 +2,22 @@
 
 from __future__ import annotations
 
-import json
+import os
+import signal
 import sys
+
+if __name__ == "__main__":
+    # Until the handlers below take over, an interrupt has nothing to clean up:
+    # one line and the usual code, never a traceback from inside an import.
+    def _before_imports(signum, frame):
+        os.write(2, b"Aborted.\n" if signum == signal.SIGINT else b"Terminated.\n")
+        os._exit(128 + signum)
+
+    signal.signal(signal.SIGINT, _before_imports)
+    signal.signal(signal.SIGTERM, _before_imports)
+
+import json
+import threading
 from contextlib import contextmanager
 from enum import Enum
 from typing import Annotated, Optional
@@ -19,12 +33,62 @@ __version__ = "0.1.0"
 DEBUG = {"on": False}
 
 
+class Interrupted(BaseException):
+    """Ctrl-C or SIGTERM, raised where the program is so every cleanup (temporaries) runs.
+
+    Not a KeyboardInterrupt: Typer would turn that into a silent exit 130.
+    """
+
+    def __init__(self, signum: int):
+        super().__init__("Aborted." if signum == signal.SIGINT else "Terminated.")
+        self.code = 128 + signum
+
+
+RECEIVED: list[int] = []
+
+
+def _interrupt(signum, frame):
+    RECEIVED.append(signum)
+    raise Interrupted(signum)
+
+
+@contextmanager
+def _interrupts_unwind():
+    """SIGINT and SIGTERM raise ``Interrupted`` while a command runs (main thread only).
+
+    Python swallows an exception raised inside a weakref callback or ``__del__``
+    (matplotlib has many); such an interrupt is remembered in ``RECEIVED`` and
+    reported when the command ends, and its "Exception ignored" trace is not shown.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    RECEIVED.clear()
+    old = {s: signal.signal(s, _interrupt) for s in (signal.SIGINT, signal.SIGTERM)}
+    hook = sys.unraisablehook
+    sys.unraisablehook = lambda u: None if isinstance(u.exc_value, Interrupted) else hook(u)
+    try:
+        yield
+        if RECEIVED:
+            raise Interrupted(RECEIVED[0])
+    finally:
+        sys.unraisablehook = hook
+        for s, handler in old.items():
+            signal.signal(s, handler)
+
+
 class OneLineErrors(TyperGroup):
-    """Every error as one line on stderr: usage 2, run time 1, Ctrl-C 130; a traceback only with --debug."""
+    """Every error as one line on stderr: usage 2, run time 1, Ctrl-C 130, SIGTERM 143; a traceback only with --debug."""
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         try:
-            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+            with _interrupts_unwind():
+                code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+            if code == 130:  # a KeyboardInterrupt Typer caught itself
+                typer.echo("Aborted.", err=True)
+        except Interrupted as interrupt:
+            typer.echo(str(interrupt), err=True)
+            code = interrupt.code
         except typer.Abort:
             typer.echo("Aborted.", err=True)
             code = 130
@@ -215,9 +279,7 @@ def numeric(
     """Unroll a cell numerically over a batch of sequences or a grid of settings, with gradients through time."""
     import numpy as np
 
-    from pathlib import Path
-
-    from numeric.files import check_replaceable, write_atomic
+    from numeric.files import check_target, write_atomic
     from numeric.present import arrays, to_json, to_text
     from numeric.run import Request, run
 
@@ -227,7 +289,7 @@ def numeric(
         if torch_names and not out:
             raise UsageError("--torch-names", "names the arrays of --out FILE.npz; give --out too")
         if out is not None:
-            check_replaceable(Path(out), "out", force)
+            check_target(out, "out", force)
         r = run(Request(
             cell=cell, variant=variant, activation=activation, formulas=tuple(formula or ()), hidden=hidden,
             input_size=input_size, steps=steps, params_file=params, layer=layer, seed=seed, inputs=inputs,

@@ -28,6 +28,9 @@ CONSTANTS = {"pi": sp.pi, "e": sp.E}
 MAX_LENGTH = 400
 MAX_NODES = 200
 MAX_EXPONENT = 8
+#: Functions nested deeper than this make SymPy's simplification and CSE take
+#: exponential time (tanh nested 8 deep: 9 s, 12 deep: minutes).
+MAX_DEPTH = 6
 NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,30}$")
 
 _BINARY = {ast.Add: sp.Add, ast.Sub: lambda a, b: a - b, ast.Mult: sp.Mul,
@@ -123,11 +126,21 @@ def parse_formula(text: str, symbol=None, field: str = "formula") -> sp.Expr:
         raise InvalidValue(field, f"cannot parse {text.strip()!r}: {error.msg}") from None
     if sum(1 for _ in ast.walk(tree)) > MAX_NODES:
         raise InvalidValue(field, f"the formula has more than {MAX_NODES} parts")
+    depth = _call_depth(tree)
+    if depth > MAX_DEPTH:
+        raise InvalidValue(field, f"functions are nested {depth} deep; allowed: at most {MAX_DEPTH} "
+                           "(the derivative's size grows exponentially with the depth)")
     expr = _build(tree, text.strip(), symbol, field)
     if expr.has(sp.zoo, sp.oo, -sp.oo, sp.nan):
         raise InvalidValue(field, f"{text.strip()!r} is infinite or undefined for every value "
                            f"(it simplifies to {sp.sstr(expr).replace('__', '')}); a division by zero?")
     return expr
+
+
+def _call_depth(node: ast.AST) -> int:
+    """How deeply function calls nest: tanh(exp(h)) is 2."""
+    inner = max((_call_depth(child) for child in ast.iter_child_nodes(node)), default=0)
+    return inner + isinstance(node, ast.Call)
 
 
 def check_ascii(text: str, field: str) -> None:

@@ -99,7 +99,8 @@ class TexPrinter(LatexPrinter):
 def prepare(expr, cell=None):
     """The display form: per-step sequences as symbols, and σ as e^x/(e^x+1) for
     cells that the lecture writes that way."""
-    expr = expr.xreplace({i: _as_symbol(i) for i in expr.atoms(sp.Indexed)})
+    with sp.evaluate(False):  # renaming never needs SymPy to re-simplify (deep tanh(tanh(…)) costs exponential time)
+        expr = expr.xreplace({i: _as_symbol(i) for i in expr.atoms(sp.Indexed)})
     if cell is not None and cell.definition.sigmoid_as_exp:
         return expr.replace(lambda e: e.func.__name__ == "sigmoid", lambda e: sigmoid_as_exp(e))
     return expr

@@ -16,6 +16,7 @@ import sympy as sp
 
 from .cell import Cell
 from .chain import loss_gradient
+from .activations import sigmoid
 from .compile import ordered_lambdify
 from .errors import NonFinite
 from .graph import expanded, jacobian_step, param_jacobian
@@ -24,8 +25,24 @@ from .logdomain import EXACT_DIGITS, PRECISION, digits
 #: The longest horizon stepped through here; longer ones need a closed form.
 REFERENCE_LIMIT = 10_000
 
+#: exp of more than this (a value beyond 10^(4.3·10^6)) is refused: mpmath would hold it,
+#: but an exp of *that* would take hours.
+EXP_LIMIT = 10**7
+
+
+class _Beyond(ArithmeticError):
+    """A value too large for the reference to step on, raised inside a compiled step."""
+
+
+def _exp(a):
+    if a > EXP_LIMIT:
+        raise _Beyond(f"beyond 10^(4.3·10^6) (exp of {mpmath.nstr(a, 3)})")
+    return mpmath.exp(a)
+
+
 MPMATH_FUNCTIONS = {
-    "sigmoid": lambda a: 1 / (1 + mpmath.exp(-a)),
+    "exp": _exp,
+    "sigmoid": lambda a: 1 / (1 + _exp(-a)),
     "relu": lambda a: a if a > 0 else 0 * a,
     "Heaviside": lambda a, at_zero=0: 1 if a > 0 else (at_zero if a == 0 else 0),
 }
@@ -102,8 +119,10 @@ def _finite(function, args: list, names, t: int) -> list:
     """``function(*args)``, each value checked to be a finite real; ``NonFinite`` names the first that is not."""
     try:
         values = function(*args)
-    except (ZeroDivisionError, ValueError) as error:
+    except (ZeroDivisionError, ValueError, _Beyond) as error:
         what = "a value of the step" if names is not None else f"J_{t} or ∂⁺s_{t}/∂θ"
+        if isinstance(error, _Beyond):
+            raise NonFinite(what, t, str(error)) from None
         cause = "a division by zero" if isinstance(error, ZeroDivisionError) else str(error)
         raise NonFinite(what, t, f"undefined ({cause})") from None
     values = [+mpmath.mpmathify(v) for v in values]  # unary + turns constants such as mpmath.pi into numbers
@@ -187,12 +206,21 @@ def _rational(values) -> bool:
     return all(isinstance(v, sp.Rational) and digits(v) <= EXACT_DIGITS for v in values)
 
 
+def rational_step(cell: Cell) -> bool:
+    """Whether the step maps rationals to rationals (no tanh, σ, exp, log, sin, cos or roots)."""
+    exprs = list(expanded(cell).values())
+    transcendental = (sp.tanh, sp.exp, sp.log, sp.sin, sp.cos, sigmoid)
+    return not any(e.atoms(*transcendental) or any(not p.exp.is_Integer for p in e.atoms(sp.Pow)) for e in exprs)
+
+
 def _exact_frames(cell: Cell, values: dict, inputs, s0) -> list[list] | None:
     """Per step, the arguments of ``compiled_exact``'s functions as exact rationals; None once one is not.
 
     Linear cells (and any cell whose functions land on rationals) at rational
     settings have exact derivatives: 25, not 25.000000000000007.
     """
+    if not rational_step(cell):
+        return None
     step = compiled_exact(cell)[0]
     theta = [v for name, _ in cell.params for v in values[name]]
     index = [list(expanded(cell)).index(s) for s in cell.state_next()]

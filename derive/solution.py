@@ -20,7 +20,7 @@ from .printing import text
 from .logdomain import Magnitude, evaluate
 from .regime import Regime, regime
 from .symbols import T as T_sym, k as k_sym, quantity
-from .values import parameter_names, parse_initial_state, parse_inputs, parse_settings
+from .values import input_items, parameter_names, parse_initial_state, parse_inputs, parse_settings
 
 #: Per-step equations shown at the start of the unrolled graph.
 SHOWN_STEPS = 3
@@ -176,6 +176,12 @@ def _nested_display(cell: Cell, steps: int, of: str) -> sp.Expr | None:
     return nested(cell, steps)[-1][quantity(of, str(steps), 1)[0]]
 
 
+def _checked_only(inputs: str | None, steps: int, m: int) -> None:
+    """Past the reference's horizon the inputs are not stepped through, but a typo is still an error."""
+    if inputs is not None:
+        input_items(inputs, steps, m)
+
+
 def solve(
     cell: str = "rnn",
     *,
@@ -210,7 +216,8 @@ def solve(
         cell=the_cell, steps=steps, of=name if kind == "state" else the_cell.output, wrt=name,
         chain=state_chain(the_cell, name, name) if kind == "state" else None,
         bptt=bptt_form(the_cell, name, truncate) if kind == "param" else None, truncate=truncate,
-        inputs=parse_inputs(inputs, steps, the_cell.m) if steps <= reference.REFERENCE_LIMIT else None,
+        inputs=parse_inputs(inputs, steps, the_cell.m) if steps <= reference.REFERENCE_LIMIT
+        else _checked_only(inputs, steps, the_cell.m),
         s0=parse_initial_state(the_cell, h0, c0),
     )
     results = [_evaluate(problem, values) for values in _settings_to_try(the_cell, tuple(settings))]

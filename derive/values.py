@@ -19,6 +19,10 @@ _NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE]([+-]?\d+))?$")
 _FRACTION = re.compile(r"^[+-]?\d+/\d+$")
 #: Decimal exponents beyond this are refused: they are not useful and cost time to hold exactly.
 MAX_EXPONENT = 300
+#: A number is at most this many characters (float64 needs 17 digits; Python refuses ints past 4300).
+MAX_CHARS = 100
+#: Lists nest at most this deep (a matrix is 2; a deeper list is a mistake, and very deep ones exhaust the stack).
+MAX_NESTING = 4
 
 
 def parse_number(text: str, field: str) -> sp.Rational:
@@ -30,6 +34,8 @@ def parse_number(text: str, field: str) -> sp.Rational:
     -3/100
     """
     text = text.strip()
+    if len(text) > MAX_CHARS:
+        raise InvalidValue(field, f"a number of {len(text)} characters; allowed: at most {MAX_CHARS}")
     match = _NUMBER.match(text)
     if match:
         if match.group(4) is not None and abs(int(match.group(4))) > MAX_EXPONENT:
@@ -48,10 +54,21 @@ def _reject_constant(name: str):
     raise ValueError(name)
 
 
+def _depths(text: str):
+    """The bracket depth after each character of ``text``."""
+    depth = 0
+    for c in text:
+        depth += (c == "[") - (c == "]")
+        yield depth
+
+
 def parse_array(text: str, field: str):
     """A number, or a (nested) JSON list of numbers, as nested lists of Rationals."""
     if not text.strip().startswith("["):
         return parse_number(text, field)
+    depth = max(_depths(text))
+    if depth > MAX_NESTING:
+        raise InvalidValue(field, f"lists nested {depth} deep; allowed: at most {MAX_NESTING} (a matrix is [[...], ...])")
     try:
         data = json.loads(text, parse_float=str, parse_int=str, parse_constant=_reject_constant)
     except ValueError:
@@ -123,12 +140,16 @@ def parse_inputs(text: str | None, T: int, m: int) -> tuple[sp.ImmutableMatrix, 
     or a JSON list of T lists of m numbers.  The default is x_t = 1."""
     if text is None:
         return (sp.ImmutableMatrix.ones(m, 1),) * T
+    items = input_items(text, T, m)
+    return items * T if len(items) == 1 else items
+
+
+def input_items(text: str, T: int, m: int) -> tuple[sp.ImmutableMatrix, ...]:
+    """``--inputs`` checked, as typed: one x (held for all T steps) or T of them."""
     body = text.strip()
     items = parse_array(body, "inputs_text") if body.startswith("[") else [
         parse_number(part, "inputs_text") for part in body.split(",")
     ]
-    if len(items) == 1:
-        items = items * T
-    if len(items) != T:
+    if len(items) not in (1, T):
         raise InvalidValue("inputs_text", f"got {len(items)} values; allowed: 1 or T = {T}")
     return tuple(fit_shape(x, m, 1, "inputs_text", "each input x_t") for x in items)

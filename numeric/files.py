@@ -3,12 +3,26 @@
 from __future__ import annotations
 
 import os
+import signal
 import stat
 import tempfile
+import threading
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, BinaryIO
+from typing import BinaryIO, Callable
 
-from derive.errors import InvalidValue
+from derive.errors import InvalidValue, UnrolledError
+
+
+def check_target(path: str, field: str, force: bool) -> Path:
+    """``path`` as a file that may be written: not empty, in a folder that exists, replaceable."""
+    if not path:
+        raise InvalidValue(field, "is empty; give a file name")
+    target = Path(path)
+    if not target.parent.is_dir():
+        raise InvalidValue(field, f"folder {str(target.parent)!r} does not exist")
+    check_replaceable(target, field, force)
+    return target
 
 
 def check_replaceable(path: Path, field: str, force: bool) -> None:
@@ -37,22 +51,63 @@ def check_replaceable(path: Path, field: str, force: bool) -> None:
                              "(and symlinks, not their targets) only")
 
 
+def _mode() -> int:
+    """The mode the user's umask gives a new file (0644 under umask 022); mkstemp's own is 0600."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+@contextmanager
+def _signals_held():
+    """SIGINT and SIGTERM wait until the block ends: a set of renames is never cut in two."""
+    held = {signal.SIGINT, signal.SIGTERM}
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def write_all(files: dict[str, Callable[[BinaryIO], None]], field: str, force: bool = True) -> None:
+    """Write every path through its writer, then rename them all into place; on any error, none.
+
+    Each file goes to a temporary beside its target first; only when all are
+    written are they renamed, with Ctrl-C and SIGTERM held for those few
+    syscalls, so an interrupt leaves either the whole set or nothing new.
+    A write that fails (disk full, EFBIG) is a one-line run-time error.
+    """
+    targets = {check_target(path, field, force): write for path, write in files.items()}
+    temps: list[str] = []
+    mode = _mode()
+    try:
+        for target, write in targets.items():
+            with _signals_held():  # the temporary is listed for cleanup before an interrupt can land
+                try:
+                    fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+                except OSError as error:
+                    raise InvalidValue(field, f"cannot write in {str(target.parent)!r}: {error.strerror}") from None
+                temps.append(temp)
+            try:
+                with os.fdopen(fd, "wb") as handle:
+                    write(handle)
+                    os.fchmod(handle.fileno(), mode)
+            except OSError as error:
+                raise UnrolledError(f"cannot write {target}: {error.strerror or error}; nothing was written") from None
+        with _signals_held():
+            for target in targets:  # again just before the renames: a path may have changed while we wrote
+                check_replaceable(target, field, force)
+            for temp, target in zip(temps, targets):
+                os.replace(temp, target)
+            temps.clear()
+    finally:
+        for temp in temps:
+            Path(temp).unlink(missing_ok=True)
+
+
 def write_atomic(path: str, field: str, write: Callable[[BinaryIO], None], force: bool = True) -> None:
-    """Write ``path`` through ``write(file)``; on any error nothing is left behind."""
-    target = Path(path)
-    if not target.parent.is_dir():
-        raise InvalidValue(field, f"folder {str(target.parent)!r} does not exist")
-    check_replaceable(target, field, force)
-    try:
-        fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-    except OSError as error:
-        raise InvalidValue(field, f"cannot write in {str(target.parent)!r}: {error.strerror}") from None
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-        # again just before the rename: the path may have changed while we wrote
-        check_replaceable(target, field, force)
-        os.replace(temp, target)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+    """Write one ``path`` through ``write(file)`` as ``write_all`` does."""
+    write_all({path: write}, field, force)

@@ -10,6 +10,7 @@ fixed seeds, and the Agg and PDF backends only.
 from __future__ import annotations
 
 import io
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -20,7 +21,7 @@ from matplotlib.backends.backend_pdf import PdfPages
 from derive.errors import InvalidValue
 from numeric import studies
 from numeric.check import check_all
-from numeric.files import check_replaceable, write_atomic
+from numeric.files import check_replaceable, write_all
 
 from . import figures, pages
 
@@ -121,8 +122,11 @@ def build(out: str, *, only=(), fmt="both", steps=50, seed=0, dpi=100, force=Fal
     if not 10 <= dpi <= 600:
         raise InvalidValue("dpi", f"must be from 10 to 600, got {dpi}")
     folder = Path(out)
-    if not folder.is_dir():
-        raise InvalidValue("out", f"folder {out!r} does not exist")
+    existing = next(p for p in (folder, *folder.parents) if p.exists())
+    if not existing.is_dir():
+        raise InvalidValue("out", f"{str(existing)!r} is not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise InvalidValue("out", f"cannot write in {str(existing)!r}")
     paths = targets(out, tuple(only), fmt)
     for path in paths:
         check_replaceable(path, "out", force)
@@ -139,6 +143,10 @@ def build(out: str, *, only=(), fmt="both", steps=50, seed=0, dpi=100, force=Fal
         check = check_all(seed) if not only else None
         settings = {"steps": steps, "seed": seed, "dpi": dpi, "figures": ", ".join(s.name for s in chosen)}
         files[folder / PDF_NAME] = _pdf(chosen, results, settings, check)
-    for path, data in files.items():
-        write_atomic(str(path), "out", lambda handle, data=data: handle.write(data))
+    try:
+        folder.mkdir(parents=True, exist_ok=True)  # only now: a failed run leaves no empty folder
+    except OSError as error:
+        raise InvalidValue("out", f"cannot create {out!r}: {error.strerror}") from None
+    write_all({str(path): (lambda handle, data=data: handle.write(data)) for path, data in files.items()}, "out",
+              force)
     return list(files)

@@ -77,7 +77,7 @@ BATTERY = [
     (["report", "--out", "{tmp}", "--format", "svg"], 2, "--format"),
     (["report", "--out", "{tmp}", "--steps", "1"], 2, "--steps"),
     (["report", "--out", "{tmp}", "--dpi", "5"], 2, "--dpi"),
-    (["report", "--out", "{tmp}/no/such/folder"], 2, "--out"),
+    (["report", "--out", "{tmp}/../big.json/folder"], 2, "is not a folder"),
     (["nosuchcommand"], 2, "nosuchcommand"),
     # Formulas: names that read as something else, and forms that are never finite.
     (["derive", "--cell", "custom", "--formula", "lambda*h"], 2, "Python keyword"),
@@ -105,6 +105,14 @@ BATTERY = [
     (["numeric", "--cell", "custom", "--formula", "w/h", "--steps", "3", "--mode", "native"], 1, "h_1 is inf"),
     (["numeric", "--params", "{tmp}/../big.json", "--steps", "3"], 1, "h_2 is inf at step 2"),
     (["check", "--cell", "custom", "--formula", "log(h)", "--steps", "5"], 1, "not a finite real number"),
+    (["numeric", "--steps", "3", "--out", ""], 2, "--out: is empty"),
+    (["derive", "--steps", "20000", "--inputs", "abc"], 2, "--inputs"),
+    (["derive", "--set", "w=" + "1" * 5000], 2, "at most 100"),
+    (["derive", "--hidden", "2", "--set", "W_hh=" + "[" * 5000 + "]" * 5000], 2, "nested 5000 deep"),
+    (["numeric", "--inputs", "[" * 5000 + "]" * 5000], 2, "nested 5000 deep"),
+    (["derive", "--cell", "custom", "--formula", "tanh(" * 7 + "w*h" + ")" * 7], 2, "nested 7 deep"),
+    (["derive", "--cell", "custom", "--formula", "exp(exp(exp(exp(exp(h)))))*w", "--set", "w=1", "--steps", "5"],
+     1, "at step 2"),
 ]
 
 

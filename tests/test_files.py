@@ -1,0 +1,86 @@
+"""Writing outputs: the whole set or nothing, the user's umask, and interrupts that clean up."""
+
+from __future__ import annotations
+
+import os
+import resource
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from cli import app
+from numeric.files import write_all
+
+ROOT = Path(__file__).resolve().parent.parent
+runner = CliRunner()
+
+
+@pytest.mark.parametrize("umask,mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_files_get_the_mode_the_umask_gives(tmp_path, umask, mode):
+    old = os.umask(umask)
+    try:
+        result = runner.invoke(app, ["numeric", "--steps", "3", "--out", str(tmp_path / "a.npz")])
+        write_all({str(tmp_path / "b.json"): lambda f: f.write(b"{}")}, "out")
+    finally:
+        os.umask(old)
+    assert result.exit_code == 0, result.output
+    assert {p.name: p.stat().st_mode & 0o777 for p in tmp_path.iterdir()} == {"a.npz": mode, "b.json": mode}
+
+
+def test_a_failing_writer_leaves_none_of_the_set(tmp_path):
+    (tmp_path / "keep.txt").write_text("old")
+
+    def broken(handle):
+        handle.write(b"partial")
+        raise OSError(27, "File too large")
+
+    with pytest.raises(Exception, match="cannot write .*File too large; nothing was written"):
+        write_all({str(tmp_path / "first.png"): lambda f: f.write(b"png"), str(tmp_path / "second.pdf"): broken,
+                   str(tmp_path / "keep.txt"): lambda f: f.write(b"new")}, "out", force=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.txt"]
+    assert (tmp_path / "keep.txt").read_text() == "old"
+
+
+def _limit_file_size():
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # so the write fails with EFBIG instead of killing us
+    resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))
+
+
+def _cli(*args, **kw):
+    return subprocess.Popen([sys.executable, "cli.py", *args], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, **kw)
+
+
+def test_a_write_that_fails_part_way_is_one_line_and_leaves_nothing(tmp_path):
+    """EFBIG (a file-size limit) while writing the report: exit 1, one line, no file of the set."""
+    out = tmp_path / "r"
+    p = _cli("report", "--out", str(out), "--only", "explode", "--only", "lecture", "--dpi", "50",
+             preexec_fn=_limit_file_size)
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 1, err
+    assert err.count("\n") == 1 and "cannot write" in err and "nothing was written" in err, err
+    assert not out.exists() or list(out.iterdir()) == []
+
+
+@pytest.mark.parametrize("sig,code,line", [(signal.SIGTERM, 143, "Terminated."), (signal.SIGINT, 130, "Aborted.")])
+def test_an_interrupted_report_leaves_nothing_and_says_so(tmp_path, sig, code, line):
+    out = tmp_path / "r"
+    p = _cli("report", "--out", str(out), "--only", "explode", "--only", "lecture")
+    time.sleep(2.5)  # imports done, figures being computed
+    p.send_signal(sig)
+    _, err = p.communicate(timeout=120)
+    assert (p.returncode, err) == (code, line + "\n")
+    assert not out.exists() or list(out.iterdir()) == []
+
+
+def test_ctrl_c_during_imports_is_one_line_not_a_traceback():
+    p = _cli("derive")
+    time.sleep(0.15)
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 130 and err == "Aborted.\n", err
