@@ -51,9 +51,11 @@ MODULES = [MPMATH_FUNCTIONS, "mpmath"]
 
 @dataclass(frozen=True)
 class Compiled:
-    """The step, its Jacobian and one parameter partial as mpmath functions.
+    """The step and its Jacobian as mpmath functions (a parameter's partial: ``compiled_partial``).
 
-    All take (s_{t-1}, x_t, θ, q_t) in the order of ``arguments``.
+    ``step(s_{t-1}, x_t, θ)`` returns every quantity of the step in the order of
+    ``quantities``; ``jacobian(s_{t-1}, x_t, θ, q_t)`` returns J_t = ∂s_t/∂s_{t-1}
+    row by row, q_t being what ``step`` returned.
     """
 
     quantities: tuple[sp.Symbol, ...]

@@ -8,6 +8,7 @@ axes broadcast, so a grid over w and a batch of random seeds combine freely.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Mapping
 
 import numpy as np
@@ -29,7 +30,7 @@ class Problem:
     def steps(self) -> int:
         return self.inputs.shape[0]
 
-    @property
+    @cached_property
     def batch_shape(self) -> tuple[int, ...]:
         shapes = [v.shape[:-2] for v in self.params.values()]
         shapes += [self.inputs.shape[1:-1], self.s0.shape[:-1]]
@@ -37,12 +38,16 @@ class Problem:
 
     def theta(self) -> list[np.ndarray]:
         """Every parameter element, in the cell's table order (row-major within a parameter)."""
-        return [
+        return list(self._theta)
+
+    @cached_property
+    def _theta(self) -> tuple[np.ndarray, ...]:
+        return tuple(
             self.params[name][..., i, j]
             for name, value in self.cell.params
             for i in range(value.shape[0])
             for j in range(value.shape[1])
-        ]
+        )
 
     def chunks(self, size: int) -> list["Problem"]:
         """The batch flattened and cut into problems of at most ``size`` settings.

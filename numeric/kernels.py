@@ -50,11 +50,13 @@ def all_params(cell: Cell) -> sp.ImmutableMatrix:
 # the state Jacobian never pays for the parameter partials (S × P entries).
 
 
+@cache
 def quantity_names(cell: Cell) -> tuple[str, ...]:
     """The step's quantities (gates, then states) in the order ``step_kernel`` returns them."""
     return tuple(str(s) for s in expanded(cell))
 
 
+@cache
 def state_index(cell: Cell) -> tuple[int, ...]:
     """Where each element of s_t stands among the quantities."""
     names = quantity_names(cell)

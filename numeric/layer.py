@@ -26,7 +26,7 @@ from derive.compile import ordered_lambdify
 from derive.errors import InvalidValue
 
 from .kernels import MODULES as _NUMPY_MODULES
-from .logmatrix import LogMatrix, log10_norm, renormalise
+from .logmatrix import LogMatrix, log10_norm, log10_norms, renormalise
 
 
 def _sigmoid(a):
@@ -197,8 +197,8 @@ class LayerResult:
     @property
     def quantities(self) -> dict[str, np.ndarray]:
         """Every quantity of the step (gates, states) at t = 1..T: name -> (T, B, n)."""
-        return {name: np.stack([env[self.core.current(name)] for env in self.tape.steps])
-                for name, _ in self.core.equations}
+        symbols = {name: self.core.current(name) for name, _ in self.core.equations}
+        return {name: np.stack([env[symbol] for env in self.tape.steps]) for name, symbol in symbols.items()}
 
 
 def sizes(core: Core, params: Mapping[str, np.ndarray]) -> tuple[int, int]:
@@ -480,21 +480,30 @@ def jacobian_norms(core: Core, params, x, s0=None, sequence: int = 0, lags=None)
     xs = xs[:, sequence:sequence + 1]
     tape = scan(core, params, xs, {s: v[sequence:sequence + 1] for s, v in initial.items()})
     S = len(core.states) * n
-    product = LogMatrix(np.eye(S), np.zeros(()))
-    out = [product.log10_norm()]
-
-    def stacked(carry):
-        return np.concatenate([carry[s] for s in core.states], axis=-1)
-
     T = xs.shape[0]
+    product = LogMatrix(np.eye(S), np.zeros(()))
+    out = np.full(T + 1, np.nan)
+    wanted: list[tuple[int, LogMatrix]] = [(0, product)]
+
+    def flush():
+        # One batched SVD for many lags: a call per step costs more than the SVD of a small S × S.
+        if wanted:
+            lags_, products = zip(*wanted)
+            out[list(lags_)] = log10_norms(products)
+            wanted.clear()
 
     def renormalised(t, carry):
         nonlocal product
-        product = LogMatrix(*renormalise(stacked(carry), product.log10_scale))
+        product = LogMatrix(*renormalise(np.concatenate([carry[s] for s in core.states], axis=-1),
+                                         product.log10_scale))
         lag = T - t + 1
-        out.append(product.log10_norm() if lags is None or lag in lags or lag == T else np.nan)
+        if lags is None or lag in lags or lag == T:
+            wanted.append((lag, product))
+            if len(wanted) >= 256:
+                flush()
         return {s: product.mantissa[:, j * n:(j + 1) * n] for j, s in enumerate(core.states)}
 
     seed = {s: np.eye(S)[:, j * n:(j + 1) * n] for j, s in enumerate(core.states)}
     backward(core, params, xs, tape, seed, with_params=False, on_step=renormalised)
-    return LagNorms(np.array(out, dtype=float), product)
+    flush()
+    return LagNorms(out, product)

@@ -7,6 +7,7 @@ path (the grid kernels' ``numeric.unroll``, the matrix path's ``numeric.layer``)
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Iterable
 
 import numpy as np
 
@@ -45,3 +46,23 @@ def log10_norm(v: np.ndarray, axis=-1) -> np.ndarray:
     safe = np.where(peak > 0, peak, 1.0)
     with np.errstate(divide="ignore"):
         return np.log10(np.squeeze(safe, axis=axis)) + 0.5 * np.log10(np.sum(np.square(v / safe), axis=axis))
+
+
+def log10_norms(products: Iterable[LogMatrix], chunk: int = 512) -> np.ndarray:
+    """``log10_norm`` of each product in turn, shape (count,) + batch: one batched SVD per chunk of
+    products rather than one call per step (per-call overhead dominates for small matrices)."""
+    out, mantissas, scales = [], [], []
+
+    def flush():
+        if mantissas:
+            out.append(LogMatrix(np.stack(mantissas), np.stack(scales)).log10_norm())
+            mantissas.clear()
+            scales.clear()
+
+    for m in products:
+        mantissas.append(m.mantissa)
+        scales.append(np.asarray(m.log10_scale))
+        if len(mantissas) == chunk:
+            flush()
+    flush()
+    return np.concatenate(out) if out else np.empty((0,))

@@ -7,6 +7,7 @@ inputs are typed, read or drawn.  Shared weights run through ``numeric.layer``
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,12 +24,44 @@ from .inputs import DEFAULT_STEPS, inputs as read_or_draw_inputs
 from .kernels import quantity_names
 from .layer import MAX_HIDDEN, LayerResult, LogMatrix, check_memory, jacobian_norms, value_and_grad
 from .modes import choose, gradient_and_jacobian, grid_mode
-from .unroll import forward, log10_norm_by_lag, trace
+from .unroll import log10_norm_by_lag, trace
 from .weights import cell_params
 
 #: A grid's element kernels hold every element of every weight as a symbol: small n only.
 MAX_GRID_HIDDEN = 8
 MAX_GRID = 10**7
+#: A run's time is estimated before it starts and refused above this many seconds.
+MAX_SECONDS = 120
+#: Measured on 2 cores (2026-11): each step costs about this much Python on the element path,
+#: and each setting-step about (quantities + 4 S²) / ELEMENT_RATE seconds of NumPy.
+STEP_SECONDS = 2e-4
+ELEMENT_RATE = 2e7
+
+
+def estimated_seconds(cell: Cell, settings: int, steps: int) -> float:
+    """A rough upper estimate of a grid run's time (rnn: 10^5 settings × 10^3 steps ≈ 25 s)."""
+    S = len(cell.states) * cell.n
+    units = len(quantity_names(cell)) + 4 * S * S
+    return steps * (STEP_SECONDS + settings * units / ELEMENT_RATE)
+
+
+def check_layer_time(layer: Layer, batch: int, steps: int) -> None:
+    """The matrix path: Python per step (forward, backward, the lag norms) and its matrix products."""
+    rows = len(layer.core.maps) * layer.n  # every product W v yields n values (inputs' and states' alike)
+    flops = 6 * batch * steps * rows * max(layer.n, layer.m)  # forward, and backward's two products
+    seconds = steps * 3 * STEP_SECONDS + flops / 2e9
+    if seconds > MAX_SECONDS:
+        raise InvalidValue("steps", f"{batch} sequence{'s' if batch > 1 else ''} × {steps} steps at hidden size "
+                           f"{layer.n} would take about {seconds:.0f} s; allowed: runs estimated under "
+                           f"{MAX_SECONDS} s (fewer steps or a smaller batch)")
+
+
+def check_time(cell: Cell, settings: int, steps: int) -> None:
+    seconds = estimated_seconds(cell, settings, steps)
+    if seconds > MAX_SECONDS:
+        raise InvalidValue("steps" if settings == 1 else "grid",
+                           f"{settings} setting{'s' if settings > 1 else ''} × {steps} steps would take about "
+                           f"{seconds:.0f} s; allowed: runs estimated under {MAX_SECONDS} s (fewer steps or settings)")
 #: Per-step tables and full state Jacobians are shown for at most this many state elements.
 SMALL = 8
 #: ‖∂s_T/∂s_{T−k}‖ runs the identity backwards as a batch of S rows: up to this S.
@@ -162,10 +195,11 @@ def run(req: Request, weights: dict[str, np.ndarray] | None = None) -> NumericRe
         params, (n, m), source = weights, requested_sizes(req), "the values set"
     else:
         params, n, m, source = _weights(req, definition, core.variant)
-    if mode == "matrix" and req.batch is not None:
-        check_memory(core, n, m, req.batch, req.steps or DEFAULT_STEPS)
+    if mode == "matrix":
+        check_memory(core, n, m, req.batch or 1, req.steps or DEFAULT_STEPS)
     x, batched = read_or_draw_inputs(req.inputs, req.inputs_file, req.steps, m, req.batch, req.seed)
     if mode == "matrix":
+        check_layer_time(Layer(core, n, m), x.shape[0], x.shape[1])
         return _run_layer(req, Layer(core, n, m), params, x, batched, source)
     return _run_grid(req, definition, core.variant, n, m, params, x, mode)
 
@@ -192,25 +226,29 @@ def _run_layer(req: Request, layer: Layer, params, x, batched: bool, source: str
     )
 
 
-def check_finite(states: dict[str, np.ndarray], grads: dict[str, np.ndarray], axes: tuple[str, ...]) -> None:
-    """Raise ``NonFinite`` naming the first state (by step) or gradient that left float64.
+def check_finite(series: dict[str, np.ndarray], grads: dict[str, np.ndarray], axes: tuple[str, ...],
+                 first_step: int = 0) -> None:
+    """Raise ``NonFinite`` naming the first value (by step) or gradient that left float64.
 
-    ``states``: name -> (T+1, *rest), step 0 the initial state; ``axes`` names
+    ``series``: name -> (steps, *rest), the first row being step ``first_step``;
+    a name with ``_t`` in it (``h_t[0]``) has the step put there.  ``axes`` names
     the ``rest`` axes (("sequence", "unit")) for the message.
     """
     first = None
-    for name, values in states.items():
+    for name, values in series.items():
         flat = values.reshape(values.shape[0], -1)
         bad = ~np.isfinite(flat)
         if bad.any():
-            t = int(np.argmax(bad.any(axis=1)))
-            if first is None or t < first[1]:
-                j = int(np.argmax(bad[t]))
-                first = (name, t, flat[t, j], np.unravel_index(j, values.shape[1:]))
+            row = int(np.argmax(bad.any(axis=1)))
+            if first is None or row < first[1]:
+                j = int(np.argmax(bad[row]))
+                first = (name, row, flat[row, j], np.unravel_index(j, values.shape[1:]))
     if first is not None:
-        name, t, value, index = first
+        name, row, value, index = first
+        t = row + first_step
+        label = re.sub(r"_t\b", f"_{t}", name) if re.search(r"_t\b", name) else f"{name}_{t}"
         where = ", ".join(f"{a} {int(i)}" for a, i in zip(axes, index))
-        raise NonFinite(f"{name}_{t}", t, str(value), f" ({where})" if where else "")
+        raise NonFinite(label, t, str(value), f" ({where})" if where else "")
     for name, g in grads.items():
         flat = np.ravel(g)
         if not np.isfinite(flat).all():
@@ -296,18 +334,21 @@ def _run_grid(req: Request, definition, variant: str, n: int, m: int, params, x,
     params = {name: np.asarray(v, dtype=float).reshape(v.shape if np.ndim(v) == 2 else (-1, 1))
               for name, v in params.items()}
     axes = parse_grid(cell, list(req.grid))
+    check_time(cell, int(np.prod([len(v) for _, v in axes])), x.shape[1])
     s0 = np.array(parse_initial_state(cell, req.h0, req.c0), dtype=float).ravel()
     problem = make_problem(cell, _gridded(params, axes), x[0], s0)
     if req.truncate is not None and grid_mode(problem, mode, req.truncate) == "forward":
         raise InvalidValue("truncate", "truncated BPTT needs reverse mode")
     grads, jacobian = gradient_and_jacobian(problem, mode, req.truncate, req.every_step)
     single = not axes
+    rows = trace(problem) if single else None
     if single:
-        states = forward(problem)
-        check_finite({s: states[..., j * n:(j + 1) * n] for j, s in enumerate(cell.states)}, grads, ("unit",))
+        names = quantity_names(cell)
+        # every quantity of every step (gates too), named q_t: the first to leave float64 is named
+        check_finite({q: rows[:, i] for i, q in enumerate(names)}, grads, (), first_step=1)
     return NumericResult(
         problem=problem, grid=axes, quantities=quantity_names(cell),
-        trace=trace(problem) if single else None, grads=grads,
+        trace=rows, grads=grads,
         jacobian=jacobian, by_lag=log10_norm_by_lag(problem) if single else None,
         mode=grid_mode(problem, mode, req.truncate), every_step=req.every_step, truncate=req.truncate,
     )

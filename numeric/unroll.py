@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from .batch import Problem, loss_gradient, split
-from .logmatrix import LogMatrix, renormalise
+from .logmatrix import LogMatrix, log10_norms, renormalise
 from .kernels import jacobian_kernel, partials_kernel, quantity_names, state_index, step_kernel, vjp_kernel
 
 #: Settings per chunk: arrays of 8192 float64 stay in cache (measured fastest on 2 cores).
@@ -142,7 +142,7 @@ def state_jacobian(p: Problem, k: int = 0) -> LogMatrix:
 
 def log10_by_step(p: Problem, rows=slice(None), cols=slice(None)) -> np.ndarray:
     """log10‖∂s_t/∂s_0‖₂ (or of the block ``rows`` × ``cols``) for t = 1..T, shape (T,) + batch."""
-    return np.stack([LogMatrix(m.mantissa[..., rows, cols], m.log10_scale).log10_norm() for m in _products(p)])
+    return log10_norms(LogMatrix(m.mantissa[..., rows, cols], m.log10_scale) for m in _products(p))
 
 
 def contributions(p: Problem) -> np.ndarray:
@@ -162,10 +162,13 @@ def log10_norm_by_lag(p: Problem) -> np.ndarray:
     """log10‖∂s_T/∂s_{T−lag}‖₂ for lag = 0..T, shape (T+1,) + batch."""
     states = forward(p)
     S = _size(p)
-    g = np.broadcast_to(np.eye(S), p.batch_shape + (S, S)).copy()
-    log_scale = np.zeros(p.batch_shape)
-    out = [LogMatrix(g, log_scale).log10_norm()]
-    for t in range(p.steps, 0, -1):
-        g, log_scale = renormalise(np.einsum("...sr,...rq->...sq", g, jacobian(p, states[t - 1], t)), log_scale)
-        out.append(LogMatrix(g, log_scale).log10_norm())
-    return np.stack(out)
+
+    def products():
+        g = np.broadcast_to(np.eye(S), p.batch_shape + (S, S)).copy()
+        log_scale = np.zeros(p.batch_shape)
+        yield LogMatrix(g, log_scale)
+        for t in range(p.steps, 0, -1):
+            g, log_scale = renormalise(np.einsum("...sr,...rq->...sq", g, jacobian(p, states[t - 1], t)), log_scale)
+            yield LogMatrix(g, log_scale)
+
+    return log10_norms(products())

@@ -49,14 +49,25 @@ def test_bptt_with_truncation():
     data = json.loads(result.output)
     assert data["closed_form"]["expr"].startswith("Σ_{k=Max(1, T - 4)}")
     # ∂h_50/∂w over the last 5 steps, x_t = 1, h_0 = 0: Σ_{k=46}^{50} w^(50-k) h_{k-1}, h_j = Σ_{i<j} w^i.
-    h = lambda j: sum(0.9**i for i in range(j))
-    assert data["value"] == pytest.approx(sum(0.9 ** (50 - k) * h(k - 1) for k in range(46, 51)), rel=1e-14)
+    from fractions import Fraction
+    w = Fraction(9, 10)
+    h = lambda j: sum(w**i for i in range(j))
+    assert Fraction(data["value"]) == sum(w ** (50 - k) * h(k - 1) for k in range(46, 51))  # exact: rational stepping
 
 
-def test_lstm_at_a_million_steps_completes():
-    result = runner.invoke(app, ["derive", "--cell", "lstm", "--steps", "1000000", "--format", "json"])
+def test_a_million_steps_never_expands_the_product():
+    """At T = 10^6: the linear RNN's value from its closed form against mpmath; the LSTM's carousel
+    product stays a product, and the notes say why it is not stepped."""
+    import mpmath
+    data = json.loads(runner.invoke(app, ["derive", "--steps", "1000000", "--set", "w=-0.5", "--format", "json"]).output)
+    with mpmath.workdps(40):
+        expected = float(10**6 * mpmath.log10(mpmath.mpf("0.5")))
+    assert data["log10_abs"] == pytest.approx(expected, rel=1e-15) and data["sign"] == 1
+    result = runner.invoke(app, ["derive", "--cell", "lstm", "--wrt", "c", "--steps", "1000000", "--format", "json"])
     assert result.exit_code == 0, result.output
-    assert json.loads(result.output)["notes"]
+    data = json.loads(result.output)
+    assert data["closed_form"]["at_steps"] == "∏_{t=1}^{1000000} (f_t)"
+    assert any("T <= 10000" in note or "--set" in note for note in data["notes"])
 
 
 def test_version():

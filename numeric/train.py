@@ -1,0 +1,237 @@
+"""Training a recurrent layer and a linear readout on a long-term dependency task.
+
+The model: the cell's layer over x_1..x_T, then y = W_hq h_T + b_q (d2l's names;
+PyTorch's ``nn.Linear`` shape (q, n)), and softmax cross-entropy (a class) or
+squared error (a number), averaged over the batch.  The readout's loss gives
+∂L/∂s_T; ``numeric.layer.backward``, the one BPTT, carries it back through time.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Callable, Mapping
+
+import numpy as np
+
+from derive.cells import CELLS
+from derive.core import Layer, make_core
+from derive.errors import InvalidValue
+
+from . import tasks
+from .batch import random_params
+from .clip import clip_by_norm, clip_by_value
+from .layer import MAX_HIDDEN, backward, check_memory, scan
+from .logmatrix import log10_norm
+from .optim import optimiser
+
+READOUT = ("W_hq", "b_q")
+#: Held-out sequences every evaluation scores (drawn once, from their own seed).
+HELD_OUT = 256
+
+
+@dataclass(frozen=True)
+class Settings:
+    """One training run; the defaults are the sweep's."""
+
+    cell: str = "lstm"
+    variant: str | None = None
+    task: str = "cuisine"
+    lag: int = 10
+    hidden: int = 16
+    batch: int = 32
+    updates: int = 2000
+    optimiser: str = "adam"
+    lr: float = 0.01
+    momentum: float = 0.9
+    clip: str = "norm"
+    threshold: float = 1.0
+    seed: int = 0
+    every: int = 100
+
+    @property
+    def target(self) -> str:
+        return "MSE < 0.01" if tasks.task(self.task).regression else "held-out accuracy >= 0.95"
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """The held-out scores after ``update`` updates, and the learning signal at the first step."""
+
+    update: int
+    loss: float
+    score: float              # accuracy, or MSE for a regression task
+    grad_norm: float          # ‖∂L/∂θ‖₂ of the last training batch, before clipping
+    log10_first: dict         # state -> log10 ‖∂L/∂s_1‖ on the held-out set (Frobenius over batch × n)
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    settings: Settings
+    params: dict[str, np.ndarray]
+    curve: tuple[Evaluation, ...]
+    updates: int
+    seconds: float
+    succeeded: bool
+    stopped: str = ""  # "target", "budget" or "diverged"
+
+    @property
+    def final(self) -> Evaluation:
+        return self.curve[-1]
+
+
+def check(s: Settings) -> None:
+    """Every size and choice of ``s``, before any work."""
+    tasks.task(s.task)
+    tasks.check_lag(s.task, s.lag)
+    if s.cell not in ("rnn", "lstm", "gru"):
+        raise InvalidValue("cell", f"training takes rnn, lstm or gru, got {s.cell!r}")
+    for name, value, low in (("hidden", s.hidden, 1), ("batch", s.batch, 1), ("updates", s.updates, 1),
+                             ("every", s.every, 1)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise InvalidValue(name, f"must be a whole number >= {low}, got {value!r}")
+    if s.hidden > MAX_HIDDEN:
+        raise InvalidValue("hidden", f"must be at most {MAX_HIDDEN}, got {s.hidden}")
+    if not s.lr > 0 or not np.isfinite(s.lr):
+        raise InvalidValue("lr", f"must be a number > 0, got {s.lr}")
+    if s.clip not in ("norm", "value", "none"):
+        raise InvalidValue("clip", f"unknown clipping {s.clip!r}; allowed: norm, value, none")
+    if s.clip != "none" and not s.threshold > 0:
+        raise InvalidValue("threshold", f"must be > 0, got {s.threshold}")
+    if s.seed < 0:
+        raise InvalidValue("seed", f"must be a whole number >= 0, got {s.seed}")
+    optimiser(s.optimiser)
+    core = _core(s)
+    task = tasks.task(s.task)
+    check_memory(core, s.hidden, task.input_size, max(s.batch, HELD_OUT), tasks.steps(s.task, s.lag))
+
+
+def _core(s: Settings):
+    return make_core(CELLS[s.cell], s.variant, "tanh" if s.cell == "rnn" else None)
+
+
+def init(s: Settings) -> dict[str, np.ndarray]:
+    """PyTorch's initialisation: every weight and bias U(−1/√n, 1/√n), the readout's too (fan-in n)."""
+    task = tasks.task(s.task)
+    layer = Layer(_core(s), s.hidden, task.input_size)
+    params = random_params(layer, seed=s.seed)
+    rng = np.random.default_rng([s.seed, 1])
+    bound = 1 / np.sqrt(s.hidden)
+    outputs = max(task.classes, 1)
+    params["W_hq"] = rng.uniform(-bound, bound, (outputs, s.hidden))
+    params["b_q"] = rng.uniform(-bound, bound, outputs)
+    return params
+
+
+# --- Losses: (mean loss, ∂loss/∂y) for a batch of outputs y -------------------------
+
+
+def cross_entropy(y: np.ndarray, target: np.ndarray) -> tuple[float, np.ndarray]:
+    """−mean log softmax(y)[target]; ∂/∂y = (softmax(y) − onehot) / B."""
+    shifted = y - y.max(axis=1, keepdims=True)
+    log_p = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    rows = np.arange(len(target))
+    grad = np.exp(log_p)
+    grad[rows, target] -= 1
+    return float(-log_p[rows, target].mean()), grad / len(target)
+
+
+def squared_error(y: np.ndarray, target: np.ndarray) -> tuple[float, np.ndarray]:
+    """mean (y − target)²; ∂/∂y = 2 (y − target) / B."""
+    diff = y[:, 0] - target
+    return float(np.mean(diff**2)), (2 * diff / len(target))[:, None]
+
+
+def loss_function(task_name: str) -> Callable:
+    return squared_error if tasks.task(task_name).regression else cross_entropy
+
+
+def loss_and_grad(core, params: Mapping[str, np.ndarray], x: np.ndarray, target: np.ndarray, loss: Callable):
+    """(loss, y, ∂L/∂θ for every parameter, readout included, and ∂L/∂s_1 per state).
+
+    x is (B, T, m).  The readout's ∂L/∂h_T seeds ``numeric.layer.backward``.
+    """
+    xs = np.ascontiguousarray(np.transpose(x, (1, 0, 2)))
+    B, n = x.shape[0], params["W_hq"].shape[1]
+    tape = scan(core, params, xs, {s: np.zeros((B, n)) for s in core.states})
+    h = tape.states[core.output][-1]
+    y = h @ params["W_hq"].T + params["b_q"]
+    value, dy = loss(y, target)
+    seed = {s: dy @ params["W_hq"] if s == core.output else np.zeros((B, n)) for s in core.states}
+    first = {}
+
+    def record(t, carry):
+        if t == 2:  # carry is now ∂L/∂s_1: what reached the first input
+            first.update({s: np.array(v) for s, v in carry.items()})
+        return carry
+
+    carry, grads = backward(core, params, xs, tape, seed, on_step=record)
+    if not first:  # T = 1: s_1 is s_T
+        first.update(seed)
+    grads["W_hq"] = dy.T @ h
+    grads["b_q"] = dy.sum(axis=0)
+    return value, y, grads, first
+
+
+def score(task_name: str, y: np.ndarray, target: np.ndarray) -> float:
+    """Accuracy (a class) or mean squared error (a number)."""
+    if tasks.task(task_name).regression:
+        return float(np.mean((y[:, 0] - target) ** 2))
+    return float(np.mean(np.argmax(y, axis=1) == target))
+
+
+def succeeded(task_name: str, value: float) -> bool:
+    return value < 0.01 if tasks.task(task_name).regression else value >= 0.95
+
+
+def clip(s: Settings, grads: dict) -> dict:
+    if s.clip == "none":
+        return grads
+    if s.clip == "value":
+        return clip_by_value(grads, s.threshold)
+    return clip_by_norm(grads, s.threshold, batch_ndim=0)
+
+
+def _evaluate(s: Settings, core, params, held, update: int, grad_norm: float) -> Evaluation:
+    x, target = held
+    value, y, _, first = loss_and_grad(core, params, x, target, loss_function(s.task))
+    return Evaluation(update, value, score(s.task, y, target), grad_norm,
+                      {k: float(log10_norm(v.reshape(1, -1))[0]) for k, v in first.items()})
+
+
+def train(s: Settings, on_eval: Callable[[Evaluation], None] = lambda e: None,
+          on_update: Callable[[int], None] = lambda update: None) -> TrainResult:
+    """Train until the held-out target is met or ``s.updates`` are used; deterministic for ``s.seed``.
+
+    Batches come from ``default_rng([seed, 2])``, the held-out set from ``[seed, 3]``:
+    every run sees its own data, and the same seed sees the same data.
+    """
+    check(s)
+    core = _core(s)
+    params = init(s)
+    update_fn, state = optimiser(s.optimiser)
+    extra = {"momentum": s.momentum} if s.optimiser == "sgd" else {}
+    data = np.random.default_rng([s.seed, 2])
+    held = tasks.draw(s.task, s.lag, HELD_OUT, np.random.default_rng([s.seed, 3]))
+    loss = loss_function(s.task)
+    start = time.perf_counter()
+    curve = [_evaluate(s, core, params, held, 0, float("nan"))]
+    on_eval(curve[-1])
+    done, stopped = 0, "budget"
+    for done in range(1, s.updates + 1):
+        x, target = tasks.draw(s.task, s.lag, s.batch, data)
+        _, _, grads, _ = loss_and_grad(core, params, x, target, loss)
+        norm = float(np.sqrt(sum(np.sum(g**2) for g in grads.values())))
+        params, state = update_fn(params, clip(s, grads), state, s.lr, **extra)
+        on_update(done)
+        if done % s.every == 0 or done == s.updates:
+            curve.append(_evaluate(s, core, params, held, done, norm))
+            on_eval(curve[-1])
+            if not np.isfinite(curve[-1].loss):
+                stopped = "diverged"
+                break
+            if succeeded(s.task, curve[-1].score):
+                stopped = "target"
+                break
+    return TrainResult(s, params, tuple(curve), done, time.perf_counter() - start,
+                       succeeded(s.task, curve[-1].score), stopped)
