@@ -325,6 +325,134 @@ def check(
         raise typer.Exit(1)
 
 
+class Progress:
+    """A bar on a terminal (stderr), nothing otherwise; the log lines go to stdout either way."""
+
+    def __init__(self, total: int):
+        self.total, self.tty = total, sys.stderr.isatty()
+
+    def __call__(self, done: int, note: str = "") -> None:
+        if self.tty:
+            filled = int(30 * done / self.total)
+            typer.echo(f"\r[{'#' * filled}{'.' * (30 - filled)}] {done}/{self.total} {note}"[:100], err=True, nl=False)
+
+    def clear(self) -> None:
+        if self.tty:
+            typer.echo("\r" + " " * 100 + "\r", err=True, nl=False)
+
+
+TaskOption = Annotated[str, typer.Option(help="cuisine (the lecture's Dhaval and Bhavin), adding or latch.")]
+
+
+@app.command()
+def train(
+    cell: Annotated[str, typer.Option(help="rnn (tanh), lstm or gru.")] = "lstm",
+    variant: VariantOption = None,
+    task: TaskOption = "cuisine",
+    lag: Annotated[int, typer.Option(help="Distance L the answer must be carried (adding: the sequence length).")] = 10,
+    hidden: Annotated[int, typer.Option(help="Hidden size n.")] = 16,
+    batch: Annotated[int, typer.Option(help="Sequences per update.")] = 32,
+    updates: Annotated[int, typer.Option(help="Update budget (training stops earlier at the target).")] = 2000,
+    optimiser: Annotated[str, typer.Option(help="adam or sgd (with momentum).")] = "adam",
+    lr: Annotated[float, typer.Option(help="Learning rate.")] = 0.01,
+    momentum: Annotated[float, typer.Option(help="sgd's momentum.")] = 0.9,
+    clip: Annotated[str, typer.Option(help="Gradient clipping: norm (Pascanu et al.), value, or none.")] = "norm",
+    threshold: Annotated[float, typer.Option(help="The clipping threshold (norm) or bound (value).")] = 1.0,
+    seed: Annotated[int, typer.Option(help="Seed of the initialisation and the data.")] = 0,
+    every: Annotated[int, typer.Option(help="Evaluate on the held-out set every this many updates.")] = 100,
+    json_: Annotated[bool, typer.Option("--json", help="Print the summary and the curves as JSON.")] = False,
+    out: Annotated[Optional[str], typer.Option(help="Save the trained weights to FILE.npz (our names and PyTorch's).")] = None,
+    force: Annotated[bool, typer.Option(help="Replace --out if it is a regular file.")] = False,
+):
+    """Train a cell and a linear readout on a long-term dependency task, with Unrolled's own BPTT."""
+    import numpy as np
+
+    from numeric import trainview
+    from numeric.files import check_target, write_atomic
+    from numeric.train import Settings, check, train as run_training
+
+    settings = Settings(cell=cell, variant=variant, task=task, lag=lag, hidden=hidden, batch=batch, updates=updates,
+                        optimiser=optimiser, lr=lr, momentum=momentum, clip=clip, threshold=threshold, seed=seed,
+                        every=every)
+    progress, done = Progress(updates), [0]
+
+    def on_update(update):
+        done[0] = update
+        if update % 10 == 0:
+            progress(update)
+
+    def on_eval(e):
+        if not json_:
+            progress.clear()
+            typer.echo(trainview.eval_line(settings, e))
+
+    with reported(), np.errstate(all="ignore"):
+        check(settings)
+        if out is not None:
+            check_target(out, "out", force)
+        if not json_:
+            typer.echo(trainview.header(settings))
+        try:
+            result = run_training(settings, on_eval, on_update)
+        except Interrupted:
+            progress.clear()
+            typer.echo(f"stopped at update {done[0]} of {updates}; nothing was saved", err=True)
+            raise
+        progress.clear()
+        if out is not None:
+            data = trainview.arrays(result)
+            write_atomic(out, "out", lambda f: np.savez(f, **data), force=force)
+    typer.echo(json.dumps(trainview.to_json(result), indent=2, allow_nan=False) if json_ else trainview.summary(result))
+
+
+@app.command()
+def sweep(
+    task: TaskOption = "cuisine",
+    lags: Annotated[str, typer.Option(help="Comma-separated lags.")] = "2,5,10,20,50,100",
+    cells: Annotated[str, typer.Option(help="Comma-separated cells.")] = "rnn,lstm,gru",
+    seeds: Annotated[int, typer.Option(help="Seeds per cell and lag.")] = 5,
+    updates: Annotated[int, typer.Option(help="The fixed update budget of every run.")] = 2000,
+    hidden: Annotated[int, typer.Option(help="Hidden size n.")] = 16,
+    jobs: Annotated[int, typer.Option(help="Worker processes (one BLAS thread each).")] = 2,
+    out: Annotated[Optional[str], typer.Option(help="Write the results to FILE.json (report --longterm-results reads it).")] = None,
+    force: Annotated[bool, typer.Option(help="Replace --out if it is a regular file.")] = False,
+):
+    """Success rate against lag for each cell over several seeds, with a fixed update budget."""
+    import numpy as np
+
+    from numeric import trainview
+    from numeric.files import check_target, write_atomic
+    from numeric.sweep import sweep as run_sweep
+    from numeric.train import Settings
+
+    def numbers(text: str, option: str) -> list[int]:
+        try:
+            return [int(v) for v in text.split(",")]
+        except ValueError:
+            raise UsageError(option, f"{text!r} is not comma-separated whole numbers") from None
+
+    with reported(), np.errstate(all="ignore"):
+        if not 1 <= jobs <= 64:
+            raise UsageError("--jobs", f"must be from 1 to 64, got {jobs}")
+        if out is not None:
+            check_target(out, "out", force)
+        chosen = [c.strip() for c in cells.split(",")]
+        progress = Progress(len(chosen) * len(numbers(lags, "--lags")) * max(seeds, 1))
+        try:
+            result = run_sweep(Settings(task=task, updates=updates, hidden=hidden), cells=tuple(chosen),
+                               lags=tuple(numbers(lags, "--lags")), seeds=seeds, jobs=jobs,
+                               on_run=lambda run, done, total: progress(done, f"{run['cell']} L={run['lag']}"))
+        except InvalidValue as error:  # the sweep's options are plural
+            if error.field in ("cell", "lag"):
+                raise UsageError(f"--{error.field}s", str(error)) from None
+            raise
+        progress.clear()
+        if out is not None:
+            text = json.dumps(result, indent=1, allow_nan=False).encode()
+            write_atomic(out, "out", lambda f: f.write(text), force=force)
+    typer.echo(trainview.sweep_table(result))
+
+
 class ReportFormat(str, Enum):
     pdf = "pdf"
     png = "png"
@@ -334,12 +462,13 @@ class ReportFormat(str, Enum):
 @app.command()
 def report(
     out: Annotated[str, typer.Option(help="Folder to write unrolled-report.pdf and the PNGs into.")] = ".",
-    only: Annotated[Optional[list[str]], typer.Option(help="Only this figure (repeatable): explode, heatmap, lags, lecture, pascanu, carousel, sources, clipping.")] = None,
+    only: Annotated[Optional[list[str]], typer.Option(help="Only this figure (repeatable): explode, heatmap, lags, lecture, pascanu, carousel, sources, clipping, longterm.")] = None,
     format: Annotated[ReportFormat, typer.Option("--format", help="pdf, png or both.")] = ReportFormat.both,
     steps: Annotated[int, typer.Option(help="Horizon T of the figures (2 to 1000).")] = 50,
     seed: Annotated[int, typer.Option(help="Seed of every random draw.")] = 0,
     dpi: Annotated[int, typer.Option(help="Resolution of the PNGs (10 to 600).")] = 100,
     force: Annotated[bool, typer.Option(help="Replace files that already exist, regular files only (a symlink is replaced itself, not its target).")] = False,
+    longterm_results: Annotated[Optional[str], typer.Option(help="The sweep's results for the longterm figure (sweep --out FILE.json; default: the bundled cuisine sweep).")] = None,
 ):
     """Write the figures as PNGs and one multi-page PDF (title, equations, figures, checks)."""
     import numpy as np
@@ -353,8 +482,10 @@ def report(
             typer.echo(f"\rcomputing {step:<20}", err=True, nl=False)
 
     with reported(), np.errstate(all="ignore"):
+        from numeric.sweep import BUNDLED
+
         paths = build(out, only=tuple(only or ()), fmt=format.value, steps=steps, seed=seed, dpi=dpi,
-                      force=force, progress=progress)
+                      force=force, progress=progress, longterm=longterm_results or BUNDLED)
     if show:
         typer.echo("\r" + " " * 40 + "\r", err=True, nl=False)
     typer.echo("\n".join(str(p) for p in paths))

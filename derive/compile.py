@@ -35,4 +35,5 @@ def ordered_lambdify(exprs: Sequence[sp.Expr], args: Sequence[sp.Symbol], module
     """
     exprs = list(exprs)
     check_arguments(exprs, args)
-    return sp.lambdify(list(args), exprs, modules=modules, cse=True, docstring_limit=0)
+    # dummify: a parameter named like a function the code calls (sign, Heaviside) must not shadow it
+    return sp.lambdify(list(args), exprs, modules=modules, cse=True, docstring_limit=0, dummify=True)

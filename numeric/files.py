@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import stat
 import tempfile
@@ -60,16 +61,25 @@ def _mode() -> int:
 
 @contextmanager
 def _signals_held():
-    """SIGINT and SIGTERM wait until the block ends: a set of renames is never cut in two."""
-    held = {signal.SIGINT, signal.SIGTERM}
+    """SIGINT and SIGTERM are noted, not acted on, until the block ends; then the first is re-raised.
+
+    Python runs its signal handlers in the main thread whichever thread the
+    signal reaches (NumPy's BLAS threads do not block it), so the handlers
+    themselves are swapped: a set of renames is never cut in two.
+    """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    pending: list[int] = []
+    held = (signal.SIGINT, signal.SIGTERM)
+    old = {s: signal.signal(s, lambda signum, frame: pending.append(signum)) for s in held}
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        for s, handler in old.items():
+            signal.signal(s, handler)
+        if pending:
+            signal.raise_signal(pending[0])
 
 
 def write_all(files: dict[str, Callable[[BinaryIO], None]], field: str, force: bool = True) -> None:
@@ -100,12 +110,34 @@ def write_all(files: dict[str, Callable[[BinaryIO], None]], field: str, force: b
         with _signals_held():
             for target in targets:  # again just before the renames: a path may have changed while we wrote
                 check_replaceable(target, field, force)
-            for temp, target in zip(temps, targets):
-                os.replace(temp, target)
+            _rename_all(temps, list(targets))
             temps.clear()
     finally:
         for temp in temps:
             Path(temp).unlink(missing_ok=True)
+
+
+def _rename_all(temps: list[str], targets: list[Path]) -> None:
+    """Rename every temporary onto its target, or, if one rename fails, put every target back as it was."""
+    backups: dict[Path, str] = {}
+    done: list[Path] = []
+    try:
+        for target in targets:
+            if target.is_symlink() or target.exists():
+                backup = str(target.parent / f".{target.name}.old.{secrets.token_hex(8)}")
+                os.rename(target, backup)
+                backups[target] = backup
+        for temp, target in zip(temps, targets):
+            os.replace(temp, target)
+            done.append(target)
+    except OSError as error:
+        for target in done:
+            target.unlink(missing_ok=True)
+        for target, backup in backups.items():
+            os.replace(backup, target)
+        raise UnrolledError(f"cannot write {target}: {error.strerror or error}; nothing was written") from None
+    for backup in backups.values():
+        Path(backup).unlink(missing_ok=True)
 
 
 def write_atomic(path: str, field: str, write: Callable[[BinaryIO], None], force: bool = True) -> None:

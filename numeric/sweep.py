@@ -7,15 +7,18 @@ result does not depend on how many there are.
 
 from __future__ import annotations
 
+import json
+import multiprocessing
 import os
+import signal
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, replace
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
-from derive.errors import InvalidValue
+from derive.errors import InvalidValue, UnrolledError
 
 from .train import Settings, TrainResult, check, train
 
@@ -35,12 +38,31 @@ def runs(base: Settings, cells=CELLS, lags=LAGS, seeds: int = SEEDS) -> list[Set
 
 
 def summary(result: TrainResult) -> dict:
-    """One run as JSON-ready data."""
+    """One run as JSON-ready data (a value that is not finite, as after divergence, is null)."""
     start, end = result.curve[0], result.final
-    return {"cell": result.settings.cell, "lag": result.settings.lag, "seed": result.settings.seed,
+    return finite({"cell": result.settings.cell, "lag": result.settings.lag, "seed": result.settings.seed,
             "succeeded": result.succeeded, "stopped": result.stopped, "updates": result.updates,
             "seconds": round(result.seconds, 3), "score": end.score, "loss": end.loss,
-            "log10_first_start": start.log10_first, "log10_first_end": end.log10_first}
+            "log10_first_start": start.log10_first, "log10_first_end": end.log10_first})
+
+
+def finite(data):
+    """``data`` with every float that is not finite replaced by None: strict JSON has no NaN."""
+    if isinstance(data, dict):
+        return {k: finite(v) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [finite(v) for v in data]
+    if isinstance(data, float) and not np.isfinite(data):
+        return None
+    return data
+
+
+BLAS_THREADS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def _worker() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _one(s: Settings) -> dict:
@@ -55,12 +77,26 @@ def sweep(base: Settings, cells=CELLS, lags=LAGS, seeds: int = SEEDS, jobs: int 
     start = time.perf_counter()
     results = []
     if jobs > 1:
-        # One BLAS thread per worker: the matrices are small, and the workers share the cores.
-        os.environ["OPENBLAS_NUM_THREADS"] = os.environ["OMP_NUM_THREADS"] = "1"
-        with ProcessPoolExecutor(jobs) as pool:
-            for run in pool.map(_one, todo):
+        # Fresh (spawned) workers, which load NumPy with one BLAS thread each: the matrices are
+        # small and the workers share the cores.  They ignore Ctrl-C; the parent stops them.
+        threads = {v: os.environ.get(v) for v in BLAS_THREADS}
+        os.environ.update({v: "1" for v in BLAS_THREADS})
+        pool = multiprocessing.get_context("spawn").Pool(jobs, initializer=_worker)
+        for v, value in threads.items():
+            if value is None:
+                os.environ.pop(v)
+            else:
+                os.environ[v] = value
+        try:
+            for run in pool.imap(_one, todo):
                 results.append(run)
                 on_run(run, len(results), len(todo))
+            pool.close()
+        except BaseException:
+            pool.terminate()  # an interrupt stops the runs in flight rather than waiting for them
+            raise
+        finally:
+            pool.join()
     else:
         for s in todo:
             results.append(_one(s))
@@ -79,3 +115,47 @@ def sweep(base: Settings, cells=CELLS, lags=LAGS, seeds: int = SEEDS, jobs: int 
     return {"task": base.task, "cells": list(cells), "lags": list(lags), "seeds": seeds,
             "settings": settings, "target": base.target, "seconds": round(time.perf_counter() - start, 1),
             "jobs": jobs, "table": table, "runs": sorted(results, key=lambda r: (r["cell"], r["lag"], r["seed"]))}
+
+
+#: The sweep the report shows by default: ``python cli.py sweep --out reports/data/longterm-cuisine.json``.
+BUNDLED = Path(__file__).resolve().parent.parent / "reports" / "data" / "longterm-cuisine.json"
+
+
+def read_results(path: str | Path = BUNDLED) -> dict:
+    """A results file ``sweep --out`` wrote, checked for what the figure reads."""
+    path = Path(path)
+    if not path.is_file():
+        if path == BUNDLED:
+            raise UnrolledError(f"the bundled sweep results {path} are missing; write them with "
+                                f"`python cli.py sweep --out {path}`, or give --longterm-results")
+        raise InvalidValue("longterm_results", f"{str(path)!r} is not a file a sweep wrote")
+    if path.stat().st_size > 16 * 2**20:
+        raise InvalidValue("longterm_results", f"{path} is over 16 MiB; a sweep's results are far smaller")
+    try:
+        data = json.loads(path.read_text())
+        for cell in data["cells"]:
+            for lag in data["lags"]:
+                entry = data["table"][cell][str(lag)]
+                float(entry["success_rate"]), float(entry["median_log10_first_at_init"])
+        str(data["task"]), int(data["seeds"]), str(data["target"])
+        int(data["settings"]["updates"]), float(data["settings"]["lr"]), int(data["settings"]["hidden"])
+    except (ValueError, KeyError, TypeError, RecursionError):
+        raise InvalidValue("longterm_results", f"{path} is not a results file of `sweep --out`") from None
+    return data
+
+
+def caption(result: dict) -> str:
+    """What the sweep found, in numbers, for the report's page."""
+    t, lags = result["table"], result["lags"]
+
+    def rates(cell):
+        return ", ".join(f"{t[cell][str(lag)]['success_rate']:.0%} at L = {lag}" for lag in lags)
+
+    lines = [f"{result['task']}: success = {result['target']} within {result['settings']['updates']} updates "
+             f"(Adam, lr {result['settings']['lr']}, hidden {result['settings']['hidden']}), "
+             f"{result['seeds']} seeds per cell and lag."]
+    lines += [f"{cell}: {rates(cell)}." for cell in result["cells"]]
+    first = ", ".join(f"{cell} {t[cell][str(lags[-1])]['median_log10_first_at_init']:.1f}" for cell in result["cells"])
+    lines.append(f"At L = {lags[-1]}, the median log10‖∂L/∂h_1‖ at initialisation is {first}: the signal that "
+                 "reaches the first word before any training.")
+    return " ".join(lines)

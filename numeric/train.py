@@ -20,8 +20,8 @@ from derive.errors import InvalidValue
 
 from . import tasks
 from .batch import random_params
-from .clip import clip_by_norm, clip_by_value
-from .layer import MAX_HIDDEN, backward, check_memory, scan
+from .clip import clip_by_norm, clip_by_value, global_norm
+from .layer import MAX_HIDDEN, MEMORY_LIMIT, backward, memory_bytes, scan
 from .logmatrix import log10_norm
 from .optim import optimiser
 
@@ -94,6 +94,8 @@ def check(s: Settings) -> None:
         raise InvalidValue("hidden", f"must be at most {MAX_HIDDEN}, got {s.hidden}")
     if not s.lr > 0 or not np.isfinite(s.lr):
         raise InvalidValue("lr", f"must be a number > 0, got {s.lr}")
+    if not 0 <= s.momentum < 1:
+        raise InvalidValue("momentum", f"must be from 0 to below 1, got {s.momentum}")
     if s.clip not in ("norm", "value", "none"):
         raise InvalidValue("clip", f"unknown clipping {s.clip!r}; allowed: norm, value, none")
     if s.clip != "none" and not s.threshold > 0:
@@ -101,9 +103,12 @@ def check(s: Settings) -> None:
     if s.seed < 0:
         raise InvalidValue("seed", f"must be a whole number >= 0, got {s.seed}")
     optimiser(s.optimiser)
-    core = _core(s)
-    task = tasks.task(s.task)
-    check_memory(core, s.hidden, task.input_size, max(s.batch, HELD_OUT), tasks.steps(s.task, s.lag))
+    steps = tasks.steps(s.task, s.lag)
+    need = memory_bytes(_core(s), s.hidden, tasks.task(s.task).input_size, max(s.batch, HELD_OUT), steps)
+    if need > MEMORY_LIMIT:
+        raise InvalidValue("hidden", f"training would hold {need / 2**30:.1f} GiB (hidden {s.hidden}, lag {s.lag}: "
+                           f"{steps} steps, batches of {max(s.batch, HELD_OUT)} including the held-out set); "
+                           f"allowed: up to {MEMORY_LIMIT / 2**30:.0f} GiB (a smaller hidden size or lag)")
 
 
 def _core(s: Settings):
@@ -221,7 +226,7 @@ def train(s: Settings, on_eval: Callable[[Evaluation], None] = lambda e: None,
     for done in range(1, s.updates + 1):
         x, target = tasks.draw(s.task, s.lag, s.batch, data)
         _, _, grads, _ = loss_and_grad(core, params, x, target, loss)
-        norm = float(np.sqrt(sum(np.sum(g**2) for g in grads.values())))
+        norm = float(global_norm(grads, batch_ndim=0))
         params, state = update_fn(params, clip(s, grads), state, s.lr, **extra)
         on_update(done)
         if done % s.every == 0 or done == s.updates:

@@ -67,12 +67,14 @@ def cell_params(tensors: Mapping[str, np.ndarray], cell: str | CellDef, variant:
     return arrays, *_sizes(arrays, table)
 
 
-def torch_names(cell: str, variant: str, grads: Mapping[str, np.ndarray], layer: int = 0) -> dict[str, np.ndarray]:
-    """Our parameters (or their gradients) stacked under PyTorch's keys for ``layer``.
+def torch_names(cell: str, variant: str, grads: Mapping[str, np.ndarray], layer: int = 0,
+                weights: bool = False) -> dict[str, np.ndarray]:
+    """Our gradients (or, with ``weights``, our parameters) stacked under PyTorch's keys for ``layer``.
 
     A summed bias b_g = bias_ih[g] + bias_hh[g] enters additively, so
-    ∂L/∂bias_ih[g] = ∂L/∂bias_hh[g] = ∂L/∂b_g.  A bias may be (n,) or, as
-    ``numeric`` gives it, (n, 1).
+    ∂L/∂bias_ih[g] = ∂L/∂bias_hh[g] = ∂L/∂b_g; as weights, b_g goes to bias_ih
+    and bias_hh is 0, so that reading them back sums to b_g.  A bias may be (n,)
+    or, as ``numeric`` gives it, (n, 1).
 
     >>> grads = {"W_xh": np.ones((2, 1)), "W_hh": np.eye(2), "b_h": np.array([1.0, 2.0])}
     >>> torch_names("rnn", "standard", grads)["bias_hh_l0"].tolist()
@@ -85,8 +87,12 @@ def torch_names(cell: str, variant: str, grads: Mapping[str, np.ndarray], layer:
     arrays = _our_arrays(grads, CELLS[cell], variant, table)
     _sizes(arrays, table)  # the shapes agree on one n and m, or a one-line error
     # a summed bias feeds both of PyTorch's (b[0] is b[-1]); kept apart, each feeds its own
-    blocks = [(arrays[w_x], arrays[w_h], arrays[b[0]], arrays[b[-1]])
-              for w_x, w_h, b in (_gate_names(cell, gate) for gate in GATES[cell])]
+    def apart(b):
+        if weights and len(b) == 1:
+            return arrays[b[0]], np.zeros_like(arrays[b[0]])
+        return arrays[b[0]], arrays[b[-1]]
+
+    blocks = [(arrays[w_x], arrays[w_h], *apart(b)) for w_x, w_h, b in (_gate_names(cell, gate) for gate in GATES[cell])]
     kinds = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
     return {f"{kind}_l{layer}": np.concatenate(parts) for kind, parts in zip(kinds, zip(*blocks))}
 

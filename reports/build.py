@@ -19,7 +19,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.backends.backend_pdf import PdfPages
 
 from derive.errors import InvalidValue
-from numeric import studies
+from numeric import studies, sweep
 from numeric.check import check_all
 from numeric.files import check_replaceable, write_all
 
@@ -37,10 +37,13 @@ class Section:
     name: str
     compute: Callable
     draw: Callable
-    caption: str
+    caption: str | Callable[[object], str]  # text, or the text made from the computed result
+
+    def text(self, result) -> str:
+        return self.caption(result) if callable(self.caption) else self.caption
 
 
-def sections(steps: int, seed: int) -> tuple[Section, ...]:
+def sections(steps: int, seed: int, longterm: str | Path = sweep.BUNDLED) -> tuple[Section, ...]:
     horizon = max(steps, 2)
     return (
         Section("explode", lambda: studies.explode_vanish(2 * horizon, horizon), figures.explode_vanish,
@@ -75,6 +78,9 @@ def sections(steps: int, seed: int) -> tuple[Section, ...]:
                 "Norm clipping (Pascanu et al. 2013, Algorithm 1) rescales the whole gradient to the "
                 "threshold and keeps its direction; elementwise clipping (min-char-rnn's ±5) caps each "
                 "component and so changes the direction."),
+        Section("longterm", lambda: sweep.read_results(longterm), figures.longterm,
+                lambda result: "Trained with Unrolled's own BPTT (python cli.py sweep; this page reads the "
+                "results file it wrote). " + sweep.caption(result)),
     )
 
 
@@ -95,7 +101,7 @@ def _pdf(chosen, results, settings: dict, check) -> bytes:
         for page in (title, pages.equations_page()):
             pdf.savefig(page)
         for section, result in zip(chosen, results):
-            pdf.savefig(pages.figure_page(section.draw, result, section.caption))
+            pdf.savefig(pages.figure_page(section.draw, result, section.text(result)))
         if check is not None:
             pdf.savefig(pages.check_page(*check))
     return buffer.getvalue()
@@ -109,7 +115,7 @@ def targets(out: str, only: tuple[str, ...], fmt: str) -> list[Path]:
     return paths
 
 
-def build(out: str, *, only=(), fmt="both", steps=50, seed=0, dpi=100, force=False,
+def build(out: str, *, only=(), fmt="both", steps=50, seed=0, dpi=100, force=False, longterm=sweep.BUNDLED,
           progress: Callable[[str], None] = lambda name: None) -> list[Path]:
     """Write the report into folder ``out``; returns the paths written."""
     unknown = [n for n in only if n not in NAMES]
@@ -130,7 +136,9 @@ def build(out: str, *, only=(), fmt="both", steps=50, seed=0, dpi=100, force=Fal
     paths = targets(out, tuple(only), fmt)
     for path in paths:
         check_replaceable(path, "out", force)
-    chosen = [s for s in sections(steps, seed) if not only or s.name in only]
+    chosen = [s for s in sections(steps, seed, longterm) if not only or s.name in only]
+    if any(s.name == "longterm" for s in chosen):
+        sweep.read_results(longterm)  # a bad results file is refused before any work
     results = []
     for done, section in enumerate(chosen):
         progress(f"[{done + 1}/{len(chosen)}] {section.name}")

@@ -150,3 +150,32 @@ def clipping(r: studies.Clipping, fig=None) -> Figure:
     ax.set_ylabel("gradient component (symmetric log scale)")
     ax.legend(loc="upper left", fontsize=9)
     return fig
+
+
+def longterm(result: dict, fig=None) -> Figure:
+    """Success rate against lag per cell, and the median log10‖∂L/∂h_1‖ at initialisation beside it."""
+    fig = _canvas(fig, (10.0, 4.6))
+    fig.suptitle(f"The lecture's long-term dependency ({result['task']}): who learns it, and the signal that "
+                 "reaches the first word", fontsize=11)
+    left, right = fig.subplots(1, 2)
+    lags = result["lags"]
+    names = {"rnn": "rnn (tanh)", "lstm": "lstm", "gru": "gru"}
+    for cell in result["cells"]:
+        rows = [result["table"][cell][str(lag)] for lag in lags]
+        color = COLORS.get(names.get(cell, cell))
+        left.plot(lags, [r["success_rate"] for r in rows], "o-", color=color, lw=2, label=names.get(cell, cell))
+        right.plot(lags, [r["median_log10_first_at_init"] for r in rows], "o-", color=color, lw=2,
+                   label=names.get(cell, cell))
+    for ax in (left, right):
+        ax.set_xscale("log")
+        ax.minorticks_off()
+        ax.set_xticks(lags, [str(lag) for lag in lags])
+        ax.set_xlabel("lag L (words between the food and the question)" if result["task"] == "cuisine" else "lag L")
+        ax.grid(alpha=0.3)
+    left.set_ylim(-0.05, 1.05)
+    left.set_ylabel(f"success rate ({result['seeds']} seed{'s' if result['seeds'] != 1 else ''})")
+    left.set_title(f"within {result['settings']['updates']} updates", fontsize=10)
+    left.legend(fontsize=9)
+    right.set_ylabel("median log10 ‖∂L/∂h_1‖ at initialisation")
+    right.set_title("the gradient that reaches step 1", fontsize=10)
+    return fig

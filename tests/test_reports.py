@@ -10,11 +10,12 @@ from typer.testing import CliRunner
 
 import reports.build
 from cli import app
+from derive.errors import UnrolledError
 from reports.build import NAMES, PDF_NAME
 
 runner = CliRunner()
 
-SIZES = {name: (800, 500) for name in NAMES} | {"lecture": (800, 900), "sources": (1000, 480)}
+SIZES = {name: (800, 500) for name in NAMES} | {"lecture": (800, 900), "sources": (1000, 480), "longterm": (1000, 460)}
 
 
 def png_size(path) -> tuple[int, int]:
@@ -95,7 +96,25 @@ def test_failure_while_writing_leaves_no_temporary(tmp_path, monkeypatch):
             raise OSError(28, "No space left on device")
         real(src, dst)
 
+    (tmp_path / "clipping.png").write_bytes(b"old")
     monkeypatch.setattr(numeric.files.os, "replace", replace)
-    with pytest.raises(OSError):
-        reports.build.build(str(tmp_path), only=("explode", "clipping"), fmt="png")
-    assert [p.name for p in tmp_path.iterdir()] == ["explode.png"]  # complete, and no temporary
+    with pytest.raises(UnrolledError, match="No space left on device; nothing was written"):
+        reports.build.build(str(tmp_path), only=("explode", "clipping"), fmt="png", force=True)
+    # the first rename is undone and the replaced file restored: the whole set or nothing, no temporary
+    assert [p.name for p in tmp_path.iterdir()] == ["clipping.png"]
+    assert (tmp_path / "clipping.png").read_bytes() == b"old"
+
+
+def test_longterm_reads_a_results_file_and_refuses_a_bad_one(tmp_path):
+    """The page states the numbers of the file it reads; a file that is not a sweep's is exit 2, before work."""
+    from numeric.sweep import caption, read_results
+    bundled = read_results()
+    text = caption(bundled)
+    for cell in bundled["cells"]:
+        assert f"{cell}: " in text
+    assert f"{bundled['table']['rnn'][str(bundled['lags'][-1])]['success_rate']:.0%} at L = {bundled['lags'][-1]}" in text
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"cells": ["rnn"]}')
+    out = tmp_path / "r"
+    result = runner.invoke(app, ["report", "--out", str(out), "--only", "longterm", "--longterm-results", str(bad)])
+    assert result.exit_code == 2 and "--longterm-results" in result.output and not out.exists(), result.output
