@@ -360,6 +360,7 @@ def train(
     threshold: Annotated[float, typer.Option(help="The clipping threshold (norm) or bound (value).")] = 1.0,
     seed: Annotated[int, typer.Option(help="Seed of the initialisation and the data.")] = 0,
     every: Annotated[int, typer.Option(help="Evaluate on the held-out set every this many updates.")] = 100,
+    forget_bias: Annotated[Optional[float], typer.Option(help="LSTM: start the forget-gate bias at this value (default: PyTorch's init; Jozefowicz et al. 2015 use 1).")] = None,
     json_: Annotated[bool, typer.Option("--json", help="Print the summary and the curves as JSON.")] = False,
     out: Annotated[Optional[str], typer.Option(help="Save the trained weights to FILE.npz (our names and PyTorch's).")] = None,
     force: Annotated[bool, typer.Option(help="Replace --out if it is a regular file.")] = False,
@@ -373,7 +374,7 @@ def train(
 
     settings = Settings(cell=cell, variant=variant, task=task, lag=lag, hidden=hidden, batch=batch, updates=updates,
                         optimiser=optimiser, lr=lr, momentum=momentum, clip=clip, threshold=threshold, seed=seed,
-                        every=every)
+                        every=every, forget_bias=forget_bias)
     progress, done = Progress(updates), [0]
 
     def on_update(update):

@@ -289,15 +289,17 @@ def check_cases(rows: tuple[CheckRow, ...]) -> list[tuple[str, list[str], bool]]
 def check_legend(rows: tuple[CheckRow, ...]) -> list[str]:
     """What each column compares against, which share derive's derivatives, and the tolerances."""
     tolerance = {r.reference: r.tolerance for r in rows}
-    shared = [short for ref, short in CHECK_COLUMNS if ref not in INDEPENDENT]
-    own = [short for ref, short in CHECK_COLUMNS if ref in INDEPENDENT]
+    # no-break spaces keep a column's name on one line when the legend is wrapped
+    shared = [short.replace(" ", "\u00a0") for ref, short in CHECK_COLUMNS if ref not in INDEPENDENT]
+    own = [short.replace(" ", "\u00a0") for ref, short in CHECK_COLUMNS if ref in INDEPENDENT]
     return [
         "Largest relative error of the compiled reverse-mode gradient against each reference "
         "('!' above tolerance, '—' not run).",
         f"Sharing derive's Jacobians (they check the code, not the derivatives): {', '.join(shared)}.",
         f"Independent of derive (they differentiate the forward pass themselves): {', '.join(own)}; "
         "mp.diff is mpmath.diff of the stepped forward pass at 50 digits along random directions.",
-        "Tolerances: " + ", ".join(f"{short} {tolerance[ref]:.0e}" for ref, short in CHECK_COLUMNS if ref in tolerance) + ".",
+        "Tolerances: " + ", ".join(f"{short} {tolerance[ref]:.0e}".replace(" ", "\u00a0")
+                                   for ref, short in CHECK_COLUMNS if ref in tolerance) + ".",
     ]
 
 

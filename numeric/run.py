@@ -36,32 +36,6 @@ MAX_SECONDS = 120
 #: and each setting-step about (quantities + 4 S²) / ELEMENT_RATE seconds of NumPy.
 STEP_SECONDS = 2e-4
 ELEMENT_RATE = 2e7
-
-
-def estimated_seconds(cell: Cell, settings: int, steps: int) -> float:
-    """A rough upper estimate of a grid run's time (rnn: 10^5 settings × 10^3 steps ≈ 25 s)."""
-    S = len(cell.states) * cell.n
-    units = len(quantity_names(cell)) + 4 * S * S
-    return steps * (STEP_SECONDS + settings * units / ELEMENT_RATE)
-
-
-def check_layer_time(layer: Layer, batch: int, steps: int) -> None:
-    """The matrix path: Python per step (forward, backward, the lag norms) and its matrix products."""
-    rows = len(layer.core.maps) * layer.n  # every product W v yields n values (inputs' and states' alike)
-    flops = 6 * batch * steps * rows * max(layer.n, layer.m)  # forward, and backward's two products
-    seconds = steps * 3 * STEP_SECONDS + flops / 2e9
-    if seconds > MAX_SECONDS:
-        raise InvalidValue("steps", f"{batch} sequence{'s' if batch > 1 else ''} × {steps} steps at hidden size "
-                           f"{layer.n} would take about {seconds:.0f} s; allowed: runs estimated under "
-                           f"{MAX_SECONDS} s (fewer steps or a smaller batch)")
-
-
-def check_time(cell: Cell, settings: int, steps: int) -> None:
-    seconds = estimated_seconds(cell, settings, steps)
-    if seconds > MAX_SECONDS:
-        raise InvalidValue("steps" if settings == 1 else "grid",
-                           f"{settings} setting{'s' if settings > 1 else ''} × {steps} steps would take about "
-                           f"{seconds:.0f} s; allowed: runs estimated under {MAX_SECONDS} s (fewer steps or settings)")
 #: Per-step tables and full state Jacobians are shown for at most this many state elements.
 SMALL = 8
 #: ‖∂s_T/∂s_{T−k}‖ runs the identity backwards as a batch of S rows: up to this S.
@@ -183,6 +157,33 @@ def _weights(req: Request, definition, variant: str) -> tuple[dict | None, int, 
             raise InvalidValue(field, f"{req.params_file} has {field.replace('_', ' ')} {found}, not {given}")
     layer = f" (layer {req.layer})" if req.layer else ""
     return params, n, m, f"{req.params_file}{layer}"
+
+
+def estimated_seconds(cell: Cell, settings: int, steps: int) -> float:
+    """A rough upper estimate of a grid run's time (rnn: 10^5 settings × 10^3 steps ≈ 25 s)."""
+    S = len(cell.states) * cell.n
+    units = len(quantity_names(cell)) + 4 * S * S
+    return steps * (STEP_SECONDS + settings * units / ELEMENT_RATE)
+
+
+def check_layer_time(layer: Layer, batch: int, steps: int) -> None:
+    """The matrix path: Python per step (forward, backward, the lag norms) and its matrix products."""
+    rows = len(layer.core.maps) * layer.n  # every product W v yields n values (inputs' and states' alike)
+    flops = 6 * batch * steps * rows * max(layer.n, layer.m)  # forward, and backward's two products
+    seconds = steps * 3 * STEP_SECONDS + flops / 2e9
+    if seconds > MAX_SECONDS:
+        raise InvalidValue("steps", f"{batch} sequence{'s' if batch > 1 else ''} × {steps} steps at hidden size "
+                           f"{layer.n} would take about {seconds:.0f} s; allowed: runs estimated under "
+                           f"{MAX_SECONDS} s (fewer steps or a smaller batch)")
+
+
+def check_time(cell: Cell, settings: int, steps: int) -> None:
+    """Refuse a grid run (or one setting on the element path) estimated over ``MAX_SECONDS``."""
+    seconds = estimated_seconds(cell, settings, steps)
+    if seconds > MAX_SECONDS:
+        raise InvalidValue("steps" if settings == 1 else "grid",
+                           f"{settings} setting{'s' if settings > 1 else ''} × {steps} steps would take about "
+                           f"{seconds:.0f} s; allowed: runs estimated under {MAX_SECONDS} s (fewer steps or settings)")
 
 
 def run(req: Request, weights: dict[str, np.ndarray] | None = None) -> NumericResult | LayerRun:

@@ -48,6 +48,7 @@ class Settings:
     threshold: float = 1.0
     seed: int = 0
     every: int = 100
+    forget_bias: float | None = None  # LSTM: b_f set to this (Gers et al. 2000; Jozefowicz et al. 2015 use 1)
 
     @property
     def target(self) -> str:
@@ -94,6 +95,8 @@ def check(s: Settings) -> None:
         raise InvalidValue("hidden", f"must be at most {MAX_HIDDEN}, got {s.hidden}")
     if not s.lr > 0 or not np.isfinite(s.lr):
         raise InvalidValue("lr", f"must be a number > 0, got {s.lr}")
+    if s.forget_bias is not None and (s.cell != "lstm" or not np.isfinite(s.forget_bias)):
+        raise InvalidValue("forget_bias", "sets the LSTM's forget-gate bias: a finite number with --cell lstm")
     if not 0 <= s.momentum < 1:
         raise InvalidValue("momentum", f"must be from 0 to below 1, got {s.momentum}")
     if s.clip not in ("norm", "value", "none"):
@@ -116,10 +119,13 @@ def _core(s: Settings):
 
 
 def init(s: Settings) -> dict[str, np.ndarray]:
-    """PyTorch's initialisation: every weight and bias U(−1/√n, 1/√n), the readout's too (fan-in n)."""
+    """PyTorch's initialisation: every weight and bias U(−1/√n, 1/√n), the readout's too (fan-in n);
+    the LSTM's forget-gate bias set to ``forget_bias`` when given."""
     task = tasks.task(s.task)
     layer = Layer(_core(s), s.hidden, task.input_size)
     params = random_params(layer, seed=s.seed)
+    if s.forget_bias is not None:
+        params["b_f"] = np.full(s.hidden, float(s.forget_bias))
     rng = np.random.default_rng([s.seed, 1])
     bound = 1 / np.sqrt(s.hidden)
     outputs = max(task.classes, 1)

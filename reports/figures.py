@@ -160,12 +160,14 @@ def longterm(result: dict, fig=None) -> Figure:
     left, right = fig.subplots(1, 2)
     lags = result["lags"]
     names = {"rnn": "rnn (tanh)", "lstm": "lstm", "gru": "gru"}
-    for cell in result["cells"]:
+    # Distinct markers and dashes: equal rates (all cells at 1.0 for short lags) must not hide a line.
+    styles = [("s", "-", 9), ("o", "--", 7), ("^", ":", 6)]
+    for (marker, dash, size), cell in zip(styles * len(result["cells"]), result["cells"]):
         rows = [result["table"][cell][str(lag)] for lag in lags]
-        color = COLORS.get(names.get(cell, cell))
-        left.plot(lags, [r["success_rate"] for r in rows], "o-", color=color, lw=2, label=names.get(cell, cell))
-        right.plot(lags, [r["median_log10_first_at_init"] for r in rows], "o-", color=color, lw=2,
-                   label=names.get(cell, cell))
+        style = dict(color=COLORS.get(names.get(cell, cell)), marker=marker, ls=dash, ms=size, lw=2,
+                     label=names.get(cell, cell))
+        left.plot(lags, [r["success_rate"] for r in rows], **style)
+        right.plot(lags, [r["median_log10_first_at_init"] for r in rows], **style)
     for ax in (left, right):
         ax.set_xscale("log")
         ax.minorticks_off()
