@@ -170,6 +170,22 @@ FormulaOption = Annotated[Optional[list[str]], typer.Option(
     help="With --cell custom: STATE = formula (repeatable), e.g. 'tanh(w*h + u*x + b)'.")]
 
 
+class Progress:
+    """A bar on a terminal (stderr), nothing otherwise; the log lines go to stdout either way."""
+
+    def __init__(self, total: int):
+        self.total, self.tty = total, sys.stderr.isatty()
+
+    def __call__(self, done: int, note: str = "") -> None:
+        if self.tty:
+            filled = int(30 * done / self.total)
+            typer.echo(f"\r[{'#' * filled}{'.' * (30 - filled)}] {done}/{self.total} {note}"[:100], err=True, nl=False)
+
+    def clear(self) -> None:
+        if self.tty:
+            typer.echo("\r" + " " * 100 + "\r", err=True, nl=False)
+
+
 class Format(str, Enum):
     text = "text"
     latex = "latex"
@@ -308,37 +324,29 @@ def check(
     formula: FormulaOption = None,
     steps: Annotated[int, typer.Option(help="T for --cell (1 to 1000).")] = 100,
 ):
-    """Check the compiled gradients against finite differences, the complex step, forward mode and
-    mpmath at 50 digits, and the law slope = log10|w|; exit 1 if any fails."""
+    """Check the compiled gradients against five references (finite differences, the complex step and
+    mpmath.diff of the forward pass, independent of derive; forward mode and mpmath at 50 digits, which
+    share derive's Jacobians) and the law slope = log10|w|; exit 1 if any fails."""
     from numeric.check import check_all, check_one
     from numeric.present import check_table, law_passed
 
     import numpy as np
 
+    bar = Progress(1)
+
+    def progress(done, total, label):
+        bar.total = total
+        bar(done, label)
+
     with reported(), np.errstate(all="ignore"):
-        rows, laws = check_all(seed) if cell is None and not formula else check_one(
+        rows, laws = check_all(seed, progress) if cell is None and not formula else check_one(
             cell or "custom", tuple(formula or ()), steps, seed)
+    bar.clear()
     typer.echo(check_table(rows, laws))
     failed = sum(not r.passed for r in rows) + (0 if law_passed(laws) else 1)
     typer.echo(f"\n{len(rows) - sum(not r.passed for r in rows)} passed, {failed} failed")
     if failed:
         raise typer.Exit(1)
-
-
-class Progress:
-    """A bar on a terminal (stderr), nothing otherwise; the log lines go to stdout either way."""
-
-    def __init__(self, total: int):
-        self.total, self.tty = total, sys.stderr.isatty()
-
-    def __call__(self, done: int, note: str = "") -> None:
-        if self.tty:
-            filled = int(30 * done / self.total)
-            typer.echo(f"\r[{'#' * filled}{'.' * (30 - filled)}] {done}/{self.total} {note}"[:100], err=True, nl=False)
-
-    def clear(self) -> None:
-        if self.tty:
-            typer.echo("\r" + " " * 100 + "\r", err=True, nl=False)
 
 
 TaskOption = Annotated[str, typer.Option(help="cuisine (the lecture's Dhaval and Bhavin), adding or latch.")]

@@ -198,8 +198,15 @@ def check_one(cell: str, formulas: tuple[str, ...], steps: int, seed: int = 0):
     return rows, laws
 
 
-def check_all(seed: int = 0) -> tuple[tuple[CheckRow, ...], tuple[tuple[float, float, float], ...]]:
-    """(gradient rows, law rows (w, fitted slope, log10|w|)) for every cell and variant."""
-    rows = tuple(row for cell, steps in default_cases() for row in check_cell(cell, steps, seed))
+def check_all(seed: int = 0, progress=lambda done, total, label: None
+              ) -> tuple[tuple[CheckRow, ...], tuple[tuple[float, float, float], ...]]:
+    """(gradient rows, law rows (w, fitted slope, log10|w|)) for every cell and variant;
+    ``progress(done, total, label)`` hears of each case as it starts."""
+    cases = default_cases()
+    rows = []
+    for done, (cell, steps) in enumerate(cases):
+        progress(done, len(cases), f"{cell.label} n={cell.n}")
+        rows += check_cell(cell, steps, seed)
+    rows = tuple(rows)
     laws = tuple((w, law_slope(w), float(np.log10(abs(w)))) for w in (0.5, 0.9, 1.1, 2.0, -1.5))
     return rows, laws
