@@ -204,6 +204,11 @@ def compiled_exact(cell: Cell, name: str | None = None) -> tuple:
     return step, jac, partial
 
 
+def _sympy_number(v):
+    """What a SymPy-module kernel returns, as a SymPy object: constant entries come back as Python ints."""
+    return v if isinstance(v, sp.Basic) else sp.Integer(v) if isinstance(v, int) else sp.Float(v)
+
+
 def _rational(values) -> bool:
     return all(isinstance(v, sp.Rational) and digits(v) <= EXACT_DIGITS for v in values)
 
@@ -229,7 +234,7 @@ def _exact_frames(cell: Cell, values: dict, inputs, s0) -> list[list] | None:
     state, frames = list(s0), []
     for x in inputs:
         head = [*state, *x, *theta]
-        q = [sp.sympify(v) for v in step(*head)]
+        q = [_sympy_number(v) for v in step(*head)]
         if not _rational(q):
             return None
         frames.append(head + q)
@@ -238,7 +243,7 @@ def _exact_frames(cell: Cell, values: dict, inputs, s0) -> list[list] | None:
 
 
 def _exact(function, frame: list, rows: int, cols: int) -> sp.Matrix | None:
-    values = [sp.sympify(v) for v in function(*frame)]
+    values = [_sympy_number(v) for v in function(*frame)]
     return sp.Matrix(rows, cols, values) if _rational(values) else None
 
 

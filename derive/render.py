@@ -73,7 +73,7 @@ def evaluation_json(e: Evaluation) -> dict:
         "value": entries[0] if scalar else grid,
         "float": first.float if scalar else None,
         "approx": first.approx if scalar else None,
-        "log10_abs": _finite(e.log10_norm),
+        "log10_abs": finite(e.log10_norm),
         "sign": first.sign if scalar else None,
         "exact": first.exact is not None,
         "method": e.method,
@@ -81,8 +81,19 @@ def evaluation_json(e: Evaluation) -> dict:
     }
 
 
-def _finite(x):
-    return x if x is not None and math.isfinite(x) else None
+def finite(data):
+    """``data`` with every float that is not finite replaced by None: strict JSON has no NaN or Infinity.
+
+    >>> finite({"a": [1.0, float("nan")], "b": float("-inf"), "c": None})
+    {'a': [1.0, None], 'b': None, 'c': None}
+    """
+    if isinstance(data, dict):
+        return {k: finite(v) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [finite(v) for v in data]
+    if isinstance(data, float) and not math.isfinite(data):
+        return None
+    return data
 
 
 def regime_json(r) -> dict:
@@ -90,7 +101,7 @@ def regime_json(r) -> dict:
         "verdict": r.verdict, "reason": r.reason,
         "gamma": str(r.gamma) if r.gamma is not None else None,
         "recurrent_weight": r.recurrent, "sigma1": r.sigma1,
-        "bound_log10": _finite(r.bound_log10), "measured_log10_rate": r.measured_log10_rate,
+        "bound_log10": finite(r.bound_log10), "measured_log10_rate": r.measured_log10_rate,
     }
 
 

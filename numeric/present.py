@@ -13,6 +13,7 @@ from derive.activations import ACTIVATIONS
 from derive.regime import judge, measured
 
 from derive.errors import InvalidValue
+from derive.render import finite
 
 from .logmatrix import log10_norm
 from .run import LAGS, LayerRun, NumericResult
@@ -174,7 +175,7 @@ def _jacobian_json(m) -> dict:
 
 
 def _finite_or_none(values):
-    return [v if math.isfinite(v) else None for v in np.ravel(values).tolist()]
+    return finite(np.ravel(values).tolist())
 
 
 def _grid_json(r: NumericResult) -> dict:

@@ -19,6 +19,7 @@ from typing import Callable
 import numpy as np
 
 from derive.errors import InvalidValue, UnrolledError
+from derive.render import finite
 
 from .train import Settings, TrainResult, check, train
 
@@ -45,16 +46,6 @@ def summary(result: TrainResult) -> dict:
             "seconds": round(result.seconds, 3), "score": end.score, "loss": end.loss,
             "log10_first_start": start.log10_first, "log10_first_end": end.log10_first})
 
-
-def finite(data):
-    """``data`` with every float that is not finite replaced by None: strict JSON has no NaN."""
-    if isinstance(data, dict):
-        return {k: finite(v) for k, v in data.items()}
-    if isinstance(data, (list, tuple)):
-        return [finite(v) for v in data]
-    if isinstance(data, float) and not np.isfinite(data):
-        return None
-    return data
 
 
 BLAS_THREADS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")

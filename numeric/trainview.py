@@ -6,8 +6,9 @@ from dataclasses import asdict
 
 import numpy as np
 
+from derive.render import finite
+
 from . import tasks
-from .sweep import finite
 from .train import READOUT, Evaluation, Settings, TrainResult
 from .weights import torch_names
 
