@@ -352,7 +352,11 @@ def check(
 TaskOption = Annotated[str, typer.Option(help="cuisine (the lecture's Dhaval and Bhavin), adding or latch.")]
 
 
-@app.command()
+@app.command(epilog="""\b
+Examples:
+  python cli.py train --cell lstm --task cuisine --lag 50 --hidden 16 --seed 0
+  python cli.py train --cell rnn --task adding --lag 20 --json --out rnn.npz
+  python cli.py numeric --cell rnn --activation tanh --params rnn.npz --steps 20   # inside the trained model""")
 def train(
     cell: Annotated[str, typer.Option(help="rnn (tanh), lstm or gru.")] = "lstm",
     variant: VariantOption = None,
@@ -414,7 +418,11 @@ def train(
     typer.echo(json.dumps(trainview.to_json(result), indent=2, allow_nan=False) if json_ else trainview.summary(result))
 
 
-@app.command()
+@app.command(epilog="""\b
+Examples:
+  python cli.py sweep --out longterm.json            # the default: 90 runs, about 40 min on 2 cores
+  python cli.py sweep --task latch --lags 5,20 --seeds 2 --updates 500
+  python cli.py report --out DIR --only longterm --longterm-results longterm.json""")
 def sweep(
     task: TaskOption = "cuisine",
     lags: Annotated[str, typer.Option(help="Comma-separated lags.")] = "2,5,10,20,50,100",
