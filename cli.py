@@ -162,6 +162,43 @@ def main(
     DEBUG["on"] = debug
 
 
+#: Every command's --help ends with these (\b keeps Click from re-wrapping them).
+EXAMPLES = {
+    'derive': (
+        "python cli.py derive --steps 50                                  # the lecture's 2^50 and 0.5^50",
+        'python cli.py derive --cell lstm --wrt c --steps 100 --format latex',
+        'python cli.py derive --cell lstm --hidden 256 --params model.safetensors',
+    ),
+    'numeric': (
+        'python cli.py numeric --cell lstm --hidden 64 --batch 8 --steps 100',
+        'python cli.py numeric --cell gru --params model.pt --inputs-file x.npy --out grads.npz --torch-names',
+        'python cli.py numeric --activation tanh --grid W_hh=0:2:201 --steps 100 --out grid.npz',
+    ),
+    'check': (
+        'python cli.py check                                   # every cell, five references',
+        'python cli.py check --cell custom --formula "tanh(w*h + u*x + b)"',
+    ),
+    'train': (
+        'python cli.py train --cell lstm --task cuisine --lag 50 --hidden 16 --seed 0',
+        'python cli.py train --cell rnn --task adding --lag 20 --json --out rnn.npz',
+        'python cli.py numeric --cell rnn --activation tanh --params rnn.npz --steps 20   # inside the trained model',
+    ),
+    'sweep': (
+        'python cli.py sweep --out longterm.json            # the default: 90 runs, about 40 min on 2 cores',
+        'python cli.py sweep --task latch --lags 5,20 --seeds 2 --updates 500',
+        'python cli.py report --out DIR --only longterm --longterm-results longterm.json',
+    ),
+    'report': (
+        'python cli.py report --out DIR',
+        'python cli.py report --out DIR --only explode --only longterm --format png --dpi 200',
+    ),
+}
+
+
+def examples(command: str) -> str:
+    return "\b\nExamples:\n" + "\n".join("  " + line for line in EXAMPLES[command])
+
+
 # Options shared by several commands, declared once.
 CellOption = Annotated[str, typer.Option(help="rnn, lstm, gru, statquest, or custom (with --formula).")]
 ActivationOption = Annotated[Optional[str], typer.Option(help="rnn only: linear, tanh, sigmoid or relu.")]
@@ -192,7 +229,7 @@ class Format(str, Enum):
     json = "json"
 
 
-@app.command()
+@app.command(epilog=examples("derive"))
 def derive(
     steps: Annotated[int, typer.Option(help="T, the number of unrolled steps (>= 1).")] = 50,
     cell: CellOption = "rnn",
@@ -266,7 +303,7 @@ class Mode(str, Enum):
     native = "native"
 
 
-@app.command()
+@app.command(epilog=examples("numeric"))
 def numeric(
     cell: CellOption = "rnn",
     activation: ActivationOption = None,
@@ -317,7 +354,7 @@ def numeric(
         typer.echo(json.dumps(to_json(r), indent=2) if json_ else to_text(r))
 
 
-@app.command()
+@app.command(epilog=examples("check"))
 def check(
     seed: Annotated[int, typer.Option(help="Seed of the random test points.")] = 0,
     cell: Annotated[Optional[str], typer.Option(help="Check this cell only (default: every cell).")] = None,
@@ -352,11 +389,7 @@ def check(
 TaskOption = Annotated[str, typer.Option(help="cuisine (the lecture's Dhaval and Bhavin), adding or latch.")]
 
 
-@app.command(epilog="""\b
-Examples:
-  python cli.py train --cell lstm --task cuisine --lag 50 --hidden 16 --seed 0
-  python cli.py train --cell rnn --task adding --lag 20 --json --out rnn.npz
-  python cli.py numeric --cell rnn --activation tanh --params rnn.npz --steps 20   # inside the trained model""")
+@app.command(epilog=examples("train"))
 def train(
     cell: Annotated[str, typer.Option(help="rnn (tanh), lstm or gru.")] = "lstm",
     variant: VariantOption = None,
@@ -418,11 +451,7 @@ def train(
     typer.echo(json.dumps(trainview.to_json(result), indent=2, allow_nan=False) if json_ else trainview.summary(result))
 
 
-@app.command(epilog="""\b
-Examples:
-  python cli.py sweep --out longterm.json            # the default: 90 runs, about 40 min on 2 cores
-  python cli.py sweep --task latch --lags 5,20 --seeds 2 --updates 500
-  python cli.py report --out DIR --only longterm --longterm-results longterm.json""")
+@app.command(epilog=examples("sweep"))
 def sweep(
     task: TaskOption = "cuisine",
     lags: Annotated[str, typer.Option(help="Comma-separated lags.")] = "2,5,10,20,50,100",
@@ -476,7 +505,7 @@ class ReportFormat(str, Enum):
     both = "both"
 
 
-@app.command()
+@app.command(epilog=examples("report"))
 def report(
     out: Annotated[str, typer.Option(help="Folder to write unrolled-report.pdf and the PNGs into.")] = ".",
     only: Annotated[Optional[list[str]], typer.Option(help="Only this figure (repeatable): explode, heatmap, lags, lecture, pascanu, carousel, sources, clipping, longterm.")] = None,

@@ -134,7 +134,7 @@ def grid_summary(r: NumericResult) -> str:
     norms = r.jacobian.log10_norm()
     grad_norm = _grad_log10_norm(r)
     names = [r.problem.cell.display_name(n) for n, _ in r.grid]
-    lines = [f"{r.problem.cell.label}, T = {r.problem.steps}, {norms.size} settings",
+    lines = [f"{r.problem.cell.label}, T = {r.problem.steps}, {norms.size} settings; mode {r.mode}",
              "  ".join(f"{h:>12}" for h in [*names, "log10‖∂s_T/∂s_0‖", "log10‖∇L‖"])]
     for idx in list(np.ndindex(norms.shape))[:25]:
         values = [r.grid[i][1][j] for i, j in enumerate(idx)]

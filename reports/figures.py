@@ -32,14 +32,15 @@ def explode_vanish(r: studies.ExplodeVanish, fig=None) -> Figure:
     T = r.marks[0][1]
     fig, ax = _figure(f"Unrolled {T} steps, a feedback weight of 2 multiplies the first input by 2^{T}", fig)
     for w, row in zip(r.weights, r.log10):
-        ax.plot(r.steps, row, label=f"w = {w:g}: |∂h_T/∂h_0| = {w:g}^T", lw=2)
+        # above the zero line: w = 1 lies on it and must stay visible
+        ax.plot(r.steps, row, label=f"w = {w:g}: |∂h_T/∂h_0| = {w:g}^T", lw=2, zorder=3)
     for w, T, text in r.marks:
         y = T * np.log10(w)
         ax.plot([T], [y], "ko", ms=6)
         ax.annotate(text, (T, y), xytext=(8, 8 if w > 1 else -16), textcoords="offset points", fontsize=9)
     ax.set_xlabel("steps unrolled, T")
     ax.set_ylabel("log10 |∂h_T/∂h_0|  (log scale)")
-    ax.axhline(0, color="0.6", lw=0.8)
+    ax.axhline(0, color="0.6", lw=0.8, zorder=1)
     ax.legend(loc="upper left")
     return fig
 
@@ -146,6 +147,8 @@ def clipping(r: studies.Clipping, fig=None) -> Figure:
                                   (width, r.by_value, f"elementwise clipping to ±{r.bound:g} (changes the direction)")):
         ax.bar(x + offset, values, width, label=label)
     ax.set_yscale("symlog", linthresh=1e-2)
+    top = max(np.max(np.abs(v)) for v in (r.before, r.by_norm, r.by_value))
+    ax.set_ylim(top=top * 1e3)  # headroom: the tallest bar ends below the legend, inside the axes
     ax.set_xticks(x, [f"∂L/∂{n}" for n in r.names])
     ax.set_ylabel("gradient component (symmetric log scale)")
     ax.legend(loc="upper left", fontsize=9)

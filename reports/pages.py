@@ -54,11 +54,12 @@ def title_page(settings: dict, names: list[str], with_checks: bool = False) -> F
     fig = Figure(figsize=A4)
     fig.text(0.5, 0.8, "Unrolled", ha="center", fontsize=32, weight="bold")
     fig.text(0.5, 0.74, "Why gradients vanish or explode in recurrent networks", ha="center", fontsize=14)
-    lines = [f"{key}: {value}" for key, value in settings.items()]
+    # long values (the figure list) wrap under themselves rather than run off the page
+    lines = [textwrap.fill(f"{key}: {value}", 60, subsequent_indent=" " * (len(key) + 2)) for key, value in settings.items()]
     fig.text(0.15, 0.62, "Settings\n" + "\n".join(lines), va="top", fontsize=11, family="monospace")
-    contents = ["1  title", "2  equations", *(f"{i + 3}  {name}" for i, name in enumerate(names))]
+    contents = [" 1  title", " 2  equations", *(f"{i + 3:>2}  {name}" for i, name in enumerate(names))]
     if with_checks:
-        contents.append(f"{len(names) + 3}  numeric checks")
+        contents.append(f"{len(names) + 3:>2}  numeric checks")
     fig.text(0.15, 0.42, "Pages\n" + "\n".join(contents), va="top", fontsize=11, family="monospace")
     return fig
 

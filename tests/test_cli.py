@@ -89,3 +89,15 @@ def test_a_path_only_form_says_so_in_the_formula(fmt, hidden):
         forms = data["path_products"] if hidden == "4" else [data["closed_form"]]
         assert all(f["name"].endswith("|_(c path only)") and "alone" in f["scope"] for f in forms)
 
+
+
+@pytest.mark.parametrize("command", ["derive", "numeric", "check", "train", "sweep", "report"])
+def test_every_help_ends_with_examples(command):
+    text = runner.invoke(app, [command, "--help"]).output
+    tail = text[text.index("Examples:"):].splitlines()[1:]
+    assert len(tail) >= 2 and all(line.strip().startswith("python cli.py ") for line in tail if line.strip())
+
+
+def test_numeric_says_which_mode_ran_for_a_grid():
+    result = runner.invoke(app, ["numeric", "--grid", "W_hh=0:1:3", "--steps", "5"])
+    assert result.exit_code == 0 and result.output.splitlines()[0].endswith("; mode reverse"), result.output
