@@ -247,11 +247,15 @@ def derive(
     c0: Annotated[Optional[str], typer.Option("--c0", help="Initial cell state c_0 (default 0).")] = None,
     format: Annotated[Format, typer.Option("--format", help="text, latex or json.")] = Format.text,
     formula: FormulaOption = None,
+    graph: Annotated[Optional[str], typer.Option(help="Also draw the cell unrolled over T steps to FILE.png, .svg or .pdf.")] = None,
+    force: Annotated[bool, typer.Option(help="Replace --graph if it is a regular file.")] = False,
 ):
     """Derive ∂h_T/∂h_0 (or ∂L/∂θ by BPTT) for a cell unrolled over T steps, as a worked solution."""
     from numeric.explain import wants_matrix_form
 
     with reported():
+        if graph is not None:
+            _draw_unrolled(graph, force, cell, tuple(formula or ()), steps, variant, activation)
         if wants_matrix_form(hidden, params):
             text = _matrix_derivation(steps, cell, activation, variant, hidden, input_size, set_, params, layer,
                                       truncate, inputs, h0, c0, format, formula, wrt)
@@ -267,6 +271,30 @@ def derive(
                       Format.json: lambda d: json.dumps(to_json(d), indent=2)}
             text = render[format](d)
     typer.echo(text)
+
+
+def _draw_unrolled(path: str, force: bool, cell: str, formulas: tuple[str, ...], steps: int, variant, activation):
+    """``derive --graph``: the picture of the cell unrolled, written before the derivation is printed."""
+    from pathlib import Path
+
+    import numpy as np
+
+    from derive.custom import cell_definition
+    from numeric import studies
+    from numeric.files import check_target, write_atomic
+    from reports.build import figure_bytes
+    from reports.figures import unrolled
+
+    fmt = Path(path).suffix.lower().lstrip(".")
+    if fmt not in ("png", "svg", "pdf"):
+        raise UsageError("--graph", f"{path!r} must end in .png, .svg or .pdf")
+    check_target(path, "graph", force)
+    if steps < 1:
+        raise InvalidValue("steps", f"must be a whole number >= 1, got {steps}")
+    with np.errstate(all="ignore"):
+        picture = studies.unrolled(cell_definition(cell, formulas), steps, variant=variant, activation=activation)
+    data = figure_bytes(unrolled(picture), fmt, dpi=150)
+    write_atomic(path, "graph", lambda f: f.write(data), force=force)
 
 
 def _matrix_derivation(steps, cell, activation, variant, hidden, input_size, set_, params, layer, truncate,
@@ -508,7 +536,7 @@ class ReportFormat(str, Enum):
 @app.command(epilog=examples("report"))
 def report(
     out: Annotated[str, typer.Option(help="Folder to write unrolled-report.pdf and the PNGs into.")] = ".",
-    only: Annotated[Optional[list[str]], typer.Option(help="Only this figure (repeatable): explode, heatmap, lags, lecture, pascanu, carousel, sources, clipping, longterm.")] = None,
+    only: Annotated[Optional[list[str]], typer.Option(help="Only this figure (repeatable): unrolled, explode, heatmap, lags, lecture, pascanu, carousel, sources, clipping, longterm.")] = None,
     format: Annotated[ReportFormat, typer.Option("--format", help="pdf, png or both.")] = ReportFormat.both,
     steps: Annotated[int, typer.Option(help="Horizon T of the figures (2 to 1000).")] = 50,
     seed: Annotated[int, typer.Option(help="Seed of every random draw.")] = 0,

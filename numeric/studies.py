@@ -19,7 +19,7 @@ from .batch import make_problem, random_params
 from .clip import clip_by_norm, clip_by_value
 from .kernels import quantity_names
 from .modes import gradient
-from .unroll import contributions, log10_by_step, log10_norm_by_lag, step, trace
+from .unroll import contributions, jacobian, log10_by_step, log10_norm_by_lag, step, trace
 
 
 @dataclass(frozen=True)
@@ -190,3 +190,32 @@ def clipping(horizon: int = 50, threshold: float = 1.0, bound: float = 5.0) -> C
     flat = lambda d: np.array([float(d[n].ravel()[0]) for n in cell.param_names()])
     return Clipping(tuple(cell.display_name(n) for n in cell.param_names()), flat(g),
                     flat(clip_by_norm(g, threshold)), flat(clip_by_value(g, bound)), threshold, bound, horizon)
+
+
+@dataclass(frozen=True)
+class Unrolled:
+    """The lecture's picture of a cell unrolled: what one box holds, and the arrows between boxes."""
+
+    label: str
+    quantities: tuple[str, ...]       # one step's quantities in the order the cell computes them
+    states: tuple[str, ...]           # what flows from box to box (h; h and c)
+    output: str                       # the state drawn going up
+    steps: tuple[int | None, ...]     # the steps drawn; None is the ellipsis
+    log10_jacobian: dict              # step t -> log10‖∂s_t/∂s_{t−1}‖₂ at random weights (PyTorch's init)
+
+
+def unrolled(definition=None, steps: int = 6, seed: int = 0, variant=None, activation=None) -> Unrolled:
+    """All steps up to T = 6, else the first three, an ellipsis and the last; the cell's own quantities."""
+    definition = definition or CELLS["lstm"]
+    cell = make_cell(definition, variant, activation if definition.activations else None)
+    shown = tuple(range(1, steps + 1)) if steps <= 6 else (1, 2, 3, None, steps)
+    norms = {}
+    if cell.params:
+        x = np.random.default_rng(seed).uniform(-1, 1, (steps, cell.m))
+        p = make_problem(cell, random_params(cell, seed=seed), x)
+        state = np.asarray(p.s0, dtype=float)
+        for t in range(1, steps + 1):
+            if t in shown:
+                norms[t] = float(np.log10(np.linalg.norm(jacobian(p, state, t), 2)))
+            state = step(p, state, t)[1]
+    return Unrolled(cell.label, tuple(name for name, _ in cell.equations), cell.states, cell.output, shown, norms)

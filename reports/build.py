@@ -46,6 +46,11 @@ class Section:
 def sections(steps: int, seed: int, longterm: str | Path = sweep.BUNDLED) -> tuple[Section, ...]:
     horizon = max(steps, 2)
     return (
+        Section("unrolled", lambda: studies.unrolled(steps=horizon, seed=seed), figures.unrolled,
+                "The picture the lecture draws: one box per step, the same LSTM cell (gates i, f, g, o; memories "
+                "c and h) repeated, the states flowing left to right, x_t entering from below and h_t leaving "
+                "above. Each arrow's number is the local Jacobian's norm ‖∂s_t/∂s_{t−1}‖ at PyTorch's "
+                "initialisation; ∂s_T/∂s_0 is the product of T of them, which is why a norm below 1 vanishes."),
         Section("explode", lambda: studies.explode_vanish(2 * horizon, horizon), figures.explode_vanish,
                 "The linear RNN h_t = w h_{t-1} + u x_t multiplies what it carries by w every step, so "
                 "∂h_T/∂h_0 = w^T: a straight line on a log axis whose slope is log10|w|. At w = 2 the first "
@@ -87,11 +92,27 @@ def sections(steps: int, seed: int, longterm: str | Path = sweep.BUNDLED) -> tup
 NAMES = tuple(s.name for s in sections(50, 0))
 
 
-def _png(fig, dpi: int) -> bytes:
+SVG_METADATA = {"Date": None, "Creator": None}
+
+
+def figure_bytes(fig, fmt: str, dpi: int = 100) -> bytes:
+    """A figure as PNG, SVG or PDF bytes, with no date or version in them (reruns are byte-identical)."""
+    metadata = {"png": PNG_METADATA, "svg": SVG_METADATA, "pdf": PDF_METADATA}
+    if fmt not in metadata:
+        raise InvalidValue("graph", f"unknown format {fmt!r}; allowed: png, svg, pdf (from the file's suffix)")
     buffer = io.BytesIO()
     FigureCanvasAgg(fig)
-    fig.savefig(buffer, format="png", dpi=dpi, metadata=PNG_METADATA)
+    if fmt == "svg":
+        import matplotlib
+        with matplotlib.rc_context({"svg.hashsalt": "unrolled"}):  # fixed ids: the same bytes every run
+            fig.savefig(buffer, format="svg", dpi=dpi, metadata=metadata[fmt])
+    else:
+        fig.savefig(buffer, format=fmt, dpi=dpi, metadata=metadata[fmt])
     return buffer.getvalue()
+
+
+def _png(fig, dpi: int) -> bytes:
+    return figure_bytes(fig, "png", dpi)
 
 
 def _pdf(chosen, results, settings: dict, check) -> bytes:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.colors import TwoSlopeNorm
 from matplotlib.figure import Figure
+from matplotlib.patches import FancyBboxPatch
 
 from numeric import studies
 
@@ -183,4 +184,51 @@ def longterm(result: dict, fig=None) -> Figure:
     left.legend(fontsize=9)
     right.set_ylabel("median log10 ‖∂L/∂h_1‖ at initialisation")
     right.set_title("the gradient that reaches step 1", fontsize=10)
+    return fig
+
+
+def unrolled(r: studies.Unrolled, fig=None) -> Figure:
+    """The lecture's picture: one box per step, the same cell each time, states flowing left to right.
+
+    Inside a box, the cell's quantities in the order it computes them; x_t enters from below and the
+    output state leaves upwards; each arrow between steps carries ‖∂s_t/∂s_{t−1}‖ at random weights.
+    """
+    fig = _canvas(fig, (10.0, 4.6))
+    ax = fig.add_subplot()
+    ax.set_title(f"{r.label} unrolled: the same cell at every step, its states flowing left to right", fontsize=11)
+    ax.set_xlim(-0.8, len(r.steps) * 2.0 - 0.4)
+    ax.set_ylim(-1.9, 2.3)
+    ax.axis("off")
+    height = 0.32 * len(r.quantities) + 0.3
+    rows = {s: 0.35 * (len(r.states) - 1) / 2 - 0.35 * j for j, s in enumerate(r.states)}
+    for i, t in enumerate(r.steps):
+        x = i * 2.0
+        if t is None:
+            ax.text(x + 0.6, 0, "⋯", ha="center", va="center", fontsize=26)
+            continue
+        ax.add_patch(FancyBboxPatch((x, -height / 2), 1.2, height, boxstyle="round,pad=0.05",
+                                    fc="#eef3fb", ec="tab:blue", lw=1.5))
+        ax.text(x + 0.6, height / 2 - 0.08, f"step {t}", ha="center", va="top", fontsize=9, weight="bold")
+        for k, q in enumerate(r.quantities):
+            bold = "bold" if q in r.states else "normal"
+            ax.text(x + 0.6, height / 2 - 0.42 - 0.32 * k, f"{q}_{t}", ha="center", va="center", fontsize=10,
+                    weight=bold)
+        ax.annotate("", (x + 0.6, -height / 2 - 0.05), (x + 0.6, -height / 2 - 0.6),
+                    arrowprops=dict(arrowstyle="->", color="0.3"))
+        ax.text(x + 0.6, -height / 2 - 0.7, f"x_{t}", ha="center", va="top", fontsize=10)
+        ax.annotate("", (x + 0.6, height / 2 + 0.6), (x + 0.6, height / 2 + 0.05),
+                    arrowprops=dict(arrowstyle="->", color="0.3"))
+        ax.text(x + 0.6, height / 2 + 0.65, f"{r.output}_{t}", ha="center", va="bottom", fontsize=10)
+    for i, t in enumerate(r.steps):
+        # the arrows into this box: from the box before it (or from s_0, or from the ellipsis)
+        x = i * 2.0
+        if t is None:
+            continue
+        for s, y in rows.items():
+            ax.annotate("", (x - 0.05, y), (x - 0.75, y), arrowprops=dict(arrowstyle="->", color="tab:red", lw=1.5))
+            before = "0" if t == 1 else f"{t - 1}"
+            ax.text(x - 0.75, y + 0.05, f"{s}_{before}", fontsize=8, va="bottom", color="tab:red")
+        if t in r.log10_jacobian:
+            ax.text(x - 0.4, -height / 2 - 0.25, f"‖J_{t}‖ = 10^{r.log10_jacobian[t]:.2f}", fontsize=7.5,
+                    ha="center", color="tab:red")
     return fig

@@ -101,3 +101,35 @@ def test_every_help_ends_with_examples(command):
 def test_numeric_says_which_mode_ran_for_a_grid():
     result = runner.invoke(app, ["numeric", "--grid", "W_hh=0:1:3", "--steps", "5"])
     assert result.exit_code == 0 and result.output.splitlines()[0].endswith("; mode reverse"), result.output
+
+
+@pytest.mark.parametrize("suffix,magic", [("png", b"\x89PNG"), ("svg", b"<?xml"), ("pdf", b"%PDF")])
+def test_derive_graph_draws_the_cell_unrolled(tmp_path, suffix, magic):
+    out = tmp_path / f"lstm.{suffix}"
+    result = runner.invoke(app, ["derive", "--cell", "lstm", "--steps", "50", "--graph", str(out)])
+    assert result.exit_code == 0, result.output
+    first = out.read_bytes()
+    assert first.startswith(magic)
+    assert runner.invoke(app, ["derive", "--cell", "lstm", "--steps", "50", "--graph", str(out), "--force"]).exit_code == 0
+    assert out.read_bytes() == first  # no dates or random ids: byte-identical
+
+
+def test_derive_graph_refuses_an_unknown_suffix(tmp_path):
+    result = runner.invoke(app, ["derive", "--graph", str(tmp_path / "x.gif")])
+    assert result.exit_code == 2 and "--graph" in result.output and list(tmp_path.iterdir()) == []
+
+
+def test_the_unrolled_picture_comes_from_the_cells_definition(tmp_path, monkeypatch):
+    """A custom cell is drawn with its own quantities, by a function that returns a Figure and writes nothing."""
+    from matplotlib.figure import Figure
+
+    from derive.custom import cell_definition
+    from numeric.studies import unrolled
+    from reports.figures import unrolled as draw
+    monkeypatch.chdir(tmp_path)
+    picture = unrolled(cell_definition("custom", ("c = sigmoid(a*h + 1)*c + tanh(d*x)", "h = tanh(c)")), 9)
+    assert picture.quantities == ("c", "h") and picture.steps == (1, 2, 3, None, 9)
+    assert set(picture.log10_jacobian) == {1, 2, 3, 9}
+    fig = draw(picture)
+    texts = {t.get_text() for ax in fig.axes for t in ax.texts}
+    assert isinstance(fig, Figure) and {"c_9", "h_9", "x_1", "⋯"} <= texts and list(tmp_path.iterdir()) == []

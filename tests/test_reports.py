@@ -15,7 +15,7 @@ from reports.build import NAMES, PDF_NAME
 
 runner = CliRunner()
 
-SIZES = {name: (800, 500) for name in NAMES} | {"lecture": (800, 900), "sources": (1000, 480), "longterm": (1000, 460)}
+SIZES = {name: (800, 500) for name in NAMES} | {"lecture": (800, 900), "sources": (1000, 480), "longterm": (1000, 460), "unrolled": (1000, 460)}
 
 
 def png_size(path) -> tuple[int, int]:
