@@ -536,7 +536,7 @@ class ReportFormat(str, Enum):
 @app.command(epilog=examples("report"))
 def report(
     out: Annotated[str, typer.Option(help="Folder to write unrolled-report.pdf and the PNGs into.")] = ".",
-    only: Annotated[Optional[list[str]], typer.Option(help="Only this figure (repeatable): unrolled, explode, heatmap, lags, lecture, pascanu, carousel, sources, clipping, longterm.")] = None,
+    only: Annotated[Optional[list[str]], typer.Option(help="Only this figure (repeatable): unrolled, explode, heatmap, lags, lecture, pascanu, carousel, sources, clipping, cliff, longterm.")] = None,
     format: Annotated[ReportFormat, typer.Option("--format", help="pdf, png or both.")] = ReportFormat.both,
     steps: Annotated[int, typer.Option(help="Horizon T of the figures (2 to 1000).")] = 50,
     seed: Annotated[int, typer.Option(help="Seed of every random draw.")] = 0,

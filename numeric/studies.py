@@ -19,7 +19,7 @@ from .batch import make_problem, random_params
 from .clip import clip_by_norm, clip_by_value
 from .kernels import quantity_names
 from .modes import gradient
-from .unroll import contributions, jacobian, log10_by_step, log10_norm_by_lag, step, trace
+from .unroll import contributions, forward, jacobian, log10_by_step, log10_norm_by_lag, step, trace
 
 
 @dataclass(frozen=True)
@@ -219,3 +219,58 @@ def unrolled(definition=None, steps: int = 6, seed: int = 0, variant=None, activ
                 norms[t] = float(np.log10(np.linalg.norm(jacobian(p, state, t), 2)))
             state = step(p, state, t)[1]
     return Unrolled(cell.label, tuple(name for name, _ in cell.equations), cell.states, cell.output, shown, norms)
+
+
+#: Pascanu, Mikolov & Bengio (2013), Fig. 6: x_t = w σ(x_{t−1}) + b, no input, from x_0, trained so
+#: that x_50 hits a target.  The cell is typed as a formula, like any custom cell.
+CLIFF_FORMULA = "h = w*sigmoid(h) + b"
+
+
+@dataclass(frozen=True)
+class Cliff:
+    w: np.ndarray                  # grid axes
+    b: np.ndarray
+    log10_loss: np.ndarray         # (len(b), len(w)): log10 (x_T − target)²
+    plain: np.ndarray              # (starts, updates + 1, 2): (w, b) along plain gradient descent
+    clipped: np.ndarray            # the same with norm clipping
+    steps: int
+    x0: float
+    target: float
+    lr: float
+    threshold: float
+
+
+def _cliff_loss_and_grad(cell, w: np.ndarray, b: np.ndarray, steps: int, x0: float, target: float):
+    """(loss, ∂loss/∂w, ∂loss/∂b) for every (w, b), by the grid's BPTT of x_T (chain rule through the loss)."""
+    params = {"w": w.reshape(-1, 1, 1), "b": b.reshape(-1, 1, 1)}
+    p = make_problem(cell, params, np.zeros((steps, 1)), np.array([x0]))
+    x_T = forward(p)[-1][..., 0]
+    g = gradient(p)  # ∂x_T/∂θ, since L = Σ x_T for a one-unit cell
+    residual = x_T - target
+    return residual**2, 2 * residual * g["w"][:, 0, 0], 2 * residual * g["b"][:, 0, 0]
+
+
+def cliff(steps: int = 50, x0: float = 0.5, target: float = 0.7, lr: float = 0.1, threshold: float = 1.0,
+          updates: int = 40, size: int = 161) -> Cliff:
+    """The loss surface over (w, b) and gradient descent on it, plain and with norm clipping."""
+    from derive.custom import cell_definition
+
+    cell = make_cell(cell_definition("custom", (CLIFF_FORMULA,)))
+    w_axis, b_axis = np.linspace(-2.0, 14.0, size), np.linspace(-9.0, 3.0, size)
+    W, B = np.meshgrid(w_axis, b_axis)
+    loss, _, _ = _cliff_loss_and_grad(cell, W.ravel(), B.ravel(), steps, x0, target)
+    with np.errstate(divide="ignore"):
+        log10_loss = np.log10(loss).reshape(W.shape)
+    starts = np.array([[6.0, -2.0], [8.0, -3.0], [10.0, -4.5], [12.0, -5.5]])
+    paths = []
+    for clip in (False, True):
+        theta, path = starts.copy(), [starts.copy()]
+        for _ in range(updates):
+            _, gw, gb = _cliff_loss_and_grad(cell, theta[:, 0], theta[:, 1], steps, x0, target)
+            g = {"w": gw, "b": gb}
+            if clip:
+                g = clip_by_norm(g, threshold, batch_ndim=1)  # Pascanu et al., Algorithm 1, per start
+            theta = theta - lr * np.stack([g["w"], g["b"]], axis=-1)
+            path.append(theta.copy())
+        paths.append(np.stack(path, axis=1))
+    return Cliff(w_axis, b_axis, log10_loss, paths[0], paths[1], steps, x0, target, lr, threshold)

@@ -83,6 +83,13 @@ def sections(steps: int, seed: int, longterm: str | Path = sweep.BUNDLED) -> tup
                 "Norm clipping (Pascanu et al. 2013, Algorithm 1) rescales the whole gradient to the "
                 "threshold and keeps its direction; elementwise clipping (min-char-rnn's ±5) caps each "
                 "component and so changes the direction."),
+        Section("cliff", studies.cliff, figures.cliff,
+                "Pascanu, Mikolov & Bengio (2013, Fig. 6): a one-unit network with no input, x_t = w σ(x_{t−1}) "
+                "+ b, whose x_50 should be 0.7. Where the map turns bistable the loss jumps (the wall at lower "
+                "right): there the gradient is huge. Plain descent (red) overshoots and bounces across the "
+                "valley; with the gradient's norm clipped to 1 (white), each step is at most lr long and the "
+                "descent follows the valley floor. Both computed with Unrolled's BPTT on the formula cell "
+                "h = w*sigmoid(h) + b."),
         Section("longterm", lambda: sweep.read_results(longterm), figures.longterm,
                 lambda result: "Trained with Unrolled's own BPTT (python cli.py sweep; this page reads the "
                 "results file it wrote). " + sweep.caption(result)),

@@ -232,3 +232,25 @@ def unrolled(r: studies.Unrolled, fig=None) -> Figure:
             ax.text(x - 0.4, -height / 2 - 0.25, f"‖J_{t}‖ = 10^{r.log10_jacobian[t]:.2f}", fontsize=7.5,
                     ha="center", color="tab:red")
     return fig
+
+
+def cliff(r: studies.Cliff, fig=None) -> Figure:
+    """The loss surface of x_t = w σ(x_{t−1}) + b over (w, b), with plain and norm-clipped descent."""
+    fig, ax = _figure(f"The cliff (Pascanu et al. 2013, Fig. 6): x_t = w σ(x_(t−1)) + b, loss (x_{r.steps} − "
+                      f"{r.target:g})² from x_0 = {r.x0:g}", fig)
+    finite = r.log10_loss[np.isfinite(r.log10_loss)]
+    mesh = ax.pcolormesh(r.w, r.b, r.log10_loss, cmap="viridis", shading="nearest",
+                         vmin=np.percentile(finite, 1), vmax=finite.max())
+    fig.colorbar(mesh, ax=ax, label=f"log10 (x_{r.steps} − target)²")
+    for paths, color, label in ((r.plain, "tab:red", f"plain gradient descent (lr {r.lr:g})"),
+                                (r.clipped, "white", f"norm clipped to ‖g‖ ≤ {r.threshold:g}")):
+        for k, path in enumerate(paths):
+            ax.plot(path[:, 0], path[:, 1], "-", color=color, lw=1.5, label=label if k == 0 else None)
+            ax.plot(path[-1, 0], path[-1, 1], "o", color=color, ms=4)
+    ax.plot(r.plain[:, 0, 0], r.plain[:, 0, 1], "k^", ms=7, label="start")
+    ax.set_xlim(r.w[0], r.w[-1])
+    ax.set_ylim(r.b[0], r.b[-1])
+    ax.set_xlabel("w")
+    ax.set_ylabel("b")
+    ax.legend(loc="lower left", fontsize=8, facecolor="0.85")
+    return fig

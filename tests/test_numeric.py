@@ -277,3 +277,24 @@ def test_mpmath_diff_is_an_independent_reference_that_can_fail():
     a, b = directional(p, wrong)
     assert np.max(np.abs(a - b) / np.abs(b)) > 1e-12
     assert "mpmath.diff" in INDEPENDENT and "forward mode" not in INDEPENDENT
+
+
+def test_the_cliff_gradient_and_clipped_steps():
+    """The cliff's BPTT gradient equals finite differences of its loss; clipped steps are at most lr·threshold
+    long while plain steps off the wall are far longer."""
+    from derive.custom import cell_definition
+    from numeric.studies import CLIFF_FORMULA, _cliff_loss_and_grad, cliff
+
+    cell = make_cell(cell_definition("custom", (CLIFF_FORMULA,)))
+    w, b = np.array([3.0, 8.0, 11.0]), np.array([-1.0, -3.5, -5.2])
+    _, gw, gb = _cliff_loss_and_grad(cell, w, b, 50, 0.5, 0.7)
+    h = 1e-6
+    fd_w = (_cliff_loss_and_grad(cell, w + h, b, 50, 0.5, 0.7)[0] - _cliff_loss_and_grad(cell, w - h, b, 50, 0.5, 0.7)[0]) / (2 * h)
+    fd_b = (_cliff_loss_and_grad(cell, w, b + h, 50, 0.5, 0.7)[0] - _cliff_loss_and_grad(cell, w, b - h, 50, 0.5, 0.7)[0]) / (2 * h)
+    np.testing.assert_allclose(gw, fd_w, rtol=1e-5, atol=1e-8)
+    np.testing.assert_allclose(gb, fd_b, rtol=1e-5, atol=1e-8)
+    r = cliff(size=21, updates=20)
+    clipped = np.linalg.norm(np.diff(r.clipped, axis=1), axis=-1)
+    plain = np.linalg.norm(np.diff(r.plain, axis=1), axis=-1)
+    assert clipped.max() <= r.lr * r.threshold * (1 + 1e-12)
+    assert plain.max() > 5 * r.lr * r.threshold
