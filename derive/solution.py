@@ -60,6 +60,12 @@ class Derivation:
     regime: Regime
     notes: tuple[str, ...]
 
+    def _repr_latex_(self) -> str:
+        """Jupyter's rich display: the step, J_t, the chain rule and the closed form, as ``derive --format latex``."""
+        from .render import to_latex
+
+        return "\n".join(line for line in to_latex(self).splitlines() if not line.startswith("%"))
+
 
 def _resolve_wrt(cell: Cell, wrt: str | None) -> tuple[str, str]:
     """(``state`` or ``param``, name) for ``--wrt``: a state (h, h0, h_0) or a parameter."""

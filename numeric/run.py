@@ -84,6 +84,24 @@ class NumericResult:
     every_step: bool = False
     truncate: int | None = None
 
+    def _repr_html_(self) -> str:
+        """Jupyter's rich display: the grid in a short table."""
+        norms = self.jacobian.log10_norm()
+        finite = norms[np.isfinite(norms)]
+        spread = f"{finite.min():.4g} … {finite.max():.4g}" if finite.size else "none finite"
+        return _html([("cell", self.problem.cell.label), ("steps", str(self.problem.steps)),
+                      ("settings", str(norms.size)), ("mode", self.mode),
+                      ("log10 ‖∂s_T/∂s_0‖₂", spread)])
+
+
+def _html(rows: list[tuple[str, str]]) -> str:
+    """A two-column HTML table, escaped."""
+    from html import escape
+
+    body = "".join(f"<tr><th style='text-align:left'>{escape(k)}</th><td style='text-align:left'>{escape(v)}</td></tr>"
+                   for k, v in rows)
+    return f"<table>{body}</table>"
+
 
 @dataclass(frozen=True)
 class LayerRun:
@@ -109,6 +127,15 @@ class LayerRun:
     mode: str = "matrix"
     every_step: bool = False
     truncate: int | None = None
+
+    def _repr_html_(self) -> str:
+        """Jupyter's rich display: the run in a short table."""
+        norm = float(self.by_lag[-1]) if self.by_lag is not None else float("nan")
+        return _html([("cell", self.layer.label), ("hidden, input", f"{self.layer.n}, {self.layer.m}"),
+                      ("steps, batch", f"{self.steps}, {self.inputs.shape[0]}"), ("weights", self.source),
+                      ("log10 ‖∂s_T/∂s_0‖₂ (sequence 0)", f"{norm:.4g}"),
+                      *((f"‖∂L/∂{k}‖", f"{float(np.linalg.norm(v)):.4g}") for k, v in self.grads.items()
+                        if k in self.params)])
 
     @property
     def grads(self) -> dict[str, np.ndarray]:

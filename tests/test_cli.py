@@ -133,3 +133,19 @@ def test_the_unrolled_picture_comes_from_the_cells_definition(tmp_path, monkeypa
     fig = draw(picture)
     texts = {t.get_text() for ax in fig.axes for t in ax.texts}
     assert isinstance(fig, Figure) and {"c_9", "h_9", "x_1", "⋯"} <= texts and list(tmp_path.iterdir()) == []
+
+
+def test_the_python_api_and_its_rich_display(tmp_path, monkeypatch):
+    """derive.solve, numeric.gradients and reports.figure: what the CLI calls, with Jupyter reprs."""
+    from matplotlib.figure import Figure
+
+    from derive import solve
+    from numeric import gradients
+    from reports import figure
+    monkeypatch.chdir(tmp_path)
+    latex = solve("lstm", steps=5, wrt="c")._repr_latex_()
+    assert latex.startswith(r"\begin{align*}") and r"\right|_{c\text{ path only}}" in latex
+    html = gradients(cell="gru", hidden=3, batch=2, steps=6)._repr_html_()
+    assert html.startswith("<table>") and "gru" in html and "‖∂L/∂W_hr‖" in html
+    assert "mode</th><td style='text-align:left'>reverse" in gradients(grid=("W_hh=0:1:3",), steps=5)._repr_html_()
+    assert isinstance(figure("unrolled", steps=8), Figure) and list(tmp_path.iterdir()) == []
