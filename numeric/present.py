@@ -304,12 +304,18 @@ def check_legend(rows: tuple[CheckRow, ...]) -> list[str]:
     ]
 
 
+def check_lines(rows: tuple[CheckRow, ...], verdict: tuple[str, str, str] = ("result", "pass", "FAIL")) -> list[str]:
+    """The header and one line per case: errors in the columns of ``CHECK_COLUMNS``, then the verdict."""
+    head, good, bad = verdict
+    return [f"{'cell':<10}{'variant':<9}{'n':>2}{'T':>4}" + "".join(f"{short:>11}" for _, short in CHECK_COLUMNS)
+            + f"  {head}",
+            *(label + "".join(f"{e:>11}" for e in errors) + f"  {good if passed else bad}"
+              for label, errors, passed in check_cases(rows))]
+
+
 def check_table(rows: tuple[CheckRow, ...], laws) -> str:
     """The ``check`` table: one row per cell, size and horizon, one column per reference."""
-    head = f"{'cell':<10}{'variant':<9}{'n':>2}{'T':>4}" + "".join(f"{short:>11}" for _, short in CHECK_COLUMNS) + "  result"
-    lines = [head]
-    for label, errors, passed in check_cases(rows):
-        lines.append(label + "".join(f"{e:>11}" for e in errors) + f"  {'pass' if passed else 'FAIL'}")
+    lines = check_lines(rows)
     lines += ["", *(line for item in check_legend(rows) for line in textwrap.wrap(item, 100))]
     lines += ["", "law: slope of log10|∂h_T/∂h_0| against T equals log10|w| (linear RNN)"]
     for w, slope, expected in laws:

@@ -7,7 +7,7 @@ import textwrap
 from matplotlib.figure import Figure
 from matplotlib.mathtext import MathTextParser
 
-from numeric.present import CHECK_COLUMNS, check_cases, check_legend
+from numeric.present import check_legend, check_lines
 
 A4 = (8.27, 11.69)
 
@@ -86,9 +86,7 @@ def figure_page(draw, result, caption: str) -> Figure:
 def check_page(rows, laws) -> Figure:
     fig = Figure(figsize=A4)
     fig.text(0.5, 0.96, "Numeric checks (python cli.py check)", ha="center", fontsize=14, weight="bold")
-    head = f"{'cell':<10}{'variant':<9}{'n':>2}{'T':>4}" + "".join(f"{short:>11}" for _, short in CHECK_COLUMNS) + "  ok"
-    lines = [label + "".join(f"{e:>11}" for e in errors) + f"  {'yes' if passed else 'NO'}"
-             for label, errors, passed in check_cases(rows)]
+    head, *lines = check_lines(rows, ("ok", "yes", "NO"))
     size = 8.5 if len(lines) <= 40 else 7.5
     fig.text(0.05, 0.92, "\n".join([head, *lines]), va="top", family="monospace", fontsize=size)
     legend = [line for item in check_legend(rows) for line in textwrap.wrap(item, 88)]
