@@ -97,19 +97,33 @@ def matrix_text(layer: Layer, steps: int, truncate: int | None = None) -> str:
     return "\n".join(lines)
 
 
-def matrix_latex(layer: Layer, steps: int) -> str:
-    """The same derivation as a LaTeX ``align*`` body per section."""
+def matrix_latex_sections(layer: Layer, steps: int) -> dict[str, list[str]]:
+    """The LaTeX rows (``lhs &= rhs``) of each part: ``step``, ``jacobian`` (the blocks and the
+    path-only products), ``cotangents`` (δ and the carries s̄) and ``gradients``."""
     form = matrix_form(layer.core)
-    rows = [r"%s_t &= %s" % (name, _latex_of(form, e)) for name, e in form.equations]
-    rows += [r"\frac{\partial %s_t}{\partial %s_{t-1}} &= %s" % (b.of, b.wrt, _latex_of(form, b.expr)) for b in form.blocks]
-    rows += ["%s &= %s" % _carousel_latex(form, b, steps) for b in _carousels(form)]
-    rows += [r"\delta^{%s}_t &= %s" % (_latex_name(_label(form, names[0])), _latex_of(form, expr)) for names, expr in _deltas(form)]
-    rows += [r"\bar{%s}_{t-1} &= %s" % (s, _latex_of(form, e)) for s, e in form.carry]
+    jacobian = [r"\frac{\partial %s_t}{\partial %s_{t-1}} &= %s" % (b.of, b.wrt, _latex_of(form, b.expr))
+                for b in form.blocks]
+    jacobian += ["%s &= %s" % _carousel_latex(form, b, steps) for b in _carousels(form)]
+    cotangents = [r"\delta^{%s}_t &= %s" % (_latex_name(_label(form, names[0])), _latex_of(form, expr))
+                  for names, expr in _deltas(form)]
+    cotangents += [r"\bar{%s}_{t-1} &= %s" % (s, _latex_of(form, e)) for s, e in form.carry]
+    gradients = []
     for g in form.gradients:
         label = _latex_name(_label(form, g.param))
         tail = r"\, %s^{\top}" % _latex_of(form, g.operand) if g.operand is not None else ""
-        rows.append(r"\frac{\partial L}{\partial %s} &= \sum_{t=1}^{%d} \delta^{%s}_t%s"
-                    % (_latex_name(g.param), steps, label, tail))
+        gradients.append(r"\frac{\partial L}{\partial %s} &= \sum_{t=1}^{%d} \delta^{%s}_t%s"
+                         % (_latex_name(g.param), steps, label, tail))
+    return {"step": [r"%s_t &= %s" % (name, _latex_of(form, e)) for name, e in form.equations],
+            "jacobian": jacobian, "cotangents": cotangents, "gradients": gradients}
+
+
+def matrix_latex(layer: Layer, steps: int) -> str:
+    """The same derivation as one LaTeX ``align*`` block."""
+    return align([row for rows in matrix_latex_sections(layer, steps).values() for row in rows])
+
+
+def align(rows: list[str]) -> str:
+    """``lhs &= rhs`` rows as an amsmath ``align*`` block."""
     return "\\begin{align*}\n" + " \\\\\n".join(rows) + "\n\\end{align*}"
 
 

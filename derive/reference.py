@@ -177,19 +177,29 @@ def state_jacobian(cell: Cell, values: dict, inputs, s0, k: int = 0, digits: int
 def bptt(cell: Cell, values: dict, inputs, s0, name: str, truncate: int | None = None,
          digits: int = PRECISION):
     """∂L/∂θ for L = Σ_i h_T[i], by reverse accumulation at ``digits`` digits (a row)."""
+    return bptt_all(cell, values, inputs, s0, (name,), truncate, digits)[name]
+
+
+def bptt_all(cell: Cell, values: dict, inputs, s0, names, truncate: int | None = None,
+             digits: int = PRECISION) -> dict:
+    """``bptt`` for several parameters at once: one forward pass and one adjoint sweep serve them all.
+
+    δ_T = ∂L/∂s_T, then for t = T..1: ∂L/∂θ += δ_t ∂⁺s_t/∂θ and δ_{t−1} = δ_t J_t.
+    """
     size = len(cell.states) * cell.n
     with mpmath.workdps(digits):
-        code, partial = compiled(cell), compiled_partial(cell, name)
+        code = compiled(cell)
+        partials = {name: compiled_partial(cell, name) for name in names}
         frames = forward(cell, values, inputs, s0)
         first = 0 if truncate is None else max(0, len(frames) - truncate)
         adjoint = mpmath.matrix([[int(v) for v in loss_gradient(cell)]])
-        width = len(cell.param(name))
-        total = mpmath.zeros(1, width)
+        totals = {name: mpmath.zeros(1, len(cell.param(name))) for name in names}
         for t in range(len(frames), first, -1):
             frame = frames[t - 1]
-            total += adjoint * _matrix(size, width, _finite(partial, frame, None, t))
+            for name, partial in partials.items():
+                totals[name] += adjoint * _matrix(size, len(cell.param(name)), _finite(partial, frame, None, t))
             adjoint = adjoint * _matrix(size, size, _finite(code.jacobian, frame, None, t))
-        return total
+        return totals
 
 
 @cache

@@ -90,8 +90,8 @@ def complex_step(p: Problem, h: float = 1e-30) -> np.ndarray:
 def mpmath_gradient(p: Problem, digits: int = 50) -> np.ndarray:
     cell = p.cell
     values, inputs, s0 = _exact_problem(p)
-    rows = [reference.bptt(cell, values, inputs, s0, name, digits=digits) for name in cell.param_names()]
-    return np.array([float(v) for row in rows for v in row])
+    rows = reference.bptt_all(cell, values, inputs, s0, cell.param_names(), digits=digits)
+    return np.array([float(v) for name in cell.param_names() for v in rows[name]])
 
 
 def _exact_problem(p: Problem) -> tuple[dict, tuple, sp.ImmutableMatrix]:

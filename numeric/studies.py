@@ -12,12 +12,14 @@ import sympy as sp
 
 from derive.cell import make_cell
 from derive.cells import CELLS
+from derive.core import Layer, make_core
 from derive.logdomain import evaluate
 from derive.symbols import T as T_sym
 
 from .batch import make_problem, random_params
 from .clip import clip_by_norm, clip_by_value
 from .kernels import quantity_names
+from .layer import jacobian_norms
 from .modes import gradient
 from .unroll import contributions, forward, jacobian, log10_by_step, log10_norm_by_lag, step, trace
 
@@ -76,12 +78,18 @@ def lag_curves(horizon: int = 50, hidden: int = 8, seeds: int = 16, seed: int = 
     rows = []
     labels = ("rnn (tanh)", "lstm", "gru")
     for name in ("rnn", "lstm", "gru"):
-        cell = make_cell(CELLS[name], activation="tanh" if name == "rnn" else None, n=hidden, m=1)
-        x = np.random.default_rng(seed).uniform(-1, 1, (horizon, seeds, 1))
-        by_lag = log10_norm_by_lag(make_problem(cell, random_params(cell, (seeds,), seed), x))
-        rows.append(np.percentile(by_lag, [10, 50, 90], axis=1))
+        layer = Layer(make_core(CELLS[name], None, "tanh" if name == "rnn" else None), hidden, 1)
+        x = np.random.default_rng(seed).uniform(-1, 1, (horizon, seeds, 1)).transpose(1, 0, 2)
+        params = random_params(layer, (seeds,), seed)
+        by_lag = [jacobian_norms(layer.core, _nth(params, i), x, sequence=i).log10_by_lag for i in range(seeds)]
+        rows.append(np.percentile(by_lag, [10, 50, 90], axis=0))
     rows = np.array(rows)
     return LagCurves(np.arange(horizon + 1), labels, rows[:, 1], rows[:, 0], rows[:, 2], hidden)
+
+
+def _nth(params: dict[str, np.ndarray], i: int) -> dict[str, np.ndarray]:
+    """Setting i of a batch of layer parameters (each with a leading batch axis)."""
+    return {name: value[i] for name, value in params.items()}
 
 
 @dataclass(frozen=True)
@@ -116,15 +124,15 @@ class Pascanu:
 
 def pascanu(lag: int = 50, hidden: int = 16, seeds: int = 8, seed: int = 0) -> Pascanu:
     """Random W_hh scaled to σ₁ in [0.5, 1.5]: the measured Jacobian norm against (γσ₁)^T."""
-    cell = make_cell(CELLS["rnn"], activation="tanh", n=hidden, m=1)
+    core = make_core(CELLS["rnn"], None, "tanh")
     rng = np.random.default_rng(seed)
     raw = rng.normal(size=(seeds, hidden, hidden))
     raw /= np.linalg.norm(raw, 2, axis=(-2, -1))[:, None, None]
     sigma1 = np.linspace(0.5, 1.5, 21)
-    w = sigma1[:, None, None, None] * raw[None]
-    params = {"W_hh": w, "W_xh": rng.uniform(-0.25, 0.25, (hidden, 1)), "b_h": np.zeros((hidden, 1))}
+    shared = {"W_xh": rng.uniform(-0.25, 0.25, (hidden, 1)), "b_h": np.zeros(hidden)}
     x = rng.uniform(-1, 1, (lag, 1))
-    measured = log10_by_step(make_problem(cell, params, x))[-1]
+    measured = np.array([[jacobian_norms(core, {**shared, "W_hh": s * w}, x, lags=()).log10_by_lag[lag]
+                          for w in raw] for s in sigma1])
     return Pascanu(sigma1, measured, lag * np.log10(sigma1), lag, hidden)
 
 

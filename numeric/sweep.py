@@ -8,9 +8,6 @@ result does not depend on how many there are.
 from __future__ import annotations
 
 import json
-import multiprocessing
-import os
-import signal
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -21,6 +18,7 @@ import numpy as np
 from derive.errors import InvalidValue, UnrolledError
 from derive.render import finite
 
+from . import workers
 from .train import Settings, TrainResult, check, train
 
 LAGS = (2, 5, 10, 20, 50, 100)
@@ -48,14 +46,6 @@ def summary(result: TrainResult) -> dict:
 
 
 
-BLAS_THREADS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
-
-
-def _worker() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-
-
 def _one(s: Settings) -> dict:
     return summary(train(s))
 
@@ -68,26 +58,10 @@ def sweep(base: Settings, cells=CELLS, lags=LAGS, seeds: int = SEEDS, jobs: int 
     start = time.perf_counter()
     results = []
     if jobs > 1:
-        # Fresh (spawned) workers, which load NumPy with one BLAS thread each: the matrices are
-        # small and the workers share the cores.  They ignore Ctrl-C; the parent stops them.
-        threads = {v: os.environ.get(v) for v in BLAS_THREADS}
-        os.environ.update({v: "1" for v in BLAS_THREADS})
-        pool = multiprocessing.get_context("spawn").Pool(jobs, initializer=_worker)
-        for v, value in threads.items():
-            if value is None:
-                os.environ.pop(v)
-            else:
-                os.environ[v] = value
-        try:
-            for run in pool.imap(_one, todo):
+        with workers.pool(jobs) as running:
+            for run in running.imap(_one, todo):
                 results.append(run)
                 on_run(run, len(results), len(todo))
-            pool.close()
-        except BaseException:
-            pool.terminate()  # an interrupt stops the runs in flight rather than waiting for them
-            raise
-        finally:
-            pool.join()
     else:
         for s in todo:
             results.append(_one(s))

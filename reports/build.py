@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import os
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -18,8 +19,13 @@ from typing import Callable
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.backends.backend_pdf import PdfPages
 
+from derive import solve
+from derive.cells import CELLS
+from derive.core import Layer, make_core
 from derive.errors import InvalidValue
-from numeric import studies, sweep
+from derive.matrixstory import align, matrix_latex_sections
+from derive.render import to_latex
+from numeric import studies, sweep, workers
 from numeric.check import check_all
 from numeric.files import check_replaceable, write_all
 
@@ -28,6 +34,7 @@ from . import figures, pages
 PDF_NAME = "unrolled-report.pdf"
 PDF_METADATA = {"Creator": None, "Producer": None, "CreationDate": None}
 PNG_METADATA = {"Software": None}
+RASTER_DPI = 200
 
 
 @dataclass(frozen=True)
@@ -122,17 +129,42 @@ def _png(fig, dpi: int) -> bytes:
     return figure_bytes(fig, "png", dpi)
 
 
-def _pdf(chosen, results, settings: dict, check) -> bytes:
+def _pdf(chosen, results, settings: dict, check: Callable[[], tuple] | None, steps: int) -> bytes:
+    """Every page; ``check`` gives the checks page's rows when it is needed (the last page)."""
+    derived = derived_pages(steps)
+    contents = ["equations", *(title for title, _ in derived), *(s.name for s in chosen)]
+    if check is not None:
+        contents.append("numeric checks")
     buffer = io.BytesIO()
     with PdfPages(buffer, metadata=PDF_METADATA) as pdf:
-        title = pages.title_page(settings, [s.name for s in chosen], with_checks=check is not None)
-        for page in (title, pages.equations_page()):
-            pdf.savefig(page)
+        pdf.savefig(pages.title_page(settings, contents))
+        pdf.savefig(pages.equations_page())
+        for title, blocks in derived:
+            pdf.savefig(pages.derived_page(title, blocks))
         for section, result in zip(chosen, results):
-            pdf.savefig(pages.figure_page(section.draw, result, section.text(result)))
+            # dpi: the resolution of rasterized meshes (a vector mesh of 10^4 cells takes seconds to write)
+            pdf.savefig(pages.figure_page(section.draw, result, section.text(result)), dpi=RASTER_DPI)
         if check is not None:
-            pdf.savefig(pages.check_page(*check))
+            pdf.savefig(pages.check_page(*check()))
     return buffer.getvalue()
+
+
+def derived_pages(steps: int) -> tuple[tuple[str, tuple], ...]:
+    """(title, ((heading, align* LaTeX, columns), ...)) for each page of derive's own equations."""
+    lstm = matrix_latex_sections(Layer(make_core(CELLS["lstm"]), 4, 1), steps)
+    rnn = to_latex(solve("rnn", activation="tanh", hidden=2, steps=steps))
+    return (
+        ("derived: one step and its Jacobian", (
+            ("One LSTM layer at any hidden size n  (python cli.py derive --cell lstm --hidden 4 --format latex)",
+             align(lstm["step"] + lstm["jacobian"]), 1),
+            ("The tanh RNN at n = 2, element by element  (python cli.py derive --hidden 2 --activation tanh)",
+             rnn, 1))),
+        ("derived: BPTT through the LSTM", (
+            ("The cotangent δ of each matrix product, and the carries s̄ passed back to step t − 1",
+             align(lstm["cotangents"]), 1),
+            (f"The gradients: each weight's δ times its operand, summed over the T = {steps} steps",
+             align(lstm["gradients"]), 2))),
+    )
 
 
 def targets(out: str, only: tuple[str, ...], fmt: str) -> list[Path]:
@@ -167,18 +199,28 @@ def build(out: str, *, only=(), fmt="both", steps=50, seed=0, dpi=100, force=Fal
     chosen = [s for s in sections(steps, seed, longterm) if not only or s.name in only]
     if any(s.name == "longterm" for s in chosen):
         sweep.read_results(longterm)  # a bad results file is refused before any work
-    results = []
-    for done, section in enumerate(chosen):
-        progress(f"[{done + 1}/{len(chosen)}] {section.name}")
-        results.append(section.compute())
-    files = {}
-    if fmt in ("png", "both"):
-        files.update({folder / f"{s.name}.png": _png(s.draw(r), dpi) for s, r in zip(chosen, results)})
-    if fmt in ("pdf", "both"):
-        progress("checks" if not only else "pdf")
-        check = check_all(seed) if not only else None
-        settings = {"steps": steps, "seed": seed, "dpi": dpi, "figures": ", ".join(s.name for s in chosen)}
-        files[folder / PDF_NAME] = _pdf(chosen, results, settings, check)
+    with_checks = fmt in ("pdf", "both") and not only
+    with workers.pool(1) if with_checks else nullcontext() as background:
+        # The checks (about 20 s, mostly SymPy) run in a second process while this one draws.
+        checks = background.apply_async(check_all, (seed,)) if with_checks else None
+        results = []
+        for done, section in enumerate(chosen):
+            progress(f"[{done + 1}/{len(chosen)}] {section.name}")
+            results.append(section.compute())
+        files = {}
+        if fmt in ("png", "both"):
+            progress("PNG files")
+            files.update({folder / f"{s.name}.png": _png(s.draw(r), dpi) for s, r in zip(chosen, results)})
+        if fmt in ("pdf", "both"):
+            progress("PDF pages")
+            settings = {"steps": steps, "seed": seed, "dpi": dpi, "figures": ", ".join(s.name for s in chosen)}
+
+            def checked():
+                if not checks.ready():
+                    progress("waiting for the checks")
+                return checks.get()
+
+            files[folder / PDF_NAME] = _pdf(chosen, results, settings, checked if checks else None, steps)
     try:
         folder.mkdir(parents=True, exist_ok=True)  # only now: a failed run leaves no empty folder
     except OSError as error:

@@ -50,7 +50,7 @@ def tanh_heatmap(r: studies.Heatmap, fig=None) -> Figure:
     fig, ax = _figure("tanh RNN: gradients vanish left of γ|w| = 1 and may explode right of it", fig)
     limit = max(abs(np.nanmin(r.log10)), abs(np.nanmax(r.log10)), 1e-9)
     mesh = ax.pcolormesh(r.weights, r.steps, r.log10.T, cmap="RdBu_r", shading="nearest",
-                         norm=TwoSlopeNorm(0.0, -limit, limit))
+                         norm=TwoSlopeNorm(0.0, -limit, limit), rasterized=True)
     ax.axvline(1 / r.gamma, color="k", ls="--", lw=1.5, label="γ|w| = 1 (γ = sup tanh' = 1)")
     fig.colorbar(mesh, ax=ax, label="mean log10 |∂h_T/∂h_0| over 32 input sequences")
     ax.set_xlabel("recurrent weight w")
@@ -131,7 +131,7 @@ def sources(r: studies.Sources, fig=None) -> Figure:
     for ax, name, grid in zip(axes, r.cells, r.log10):
         n = grid.shape[0]
         mesh = ax.pcolormesh(np.arange(1, n + 1), np.arange(1, n + 1), grid, vmin=lo, vmax=hi,
-                             cmap="viridis", shading="nearest")
+                             cmap="viridis", shading="nearest", rasterized=True)
         ax.set_title(name, fontsize=10)
         ax.set_xlabel("source step k")
     axes[0].set_ylabel("horizon T")
@@ -240,7 +240,7 @@ def cliff(r: studies.Cliff, fig=None) -> Figure:
                       f"{r.target:g})² from x_0 = {r.x0:g}", fig)
     finite = r.log10_loss[np.isfinite(r.log10_loss)]
     mesh = ax.pcolormesh(r.w, r.b, r.log10_loss, cmap="viridis", shading="nearest",
-                         vmin=np.percentile(finite, 1), vmax=finite.max())
+                         vmin=np.percentile(finite, 1), vmax=finite.max(), rasterized=True)
     fig.colorbar(mesh, ax=ax, label=f"log10 (x_{r.steps} − target)²")
     for paths, color, label in ((r.plain, "tab:red", f"plain gradient descent (lr {r.lr:g})"),
                                 (r.clipped, "white", f"norm clipped to ‖g‖ ≤ {r.threshold:g}")):

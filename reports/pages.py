@@ -5,62 +5,44 @@ from __future__ import annotations
 import textwrap
 
 from matplotlib.figure import Figure
-from matplotlib.mathtext import MathTextParser
 
 from numeric.present import check_legend, check_lines
 
-A4 = (8.27, 11.69)
+from . import mathtext
 
-#: (label, mathtext, plain text for where mathtext cannot draw it)
+A4 = (8.27, 11.69)
+MARGIN = 0.6  # inches
+
+#: (label, mathtext): the lecture's equations, each one line that mathtext sets
 EQUATIONS = (
-    ("The RNN step", r"h_t = \phi(W_{hh} h_{t-1} + W_{xh} x_t + b_h)", "h_t = φ(W_hh h_{t-1} + W_xh x_t + b_h)"),
-    ("Its local Jacobian", r"J_t = \frac{\partial h_t}{\partial h_{t-1}} = \mathrm{diag}(\phi'(a_t))\, W_{hh}",
-     "J_t = ∂h_t/∂h_{t-1} = diag(φ'(a_t)) W_hh"),
+    ("The RNN step", r"h_t = \phi(W_{hh} h_{t-1} + W_{xh} x_t + b_h)"),
+    ("Its local Jacobian", r"J_t = \frac{\partial h_t}{\partial h_{t-1}} = \mathrm{diag}(\phi'(a_t))\, W_{hh}"),
     ("The chain rule over T steps",
-     r"\frac{\partial h_T}{\partial h_k} = J_T J_{T-1} \cdots J_{k+1} = \prod_{t=k+1}^{T} J_t",
-     "∂h_T/∂h_k = J_T J_{T-1} ⋯ J_{k+1}"),
+     r"\frac{\partial h_T}{\partial h_k} = J_T J_{T-1} \cdots J_{k+1} = \prod_{t=k+1}^{T} J_t"),
     ("Linear, scalar: the lecture's example",
-     r"\frac{\partial h_T}{\partial h_0} = w^T,\quad 2^{50} = 1125899906842624,\quad 0.5^{50} \approx 8.88\times 10^{-16}",
-     "∂h_T/∂h_0 = w^T; 2^50 = 1125899906842624; 0.5^50 ≈ 8.88e-16"),
-    ("tanh, scalar", r"\frac{\partial h_T}{\partial h_k} = w^{T-k} \prod_{t=k+1}^{T} (1 - h_t^2)",
-     "∂h_T/∂h_k = w^(T−k) ∏ (1 − h_t²)"),
+     r"\frac{\partial h_T}{\partial h_0} = w^T,\quad 2^{50} = 1125899906842624,\quad 0.5^{50} \approx 8.88\times 10^{-16}"),
+    ("tanh, scalar", r"\frac{\partial h_T}{\partial h_k} = w^{T-k} \prod_{t=k+1}^{T} (1 - h_t^2)"),
     ("Pascanu, Mikolov & Bengio (2013)",
-     r"\left\|\frac{\partial h_T}{\partial h_k}\right\| \leq (\gamma\,\sigma_1)^{T-k},\quad \gamma = \sup|\phi'|",
-     "‖∂h_T/∂h_k‖ ≤ (γ σ₁)^(T−k), γ = sup|φ'|"),
-    ("The LSTM step (gates i, f, g, o)", r"c_t = f_t \odot c_{t-1} + i_t \odot g_t,\quad h_t = o_t \odot \tanh(c_t)",
-     "c_t = f_t ⊙ c_{t-1} + i_t ⊙ g_t, h_t = o_t ⊙ tanh(c_t)"),
+     r"\left\|\frac{\partial h_T}{\partial h_k}\right\| \leq (\gamma\,\sigma_1)^{T-k},\quad \gamma = \sup|\phi'|"),
+    ("The LSTM step (gates i, f, g, o)", r"c_t = f_t \odot c_{t-1} + i_t \odot g_t,\quad h_t = o_t \odot \tanh(c_t)"),
     ("The constant error carousel, along the cell path alone",
-     r"\left.\frac{\partial c_T}{\partial c_0}\right|_{c\ \mathrm{path\ only}} = \prod_{t=1}^{T} f_t",
-     "(∂c_T/∂c_0)|_(c path only) = ∏ f_t"),
+     r"\left.\frac{\partial c_T}{\partial c_0}\right|_{c\ \mathrm{path\ only}} = \prod_{t=1}^{T} f_t"),
     ("BPTT for a loss on the last state",
-     r"\frac{\partial L}{\partial \theta} = \sum_{k=1}^{T} \frac{\partial L}{\partial s_T}\left(\prod_{t=k+1}^{T} J_t\right)\frac{\partial^+ s_k}{\partial \theta}",
-     "∂L/∂θ = Σ_k (∂L/∂s_T)(J_T ⋯ J_{k+1})(∂⁺s_k/∂θ)"),
-    ("The lecture's sigmoid", r"\sigma(x) = \frac{e^x}{e^x + 1}", "σ(x) = e^x/(e^x + 1)"),
+     r"\frac{\partial L}{\partial \theta} = \sum_{k=1}^{T} \frac{\partial L}{\partial s_T}\left(\prod_{t=k+1}^{T} J_t\right)\frac{\partial^+ s_k}{\partial \theta}"),
+    ("The lecture's sigmoid", r"\sigma(x) = \frac{e^x}{e^x + 1}"),
 )
 
-_PARSER = MathTextParser("path")
 
-
-def renders(tex: str) -> bool:
-    """Whether mathtext can draw ``tex``; where it cannot, the page shows plain text."""
-    try:
-        _PARSER.parse(f"${tex}$")
-    except ValueError:
-        return False
-    return True
-
-
-def title_page(settings: dict, names: list[str], with_checks: bool = False) -> Figure:
+def title_page(settings: dict, contents: list[str]) -> Figure:
+    """The title, the settings and the list of pages (``contents``, from page 2 on)."""
     fig = Figure(figsize=A4)
     fig.text(0.5, 0.8, "Unrolled", ha="center", fontsize=32, weight="bold")
     fig.text(0.5, 0.74, "Why gradients vanish or explode in recurrent networks", ha="center", fontsize=14)
     # long values (the figure list) wrap under themselves rather than run off the page
     lines = [textwrap.fill(f"{key}: {value}", 60, subsequent_indent=" " * (len(key) + 2)) for key, value in settings.items()]
     fig.text(0.15, 0.62, "Settings\n" + "\n".join(lines), va="top", fontsize=11, family="monospace")
-    contents = [" 1  title", " 2  equations", *(f"{i + 3:>2}  {name}" for i, name in enumerate(names))]
-    if with_checks:
-        contents.append(f"{len(names) + 3:>2}  numeric checks")
-    fig.text(0.15, 0.42, "Pages\n" + "\n".join(contents), va="top", fontsize=11, family="monospace")
+    listed = [f"{i:>2}  {name}" for i, name in enumerate(["title", *contents], 1)]
+    fig.text(0.15, 0.42, "Pages\n" + "\n".join(listed), va="top", fontsize=11, family="monospace")
     return fig
 
 
@@ -68,10 +50,23 @@ def equations_page() -> Figure:
     fig = Figure(figsize=A4)
     fig.text(0.5, 0.95, "The equations", ha="center", fontsize=16, weight="bold")
     y = 0.88
-    for label, tex, plain in EQUATIONS:
+    for label, tex in EQUATIONS:
         fig.text(0.08, y, label, fontsize=10, color="0.35")
-        fig.text(0.1, y - 0.035, f"${tex}$" if renders(tex) else plain, fontsize=13)
+        fig.text(0.1, y - 0.035, f"${mathtext.to_mathtext(tex)}$", fontsize=13)
         y -= 0.085
+    return fig
+
+
+def derived_page(title: str, blocks: tuple[tuple[str, str, int], ...], size: float = 10) -> Figure:
+    """derive's own LaTeX, set by ``reports.mathtext``: (heading, ``align*`` block, columns) per block."""
+    fig = Figure(figsize=A4)
+    fig.text(0.5, 0.965, title[0].upper() + title[1:], ha="center", fontsize=14, weight="bold")
+    top = A4[1] * 0.93
+    for heading, align, columns in blocks:
+        fig.text(MARGIN / A4[0], top / A4[1], heading, fontsize=9.5, color="0.35", va="top")
+        top -= 0.32
+        top -= mathtext.draw(fig, mathtext.rows(align), MARGIN + 0.15, top, A4[0] - 2 * MARGIN - 0.15, size, columns)
+        top -= 0.2
     return fig
 
 

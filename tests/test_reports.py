@@ -36,8 +36,10 @@ def full_report(tmp_path_factory):
 
 def test_pdf_has_title_equations_figures_and_checks(full_report):
     reader = PdfReader(full_report[0] / PDF_NAME)
-    assert len(reader.pages) == 2 + len(NAMES) + 1
+    derived = len(reports.build.derived_pages(50))
+    assert len(reader.pages) == 2 + derived + len(NAMES) + 1
     assert "Numeric checks" in reader.pages[-1].extract_text()
+    assert "Derived: one step and its Jacobian" in reader.pages[2].extract_text()
 
 
 def test_every_png_has_its_size(full_report):
@@ -55,7 +57,7 @@ def test_only_and_format(tmp_path):
     result = runner.invoke(app, ["report", "--out", str(tmp_path), "--only", "explode", "--only", "clipping", "--dpi", "50"])
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clipping.png", "explode.png", PDF_NAME]
-    assert len(PdfReader(tmp_path / PDF_NAME).pages) == 4
+    assert len(PdfReader(tmp_path / PDF_NAME).pages) == 2 + len(reports.build.derived_pages(50)) + 2
     assert png_size(tmp_path / "explode.png") == (400, 250)
     png_only = tmp_path / "png"
     png_only.mkdir()
