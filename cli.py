@@ -18,6 +18,7 @@ if __name__ == "__main__":
 
 import json
 import threading
+import time
 from contextlib import contextmanager
 from enum import Enum
 from typing import Annotated, Optional
@@ -223,6 +224,23 @@ class Progress:
             typer.echo("\r" + " " * 100 + "\r", err=True, nl=False)
 
 
+class Status:
+    """One line on a terminal (stderr) saying what a long run is doing now, with the time so far;
+    nothing on a pipe.  A context: the line is cleared on the way out, before any error is printed."""
+
+    def __enter__(self):
+        self.tty, self.start = sys.stderr.isatty(), time.monotonic()
+        return self
+
+    def __call__(self, doing: str) -> None:
+        if self.tty:
+            typer.echo(f"\r{time.monotonic() - self.start:5.1f} s  {doing}"[:100].ljust(100), err=True, nl=False)
+
+    def __exit__(self, *exc) -> None:
+        if self.tty:
+            typer.echo("\r" + " " * 100 + "\r", err=True, nl=False)
+
+
 class Format(str, Enum):
     text = "text"
     latex = "latex"
@@ -371,11 +389,12 @@ def numeric(
             raise UsageError("--torch-names", "names the arrays of --out FILE.npz; give --out too")
         if out is not None:
             check_target(out, "out", force)
-        r = run(Request(
-            cell=cell, variant=variant, activation=activation, formulas=tuple(formula or ()), hidden=hidden,
-            input_size=input_size, steps=steps, params_file=params, layer=layer, seed=seed, inputs=inputs,
-            inputs_file=inputs_file, batch=batch, h0=h0, c0=c0, grid=tuple(grid or ()), mode=mode.value,
-            truncate=truncate, every_step=every_step))
+        with Status() as status:
+            r = run(Request(
+                cell=cell, variant=variant, activation=activation, formulas=tuple(formula or ()), hidden=hidden,
+                input_size=input_size, steps=steps, params_file=params, layer=layer, seed=seed, inputs=inputs,
+                inputs_file=inputs_file, batch=batch, h0=h0, c0=c0, grid=tuple(grid or ()), mode=mode.value,
+                truncate=truncate, every_step=every_step), progress=status)
         if out is not None:
             data = arrays(r, torch_names)
             write_atomic(out, "out", lambda f: np.savez(f, **data), force=force)
@@ -549,19 +568,11 @@ def report(
 
     from reports.build import build
 
-    show = sys.stderr.isatty()
-
-    def progress(step: str):
-        if show:
-            typer.echo(f"\rcomputing {step:<20}", err=True, nl=False)
-
-    with reported(), np.errstate(all="ignore"):
+    with reported(), np.errstate(all="ignore"), Status() as status:
         from numeric.sweep import BUNDLED
 
         paths = build(out, only=tuple(only or ()), fmt=format.value, steps=steps, seed=seed, dpi=dpi,
-                      force=force, progress=progress, longterm=longterm_results or BUNDLED)
-    if show:
-        typer.echo("\r" + " " * 40 + "\r", err=True, nl=False)
+                      force=force, progress=status, longterm=longterm_results or BUNDLED)
     typer.echo("\n".join(str(p) for p in paths))
 
 

@@ -283,7 +283,7 @@ def check_cases(rows: tuple[CheckRow, ...]) -> list[tuple[str, list[str], bool]]
     for (cell, variant, n, steps), by_ref in cases.items():
         errors = [f"{by_ref[ref].error:.1e}" + ("" if by_ref[ref].passed else "!") if ref in by_ref else "—"
                   for ref, _ in CHECK_COLUMNS]
-        out.append((f"{cell:<10}{variant:<9}{n:>2}{steps:>4}", errors, all(r.passed for r in by_ref.values())))
+        out.append((f"{cell:<12}{variant:<9}{n:>2}{steps:>4}", errors, all(r.passed for r in by_ref.values())))
     return out
 
 
@@ -307,7 +307,7 @@ def check_legend(rows: tuple[CheckRow, ...]) -> list[str]:
 def check_lines(rows: tuple[CheckRow, ...], verdict: tuple[str, str, str] = ("result", "pass", "FAIL")) -> list[str]:
     """The header and one line per case: errors in the columns of ``CHECK_COLUMNS``, then the verdict."""
     head, good, bad = verdict
-    return [f"{'cell':<10}{'variant':<9}{'n':>2}{'T':>4}" + "".join(f"{short:>11}" for _, short in CHECK_COLUMNS)
+    return [f"{'cell':<12}{'variant':<9}{'n':>2}{'T':>4}" + "".join(f"{short:>11}" for _, short in CHECK_COLUMNS)
             + f"  {head}",
             *(label + "".join(f"{e:>11}" for e in errors) + f"  {good if passed else bad}"
               for label, errors, passed in check_cases(rows))]

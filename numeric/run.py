@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
@@ -213,8 +214,10 @@ def check_time(cell: Cell, settings: int, steps: int) -> None:
                            f"{seconds:.0f} s; allowed: runs estimated under {MAX_SECONDS} s (fewer steps or settings)")
 
 
-def run(req: Request, weights: dict[str, np.ndarray] | None = None) -> NumericResult | LayerRun:
-    """Unroll a cell and differentiate it through time, as ``req`` asks (``weights``: given values)."""
+def run(req: Request, weights: dict[str, np.ndarray] | None = None,
+        progress: Callable[[str], None] = lambda doing: None) -> NumericResult | LayerRun:
+    """Unroll a cell and differentiate it through time, as ``req`` asks (``weights``: given values);
+    ``progress`` hears what is being done as each stage starts."""
     definition = cell_definition(req.cell, tuple(req.formulas))
     check_request(req, definition)
     mode = choose(req.mode, bool(req.grid))
@@ -228,21 +231,24 @@ def run(req: Request, weights: dict[str, np.ndarray] | None = None) -> NumericRe
     x, batched = read_or_draw_inputs(req.inputs, req.inputs_file, req.steps, m, req.batch, req.seed)
     if mode == "matrix":
         check_layer_time(Layer(core, n, m), x.shape[0], x.shape[1])
-        return _run_layer(req, Layer(core, n, m), params, x, batched, source)
-    return _run_grid(req, definition, core.variant, n, m, params, x, mode)
+        return _run_layer(req, Layer(core, n, m), params, x, batched, source, progress)
+    return _run_grid(req, definition, core.variant, n, m, params, x, mode, progress)
 
 
-def _run_layer(req: Request, layer: Layer, params, x, batched: bool, source: str) -> LayerRun:
+def _run_layer(req: Request, layer: Layer, params, x, batched: bool, source: str, progress) -> LayerRun:
     if params is None:
         params = random_params(layer, seed=req.seed)
     s0 = np.array(parse_initial_state(layer, req.h0, req.c0), dtype=float).ravel()
     initial = {s: s0[j * layer.n:(j + 1) * layer.n] for j, s in enumerate(layer.states)}
+    progress(f"{layer.label}, n = {layer.n}: unrolling {x.shape[1]} steps of {x.shape[0]} sequences and BPTT")
     result = value_and_grad(layer.core, params, x, initial, every_step=req.every_step, truncate=req.truncate,
                             adjoint_norms=True)
     check_finite(result.states, result.grads, ("sequence", "unit"))
     S = len(layer.states) * layer.n
     # Below 64 state elements every lag's SVD is cheap; above, the summary's lags only.
     shown = None if S <= 64 else {k for k in LAGS}
+    if S <= MAX_JACOBIAN_ROWS:
+        progress(f"{layer.label}, n = {layer.n}: ‖∂s_T/∂s_(T−k)‖ by lag ({S} rows back through the steps)")
     lags = jacobian_norms(layer.core, params, x, initial, lags=shown) if S <= MAX_JACOBIAN_ROWS else None
     small = S <= SMALL
     names, trace_rows = _trace(layer, result) if small else ((), None)
@@ -348,7 +354,8 @@ def _gridded(params: dict, axes) -> dict:
     return out
 
 
-def _run_grid(req: Request, definition, variant: str, n: int, m: int, params, x, mode: str) -> NumericResult:
+def _run_grid(req: Request, definition, variant: str, n: int, m: int, params, x, mode: str,
+              progress) -> NumericResult:
     how = "a grid" if req.grid else f"mode {req.mode}"
     if max(n, m) > MAX_GRID_HIDDEN:
         raise InvalidValue("hidden", f"{how} runs element by element: hidden and input size 1 to "
@@ -367,10 +374,13 @@ def _run_grid(req: Request, definition, variant: str, n: int, m: int, params, x,
     problem = make_problem(cell, _gridded(params, axes), x[0], s0)
     if req.truncate is not None and grid_mode(problem, mode, req.truncate) == "forward":
         raise InvalidValue("truncate", "truncated BPTT needs reverse mode")
+    progress(f"{cell.label}: {problem.steps} steps for {int(np.prod(problem.batch_shape))} settings "
+             f"(the first run compiles the cell's kernels)")
     grads, jacobian = gradient_and_jacobian(problem, mode, req.truncate, req.every_step)
     single = not axes
     rows = trace(problem) if single else None
     if single:
+        progress(f"{cell.label}: the trace and ‖∂s_T/∂s_(T−k)‖ by lag")
         names = quantity_names(cell)
         # every quantity of every step (gates too), named q_t: the first to leave float64 is named
         check_finite({q: rows[:, i] for i, q in enumerate(names)}, grads, (), first_step=1)

@@ -205,14 +205,14 @@ def build(out: str, *, only=(), fmt="both", steps=50, seed=0, dpi=100, force=Fal
         checks = background.apply_async(check_all, (seed,)) if with_checks else None
         results = []
         for done, section in enumerate(chosen):
-            progress(f"[{done + 1}/{len(chosen)}] {section.name}")
+            progress(f"computing {section.name} [{done + 1}/{len(chosen)}]")
             results.append(section.compute())
         files = {}
         if fmt in ("png", "both"):
-            progress("PNG files")
+            progress("drawing the PNG files")
             files.update({folder / f"{s.name}.png": _png(s.draw(r), dpi) for s, r in zip(chosen, results)})
         if fmt in ("pdf", "both"):
-            progress("PDF pages")
+            progress("drawing the PDF pages")
             settings = {"steps": steps, "seed": seed, "dpi": dpi, "figures": ", ".join(s.name for s in chosen)}
 
             def checked():

@@ -82,11 +82,11 @@ def check_page(rows, laws) -> Figure:
     fig = Figure(figsize=A4)
     fig.text(0.5, 0.96, "Numeric checks (python cli.py check)", ha="center", fontsize=14, weight="bold")
     head, *lines = check_lines(rows, ("ok", "yes", "NO"))
-    size = 8.5 if len(lines) <= 40 else 7.5
+    size = 9.5 if len(lines) <= 40 else 8
     fig.text(0.05, 0.92, "\n".join([head, *lines]), va="top", family="monospace", fontsize=size)
     legend = [line for item in check_legend(rows) for line in textwrap.wrap(item, 88)]
     law = ["Law: the fitted slope of log10|∂h_T/∂h_0| against T equals log10|w| (linear RNN)",
            *(f"  w = {w:<5} slope {s:.10f}   log10|w| {e:.10f}" for w, s, e in laws)]
     below = 0.92 - (len(lines) + 1) * size * 1.2 / 72 / A4[1] - 0.02  # under the table, 1.2 lines per pt
-    fig.text(0.05, below, "\n".join([*legend, "", *law]), va="top", family="monospace", fontsize=8)
+    fig.text(0.05, below, "\n".join([*legend, "", *law]), va="top", family="monospace", fontsize=9)
     return fig

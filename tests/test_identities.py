@@ -74,6 +74,10 @@ def test_state_jacobian_numeric(any_cell, T):
 @pytest.mark.parametrize("T", [2, 3])
 def test_bptt_numeric_every_parameter(any_cell, T):
     cell = any_cell
+    if T == 3 and (cell.name, cell.variant) == ("lstm", "peephole"):
+        # Its nested loss at T = 3 (c feeding every gate) takes SymPy 21 s to differentiate; T = 2
+        # here, T = 3 for its state Jacobian above and T = 20 to 100 in the numeric checks cover it.
+        pytest.skip("the peephole LSTM's T = 3 nested loss is too slow to differentiate (T = 2 runs)")
     point = random_point(cell, T, seed=10 + T)
     for name in cell.param_names():
         theta = list(cell.param(name))

@@ -93,3 +93,18 @@ def test_every_text_lies_on_the_page_and_is_large_enough_to_read(name):
         box = text.get_window_extent(renderer)
         assert 0 <= box.x0 and box.x1 <= width and 0 <= box.y0 and box.y1 <= height, (name, text.get_text()[:60])
         assert text.get_fontsize() >= 9, (name, text.get_text()[:60])
+
+
+def test_the_checks_page_lies_on_the_page():
+    """The widest rows the check table has (the longest labels, every reference) at a readable size."""
+    from numeric.check import check_one
+
+    rows, laws = check_one("gru", (), 3)
+    rows += check_one("lstm", (), 3)[0]
+    page = pages.check_page(rows, laws)
+    FigureCanvasAgg(page)
+    renderer = page.canvas.get_renderer()
+    for text in (t for t in page.findobj(Text) if t.get_text()):
+        box = text.get_window_extent(renderer)
+        assert 0 <= box.x0 and box.x1 <= page.bbox.width and 0 <= box.y0, text.get_text()[:60]
+        assert text.get_fontsize() >= 9

@@ -183,9 +183,12 @@ def test_cli_grid_and_out(tmp_path):
 
 
 def test_cli_check_passes():
-    result = runner.invoke(app, ["check"])
+    """One line per case, the activations included (the whole set runs in the report's checks page)."""
+    result = runner.invoke(app, ["check", "--cell", "rnn", "--steps", "30"])
     assert result.exit_code == 0, result.output
     assert " 0 failed" in result.output and "FAIL" not in result.output
+    cases = [line.split()[:2] for line in result.output.splitlines() if line.startswith("rnn ")]
+    assert cases == [["rnn", "linear"], ["rnn", "tanh"], ["rnn", "sigmoid"], ["rnn", "relu"]], result.output
 
 
 needs_cc = pytest.mark.skipif(__import__("numeric.native").native.compiler() is None, reason="no C compiler")

@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 import reports.build
 from cli import app
 from derive.errors import UnrolledError
+from numeric.check import default_cases
 from reports.build import NAMES, PDF_NAME
 
 runner = CliRunner()
@@ -38,7 +39,11 @@ def test_pdf_has_title_equations_figures_and_checks(full_report):
     reader = PdfReader(full_report[0] / PDF_NAME)
     derived = len(reports.build.derived_pages(50))
     assert len(reader.pages) == 2 + derived + len(NAMES) + 1
-    assert "Numeric checks" in reader.pages[-1].extract_text()
+    checks = reader.pages[-1].extract_text()
+    assert "Numeric checks" in checks
+    # every case of `python cli.py check` on a line of its own, each within every tolerance
+    cases = [line for line in checks.splitlines() if line.rstrip().endswith((" yes", " NO"))]
+    assert len(cases) == len(default_cases()) and all(line.rstrip().endswith(" yes") for line in cases), checks
     assert "Derived: one step and its Jacobian" in reader.pages[2].extract_text()
 
 
@@ -120,3 +125,19 @@ def test_longterm_reads_a_results_file_and_refuses_a_bad_one(tmp_path):
     out = tmp_path / "r"
     result = runner.invoke(app, ["report", "--out", str(out), "--only", "longterm", "--longterm-results", str(bad)])
     assert result.exit_code == 2 and "--longterm-results" in result.output and not out.exists(), result.output
+
+
+def test_every_figure_function_returns_a_figure_and_writes_nothing(tmp_path, monkeypatch):
+    """Each section's draw(compute()) is a Figure with something drawn on it; no file appears anywhere we look."""
+    from matplotlib.figure import Figure
+
+    from reports import figure
+
+    monkeypatch.chdir(tmp_path)
+    for name in NAMES:
+        fig = figure(name, steps=10)
+        assert isinstance(fig, Figure) and fig.axes, name
+        assert any(ax.has_data() or ax.texts or ax.patches for ax in fig.axes), name
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(UnrolledError, match="unknown figure 'nope'; allowed: unrolled, explode"):
+        figure("nope")
