@@ -271,12 +271,12 @@ def derive(
     """Derive ∂h_T/∂h_0 (or ∂L/∂θ by BPTT) for a cell unrolled over T steps, as a worked solution."""
     from numeric.explain import wants_matrix_form
 
-    with reported():
+    with reported(), Status() as status:
         if graph is not None:
             _draw_unrolled(graph, force, cell, tuple(formula or ()), steps, variant, activation)
         if wants_matrix_form(hidden, params):
             text = _matrix_derivation(steps, cell, activation, variant, hidden, input_size, set_, params, layer,
-                                      truncate, inputs, h0, c0, format, formula, wrt)
+                                      truncate, inputs, h0, c0, format, formula, wrt, status)
         else:
             from derive.render import to_json, to_latex
             from derive.solution import solve
@@ -284,7 +284,7 @@ def derive(
 
             d = solve(cell, variant=variant, activation=activation, hidden=hidden, input_size=input_size or 1,
                       steps=steps, wrt=wrt, settings=tuple(set_ or ()), truncate=truncate,
-                      inputs=inputs, h0=h0, c0=c0, formulas=tuple(formula or ()))
+                      inputs=inputs, h0=h0, c0=c0, formulas=tuple(formula or ()), progress=status)
             render = {Format.text: story, Format.latex: to_latex,
                       Format.json: lambda d: json.dumps(to_json(d), indent=2)}
             text = render[format](d)
@@ -316,7 +316,7 @@ def _draw_unrolled(path: str, force: bool, cell: str, formulas: tuple[str, ...],
 
 
 def _matrix_derivation(steps, cell, activation, variant, hidden, input_size, set_, params, layer, truncate,
-                       inputs, h0, c0, format, formula, wrt) -> str:
+                       inputs, h0, c0, format, formula, wrt, status) -> str:
     import numpy as np
 
     from derive.matrixstory import matrix_json, matrix_latex, matrix_text
@@ -328,7 +328,7 @@ def _matrix_derivation(steps, cell, activation, variant, hidden, input_size, set
                       hidden=None if params else hidden, input_size=input_size, steps=steps, params_file=params,
                       layer=layer, inputs=inputs, h0=h0, c0=c0, truncate=truncate)
     with np.errstate(all="ignore"):
-        e = explain(request, tuple(set_ or ()), wrt)
+        e = explain(request, tuple(set_ or ()), wrt, progress=status)
     if format == Format.json:
         data = matrix_json(e.layer, e.steps)
         data["numbers"] = to_json(e.numbers) if e.numbers is not None else None

@@ -7,6 +7,7 @@ renderers in ``derive.render`` turn it into text, LaTeX or JSON.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import sympy as sp
 
@@ -203,8 +204,10 @@ def solve(
     h0: str | None = None,
     c0: str | None = None,
     formulas: tuple[str, ...] = (),
+    progress: Callable[[str], None] = lambda doing: None,
 ) -> Derivation:
-    """Derive ∂s_T/∂s_0 (or ∂L/∂θ by BPTT) for a cell over ``steps`` steps.
+    """Derive ∂s_T/∂s_0 (or ∂L/∂θ by BPTT) for a cell over ``steps`` steps; ``progress`` hears
+    what is being done as each stage starts.
 
     >>> d = solve(steps=50)
     >>> d.chain.closed, d.evaluations[0].entries[0].exact
@@ -218,6 +221,7 @@ def solve(
     kind, name = _resolve_wrt(the_cell, wrt)
     if truncate is not None and (kind != "param" or truncate < 1):
         raise InvalidValue("truncate", "needs a parameter --wrt (BPTT) and a whole number >= 1")
+    progress(f"{the_cell.label}: J_t and the chain rule over T = {steps}")
     problem = _Problem(
         cell=the_cell, steps=steps, of=name if kind == "state" else the_cell.output, wrt=name,
         chain=state_chain(the_cell, name, name) if kind == "state" else None,
@@ -226,7 +230,11 @@ def solve(
         else _checked_only(inputs, steps, the_cell.m),
         s0=parse_initial_state(the_cell, h0, c0),
     )
-    results = [_evaluate(problem, values) for values in _settings_to_try(the_cell, tuple(settings))]
+    results = []
+    tried = _settings_to_try(the_cell, tuple(settings))
+    for i, values in enumerate(tried, 1):
+        progress(f"{the_cell.label}: the numbers over T = {steps} (setting {i} of {len(tried)})")
+        results.append(_evaluate(problem, values))
     evaluations = tuple(r for r in results if isinstance(r, Evaluation))
     last = (steps,) if steps > SHOWN_STEPS else ()
     return Derivation(

@@ -8,6 +8,7 @@ numbers for a user's weights (``--params`` or every parameter ``--set``) from
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Callable
 
 import numpy as np
 
@@ -56,9 +57,11 @@ def _settings(layer: Layer, settings: tuple[str, ...]) -> dict[str, np.ndarray] 
     return values if set(values) == set(shapes) else None
 
 
-def explain(req: Request, settings: tuple[str, ...] = (), wrt: str | None = None) -> Explained:
-    """The layer ``req`` describes and, when weights are given, a run of it for the numbers.
-    The matrix form shows every block and every gradient; ``wrt`` is only checked to name one."""
+def explain(req: Request, settings: tuple[str, ...] = (), wrt: str | None = None,
+            progress: Callable[[str], None] = lambda doing: None) -> Explained:
+    """The layer ``req`` describes and, when weights are given, a run of it for the numbers
+    (``progress`` as ``numeric.run.run``'s).  The matrix form shows every block and every gradient;
+    ``wrt`` is only checked to name one."""
     definition = cell_definition(req.cell, req.formulas)
     core = make_core(definition, req.variant, req.activation)
     names = {*core.states, *(f"{s}_0" for s in core.states), *(name for name, _, _ in core.param_table()),
@@ -72,11 +75,11 @@ def explain(req: Request, settings: tuple[str, ...] = (), wrt: str | None = None
     if req.params_file is not None:
         if settings:
             raise InvalidValue("set", "give weights by --params or by --set, not both")
-        numbers = run(replace(req, steps=steps, mode="matrix"))
+        numbers = run(replace(req, steps=steps, mode="matrix"), progress=progress)
         return Explained(numbers.layer, steps, numbers)
     layer = Layer(core, *requested_sizes(req))
     values = _settings(layer, settings)
     if values is None:
         return Explained(layer, steps, None)
-    numbers = run(replace(req, steps=steps, mode="matrix"), weights=values)
+    numbers = run(replace(req, steps=steps, mode="matrix"), weights=values, progress=progress)
     return Explained(numbers.layer, steps, numbers)

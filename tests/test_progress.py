@@ -37,6 +37,7 @@ def _run(args: list[str], tty: bool) -> tuple[int, str, str]:
 
 
 CASES = {
+    "derive": (["derive", "--steps", "50"], "the numbers over T = 50 (setting 2 of 2)"),
     "numeric": (["numeric", "--cell", "lstm", "--hidden", "8", "--batch", "2", "--steps", "20"], "unrolling 20 steps"),
     "numeric grid": (["numeric", "--grid", "W_hh=0:1:3", "--steps", "5"], "5 steps for 3 settings"),
     "report": (["report", "--out", "{tmp}", "--only", "explode", "--format", "png"], "computing explode"),
