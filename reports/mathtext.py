@@ -152,12 +152,13 @@ def layout(row: Row, width: float, size: float) -> list[Line | Grid]:
 
 _GAP = 12.0   # points between matrix columns
 _PAD = 4.0    # points between a bracket and the entries
+_AFTER = 6.0  # points between "J_t =" and the left bracket
 
 
 def grid_width(grid: Grid, size: float) -> float:
     columns = zip(*grid.cells)
     widths = [max(extent(c, size)[0] for c in column) for column in columns]
-    return extent(f"{grid.lhs} =", size)[0] + 2 * _PAD + sum(widths) + _GAP * (len(widths) - 1) + 12
+    return extent(f"{grid.lhs} =", size)[0] + _AFTER + 2 * _PAD + sum(widths) + _GAP * (len(widths) - 1)
 
 
 def draw(fig, rows_: tuple[Row, ...], left: float, top: float, width: float, size: float,
@@ -195,7 +196,7 @@ def _draw_grid(fig, grid: Grid, x: float, y: float, size: float, fig_w: float, f
     height = sum(rows_h)
     lhs = f"${grid.lhs} =$"
     fig.text(x / fig_w, (y - height / 2) / fig_h, lhs, fontsize=size, va="center")
-    left = x + extent(f"{grid.lhs} =", size)[0] + 6
+    left = x + extent(f"{grid.lhs} =", size)[0] + _AFTER
     right = left + 2 * _PAD + sum(widths) + _GAP * (len(widths) - 1)
     for edge, hook in ((left, 4.0), (right, -4.0)):
         xs = [edge + hook, edge, edge, edge + hook]
