@@ -17,6 +17,7 @@ if __name__ == "__main__":
     signal.signal(signal.SIGTERM, _before_imports)
 
 import json
+import shutil
 import threading
 import time
 from contextlib import contextmanager
@@ -208,6 +209,12 @@ FormulaOption = Annotated[Optional[list[str]], typer.Option(
     help="With --cell custom: STATE = formula (repeatable), e.g. 'tanh(w*h + u*x + b)'.")]
 
 
+def _terminal_line(text: str) -> None:
+    """``text`` over the current line of the terminal (stderr), cut to its width so it never wraps."""
+    width = shutil.get_terminal_size((80, 24)).columns - 1
+    typer.echo("\r\x1b[K" + text[:width], err=True, nl=False)
+
+
 class Progress:
     """A bar on a terminal (stderr), nothing otherwise; the log lines go to stdout either way."""
 
@@ -217,28 +224,46 @@ class Progress:
     def __call__(self, done: int, note: str = "") -> None:
         if self.tty:
             filled = int(30 * done / self.total)
-            typer.echo(f"\r[{'#' * filled}{'.' * (30 - filled)}] {done}/{self.total} {note}"[:100], err=True, nl=False)
+            _terminal_line(f"[{'#' * filled}{'.' * (30 - filled)}] {done}/{self.total} {note}")
 
     def clear(self) -> None:
         if self.tty:
-            typer.echo("\r" + " " * 100 + "\r", err=True, nl=False)
+            _terminal_line("")
 
 
 class Status:
-    """One line on a terminal (stderr) saying what a long run is doing now, with the time so far;
-    nothing on a pipe.  A context: the line is cleared on the way out, before any error is printed."""
+    """One line on a terminal (stderr) saying what a long run is doing and for how long (the clock
+    ticks while a stage runs); nothing on a pipe.  A context: the line is cleared on the way out,
+    before any error is printed."""
 
     def __enter__(self):
-        self.tty, self.start = sys.stderr.isatty(), time.monotonic()
+        self.tty, self.start, self.doing = sys.stderr.isatty(), time.monotonic(), ""
+        self.lock, self.stopped = threading.Lock(), threading.Event()
+        if self.tty:
+            self.clock = threading.Thread(target=self._tick, daemon=True)
+            self.clock.start()
         return self
 
+    def _tick(self) -> None:
+        while not self.stopped.wait(0.5):
+            self._show()
+
+    def _show(self) -> None:
+        with self.lock:
+            if not self.stopped.is_set():
+                _terminal_line(f"{time.monotonic() - self.start:5.1f} s  {self.doing}")
+
     def __call__(self, doing: str) -> None:
+        self.doing = doing
         if self.tty:
-            typer.echo(f"\r{time.monotonic() - self.start:5.1f} s  {doing}"[:100].ljust(100), err=True, nl=False)
+            self._show()
 
     def __exit__(self, *exc) -> None:
         if self.tty:
-            typer.echo("\r" + " " * 100 + "\r", err=True, nl=False)
+            with self.lock:
+                self.stopped.set()
+                _terminal_line("")
+            self.clock.join()
 
 
 class Format(str, Enum):

@@ -10,6 +10,8 @@ from __future__ import annotations
 import builtins
 import importlib
 import keyword
+import unicodedata
+from collections import Counter
 from typing import Callable, Sequence
 
 import sympy as sp
@@ -41,6 +43,9 @@ def ordered_lambdify(exprs: Sequence[sp.Expr], args: Sequence[sp.Symbol], module
     >>> sign, taken, h = sp.Symbol("sign"), sp.Symbol("_arg0"), sp.Symbol("h[0]")
     >>> [float(v) for v in ordered_lambdify([sp.sign(h) * sign + taken], [sign, taken, h], "numpy")(2.0, 3.0, -1.0)]
     [1.0]
+    >>> x, x_real = sp.Symbol("x"), sp.Symbol("x", real=True)
+    >>> ordered_lambdify([x + 10 * x_real], [x, x_real], "math")(1, 2)
+    [21]
     """
     exprs = list(exprs)
     check_arguments(exprs, args)
@@ -48,10 +53,12 @@ def ordered_lambdify(exprs: Sequence[sp.Expr], args: Sequence[sp.Symbol], module
     # generated code calls (a parameter called sign) is renamed, all in one substitution: lambdify
     # would otherwise walk every expression once per such argument (20 s for the n = 8 LSTM).
     namespace = _namespace(modules)
-    unsafe = [a for a in args if str(a) in namespace or not str(a).isidentifier() or isinstance(a, sp.Dummy)]
+    printed = Counter(unicodedata.normalize("NFKC", str(a)) for a in args)
+    unsafe = [a for a in args if str(a) in namespace or not str(a).isidentifier() or isinstance(a, sp.Dummy)
+              or printed[unicodedata.normalize("NFKC", str(a))] > 1]  # x and x(real), µ and μ: one name
     if unsafe:
-        in_use = namespace | {str(a) for a in args}
-        renamed = {a: sp.Symbol(_fresh(f"_arg{i}", in_use)) for i, a in enumerate(unsafe)}
+        in_use = namespace | set(printed)
+        renamed = {a: sp.Symbol(_fresh(f"_arg{i}", in_use), **a.assumptions0) for i, a in enumerate(unsafe)}
         exprs = [e.xreplace(renamed) for e in exprs]
         args = [renamed.get(a, a) for a in args]
     return sp.lambdify(list(args), exprs, modules=modules, cse=True, docstring_limit=0)
@@ -61,7 +68,9 @@ def _namespace(modules) -> frozenset[str]:
     """Every name the generated code might mean as something other than an argument."""
     names = set(dir(builtins)) | set(keyword.kwlist) | {"numpy", "math", "mpmath", "scipy", "sympy"}
     for module in modules if isinstance(modules, (list, tuple)) else [modules]:
-        names |= set(module) if isinstance(module, dict) else set(dir(importlib.import_module(module)))
+        if isinstance(module, str):
+            module = importlib.import_module(module)
+        names |= set(module) if isinstance(module, dict) else set(dir(module))
     return frozenset(names)
 
 

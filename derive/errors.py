@@ -4,7 +4,18 @@ from __future__ import annotations
 
 
 class UnrolledError(Exception):
-    """A failure at run time (exit code 1). The message is one line for the user."""
+    """A failure at run time (exit code 1). The message is one line for the user.
+
+    An error raised in a worker process is pickled back to the parent: it is rebuilt from the
+    arguments it was made with, which a subclass keeps in ``_made_with``.
+
+    >>> import pickle
+    >>> pickle.loads(pickle.dumps(InvalidValue("hidden", "must be from 1 to 4096, got 0"))).field
+    'hidden'
+    """
+
+    def __reduce__(self):
+        return type(self), getattr(self, "_made_with", self.args)
 
 
 class UsageError(UnrolledError):
@@ -17,7 +28,7 @@ class UsageError(UnrolledError):
 
     def __init__(self, option: str, message: str):
         super().__init__(f"{option}: {message}")
-        self.option = option
+        self.option, self._made_with = option, (option, message)
 
 
 class InvalidValue(UnrolledError):
@@ -30,7 +41,7 @@ class InvalidValue(UnrolledError):
 
     def __init__(self, field: str, message: str):
         super().__init__(message)
-        self.field = field
+        self.field, self._made_with = field, (field, message)
 
 
 class NonFinite(UnrolledError):
@@ -44,4 +55,4 @@ class NonFinite(UnrolledError):
         at = f"at step {step}" if step is not None else "in the backward pass"
         super().__init__(f"{what} is {value} {at}{where}: not a finite real number "
                          "(overflow, a log or sqrt of a negative number, or a division by zero)")
-        self.what, self.step = what, step
+        self.what, self.step, self._made_with = what, step, (what, step, value, where)

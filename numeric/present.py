@@ -278,7 +278,8 @@ def check_cases(rows: tuple[CheckRow, ...]) -> list[tuple[str, list[str], bool]]
     """One entry per cell, size and horizon: (label, error per column or '—', all passed)."""
     cases: dict[tuple, dict] = {}
     for r in rows:
-        cases.setdefault((r.cell, r.variant, r.hidden, r.steps), {})[r.reference] = r
+        cell = r.cell if r.activation is None else f"{r.cell} {r.activation}"
+        cases.setdefault((cell, r.variant, r.hidden, r.steps), {})[r.reference] = r
     out = []
     for (cell, variant, n, steps), by_ref in cases.items():
         errors = [f"{by_ref[ref].error:.1e}" + ("" if by_ref[ref].passed else "!") if ref in by_ref else "—"

@@ -247,9 +247,10 @@ def _run_layer(req: Request, layer: Layer, params, x, batched: bool, source: str
     S = len(layer.states) * layer.n
     # Below 64 state elements every lag's SVD is cheap; above, the summary's lags only.
     shown = None if S <= 64 else {k for k in LAGS}
+    lags = None
     if S <= MAX_JACOBIAN_ROWS:
         progress(f"{layer.label}, n = {layer.n}: ‖∂s_T/∂s_(T−k)‖ by lag ({S} rows back through the steps)")
-    lags = jacobian_norms(layer.core, params, x, initial, lags=shown) if S <= MAX_JACOBIAN_ROWS else None
+        lags = jacobian_norms(layer.core, params, x, initial, lags=shown)
     small = S <= SMALL
     names, trace_rows = _trace(layer, result) if small else ((), None)
     return LayerRun(

@@ -129,9 +129,10 @@ def _png(fig, dpi: int) -> bytes:
     return figure_bytes(fig, "png", dpi)
 
 
-def _pdf(chosen, results, settings: dict, check: Callable[[], tuple] | None, steps: int) -> bytes:
+def _pdf(chosen, results, settings: dict, check: Callable[[], tuple] | None,
+         progress: Callable[[str], None]) -> bytes:
     """Every page; ``check`` gives the checks page's rows when it is needed (the last page)."""
-    derived = derived_pages(steps)
+    derived = derived_pages(settings["steps"])
     contents = ["equations", *(title for title, _ in derived), *(s.name for s in chosen)]
     if check is not None:
         contents.append("numeric checks")
@@ -145,6 +146,7 @@ def _pdf(chosen, results, settings: dict, check: Callable[[], tuple] | None, ste
             # dpi: the resolution of rasterized meshes (a vector mesh of 10^4 cells takes seconds to write)
             pdf.savefig(pages.figure_page(section.draw, result, section.text(result)), dpi=RASTER_DPI)
         if check is not None:
+            progress("the checks page (waiting for its process, if it is still running)")
             pdf.savefig(pages.check_page(*check()))
     return buffer.getvalue()
 
@@ -165,6 +167,24 @@ def derived_pages(steps: int) -> tuple[tuple[str, tuple], ...]:
             (f"The gradients: each weight's δ times its operand, summed over the T = {steps} steps",
              align(lstm["gradients"]), 2))),
     )
+
+
+def _render(chosen, folder: Path, fmt: str, settings: dict, checks: Callable[[], tuple] | None,
+            progress: Callable[[str], None]) -> dict[Path, bytes]:
+    """Every file's bytes: each section computed, then drawn as a PNG and as a PDF page."""
+    results = []
+    for done, section in enumerate(chosen, 1):
+        progress(f"computing {section.name} [{done}/{len(chosen)}]")
+        results.append(section.compute())
+    files = {}
+    if fmt in ("png", "both"):
+        progress("drawing the PNG files")
+        files.update({folder / f"{s.name}.png": _png(s.draw(r), settings["dpi"]) for s, r in zip(chosen, results)})
+    if fmt in ("pdf", "both"):
+        progress("drawing the PDF pages")
+        listed = {**settings, "figures": ", ".join(s.name for s in chosen)}
+        files[folder / PDF_NAME] = _pdf(chosen, results, listed, checks, progress)
+    return files
 
 
 def targets(out: str, only: tuple[str, ...], fmt: str) -> list[Path]:
@@ -200,27 +220,9 @@ def build(out: str, *, only=(), fmt="both", steps=50, seed=0, dpi=100, force=Fal
     if any(s.name == "longterm" for s in chosen):
         sweep.read_results(longterm)  # a bad results file is refused before any work
     with_checks = fmt in ("pdf", "both") and not only
-    with workers.pool(1) if with_checks else nullcontext() as background:
-        # The checks (about 20 s, mostly SymPy) run in a second process while this one draws.
-        checks = background.apply_async(check_all, (seed,)) if with_checks else None
-        results = []
-        for done, section in enumerate(chosen):
-            progress(f"computing {section.name} [{done + 1}/{len(chosen)}]")
-            results.append(section.compute())
-        files = {}
-        if fmt in ("png", "both"):
-            progress("drawing the PNG files")
-            files.update({folder / f"{s.name}.png": _png(s.draw(r), dpi) for s, r in zip(chosen, results)})
-        if fmt in ("pdf", "both"):
-            progress("drawing the PDF pages")
-            settings = {"steps": steps, "seed": seed, "dpi": dpi, "figures": ", ".join(s.name for s in chosen)}
-
-            def checked():
-                if not checks.ready():
-                    progress("waiting for the checks")
-                return checks.get()
-
-            files[folder / PDF_NAME] = _pdf(chosen, results, settings, checked if checks else None, steps)
+    # The checks (about 20 s, mostly SymPy) run in a second process while this one computes and draws.
+    with workers.background(check_all, seed) if with_checks else nullcontext() as checks:
+        files = _render(chosen, folder, fmt, {"steps": steps, "seed": seed, "dpi": dpi}, checks, progress)
     try:
         folder.mkdir(parents=True, exist_ok=True)  # only now: a failed run leaves no empty folder
     except OSError as error:

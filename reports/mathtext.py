@@ -3,7 +3,9 @@
 mathtext draws one line of inline math.  derive writes ``align*`` blocks whose
 right-hand sides can be far wider than a page, matrices (``\\begin{matrix}``) and
 ``\\Big(``.  Here a row is broken after its top-level + and − signs into as many
-lines as the width needs, a matrix is set as a grid of cells between drawn
+lines as the width needs; a term still too wide is opened at the first bracket
+that holds a sum (its ``\\left(``/``\\right)`` become plain brackets, since every
+line must balance them).  A matrix is set as a grid of cells between drawn
 brackets (or, when even that is too wide, entry by entry), and ``\\Big`` becomes
 ``\\left``/``\\right``.  Nothing falls back to plain text.
 """
@@ -20,6 +22,10 @@ from matplotlib.mathtext import MathTextParser
 
 _PARSER = MathTextParser("path")
 _MATRIX = re.compile(r"^\\left[(\[]\\begin\{matrix\}(.*)\\end\{matrix\}\\right[)\]]$", re.S)
+_DELIMITER = r"(\\[{}|]|[()\[\]|.])"
+_SIZED = re.compile(r"\\(left|right)(?![a-zA-Z])" + _DELIMITER)
+_BIG = re.compile(r"\\[Bb]igg?([lr]?)(?![a-zA-Z])" + _DELIMITER)
+_OPENING, _CLOSING = ("(", "[", r"\{"), (")", "]", r"\}")
 
 
 @dataclass(frozen=True)
@@ -47,42 +53,113 @@ def rows(align: str) -> tuple[Row, ...]:
 
 
 def to_mathtext(tex: str) -> str:
-    r"""LaTeX that mathtext lacks, in forms it has: ``\Big(`` is ``\left(``.
+    r"""LaTeX that mathtext lacks, in forms it has: ``\Big(`` is ``\left(``, and a top-level ``\frac``
+    a ``\dfrac`` (mathtext sets an inline fraction too small to read; in an exponent it stays small).
 
-    >>> to_mathtext(r"\operatorname{diag}\Big(\prod f_t\Big)")
-    '\\operatorname{diag}\\left(\\prod f_t\\right)'
+    >>> to_mathtext(r"\operatorname{diag}\Big(\prod f_t\Big) + \Big|a\Big| + \frac{1}{2}^{\frac{1}{2}}")
+    '\\operatorname{diag}\\left(\\prod f_t\\right) + \\left|a\\right| + \\dfrac{1}{2}^{\\frac{1}{2}}'
     """
-    tex = tex.replace(r"\frac{", r"\dfrac{")  # inline fractions are set too small to read
-    return re.sub(r"\\[Bb]igg?[lr]?(?=[(\[|.)\]])", lambda m: _side(m.string, m), tex)
+    return _sized(_display_fractions(tex))
 
 
-def _side(tex: str, match: re.Match) -> str:
-    opening = tex[match.end()] in "([" or match.group(0).endswith("l")
-    return r"\left" if opening else r"\right"
+def _display_fractions(tex: str) -> str:
+    out, depth, i = [], 0, 0
+    while i < len(tex):
+        if depth == 0 and tex.startswith("\\frac{", i):
+            out.append("\\dfrac")
+            i += 5
+            continue
+        if tex[i] == "\\":  # a command or an escaped brace: it does not change the depth
+            out.append(tex[i:i + 2])
+            i += 2
+            continue
+        depth += {"{": 1, "}": -1}.get(tex[i], 0)
+        out.append(tex[i])
+        i += 1
+    return "".join(out)
+
+
+def _sized(tex: str) -> str:
+    """``\\Big``, ``\\bigl``, … before a delimiter as ``\\left``/``\\right``; | and \\| alternate."""
+    seen: dict[str, int] = {}
+
+    def side(match: re.Match) -> str:
+        suffix, delimiter = match.groups()
+        if suffix:
+            opening = suffix == "l"
+        elif delimiter in _OPENING or delimiter in _CLOSING:
+            opening = delimiter in _OPENING
+        else:  # |, \| or .: the first of a pair opens
+            seen[delimiter] = seen.get(delimiter, 0) + 1
+            opening = seen[delimiter] % 2 == 1
+        return ("\\left" if opening else "\\right") + delimiter
+
+    return _BIG.sub(side, tex)
+
+
+def _pairs(tex: str) -> list[tuple[re.Match, re.Match]]:
+    """The matching ``\\left``…``\\right`` pairs of ``tex``, in the order they open."""
+    stack, pairs = [], []
+    for match in _SIZED.finditer(tex):
+        if match.group(1) == "left":
+            stack.append(match)
+        elif stack:
+            pairs.append((stack.pop(), match))
+    return sorted(pairs, key=lambda pair: pair[0].start())
 
 
 def terms(tex: str) -> list[str]:
     r"""``tex`` cut before each + and − that is outside every brace and \left…\right pair.
 
-    >>> terms(r"a + \left(b + c\right) - d^{x + 1}")
-    ['a', '+ \\left(b + c\\right)', '- d^{x + 1}']
+    >>> terms(r"a + \left(b + c\right) - d^{x + 1} + \leftarrow")
+    ['a', '+ \\left(b + c\\right)', '- d^{x + 1}', '+ \\leftarrow']
     """
     out, depth, start, i = [], 0, 0, 0
     while i < len(tex):
-        if tex.startswith(r"\left", i):
-            depth, i = depth + 1, i + 5
+        sized = _SIZED.match(tex, i)
+        if sized:
+            depth += 1 if sized.group(1) == "left" else -1
+            i = sized.end()
             continue
-        if tex.startswith(r"\right", i):
-            depth, i = depth - 1, i + 6
+        if tex[i] == "\\":
+            i += 2
             continue
-        c = tex[i]
-        depth += {"{": 1, "}": -1}.get(c, 0)
-        if depth == 0 and c in "+-" and tex[i - 1:i] == " " and tex[i + 1:i + 2] == " ":
+        depth += {"{": 1, "}": -1}.get(tex[i], 0)
+        if depth == 0 and tex[i] in "+-" and tex[i - 1:i] == " " and tex[i + 1:i + 2] == " ":
             out.append(tex[start:i].strip())
             start = i
         i += 1
     out.append(tex[start:].strip())
     return [t for t in out if t]
+
+
+def opened(term: str) -> list[str] | None:
+    r"""``term`` opened at the first ``\left…\right`` group that holds a sum: [the text up to the
+    group and its first summand, each further summand, the last with the rest of the term]; that
+    group's and the enclosing groups' sized brackets become plain ones (each line must balance them).
+    None when no group holds a sum.
+
+    >>> opened(r"\operatorname{diag}\left(o \odot \left(a + b\right)\right) W")
+    ['\\operatorname{diag}(o \\odot (a', '+ b)) W']
+    """
+    pairs = _pairs(term)
+    for left, right in pairs:
+        inner = terms(term[left.end():right.start()])
+        if len(inner) < 2:
+            continue
+        around = [(a, b) for a, b in pairs if a.start() <= left.start() and b.end() >= right.end()]
+        head = _plain(term[:left.end()], [a for a, _ in around], 0)
+        tail = _plain(term[right.start():], [b for _, b in around], right.start())
+        return [head + inner[0], *inner[1:-1], inner[-1] + tail]
+    return None
+
+
+def _plain(text: str, sized: list[re.Match], offset: int) -> str:
+    """``text`` (starting at ``offset`` in the term) with the sized brackets ``sized`` made plain."""
+    for match in sorted(sized, key=lambda m: m.start(), reverse=True):
+        delimiter = "" if match.group(2) == "." else match.group(2)
+        text = text[:match.start() - offset] + delimiter + text[match.end() - offset:]
+    return text
 
 
 def matrix(tex: str) -> list[list[str]] | None:
@@ -95,7 +172,8 @@ def matrix(tex: str) -> list[list[str]] | None:
 
 @lru_cache(maxsize=4096)
 def extent(tex: str, size: float) -> tuple[float, float, float]:
-    """(width, height, depth) in points of ``$tex$`` at font size ``size``; ValueError if mathtext cannot."""
+    """(width, height, depth) in points of ``$tex$`` at font size ``size``, the height counting the
+    depth below the baseline; ValueError if mathtext cannot set it."""
     parsed = _PARSER.parse(f"${tex}$", dpi=72, prop=FontProperties(size=size))
     return parsed.width, parsed.height, parsed.depth
 
@@ -116,8 +194,15 @@ class Grid:
     cells: tuple[tuple[str, ...], ...]
 
 
+#: Joining two terms adds the binary operator's spacing: 3–4 pt at 10 pt, estimated as half the size.
+_JOIN = 0.5
+#: Only an estimate this close to the limit is measured exactly (measuring costs ~5 ms a line).
+_CLOSE = (0.85, 1.15)
+
+
 def layout(row: Row, width: float, size: float) -> list[Line | Grid]:
-    """``row`` as lines no wider than ``width`` points (a grid for a matrix that fits)."""
+    """``row`` as lines no wider than ``width`` points (a grid for a matrix that fits); a line is wider
+    only when a term has no bracketed sum left to open."""
     entries = matrix(row.rhs)
     if entries is not None:
         grid = Grid(row.lhs, tuple(map(tuple, entries)))
@@ -130,48 +215,69 @@ def layout(row: Row, width: float, size: float) -> list[Line | Grid]:
         return out
     head = f"{row.lhs} = "
     indent = extent(head.strip() + r"\ ", size)[0]
+    pieces = [piece for term in terms(row.rhs) for piece in _fitted(term, width - indent, size)]
     lines: list[str] = []
     current, known = head, 0.0
-    for term in terms(row.rhs):
+    for piece in pieces:
         if current == head:
-            current, known = head + term, extent(head + term, size)[0]
+            current, known = head + piece, extent(head + piece, size)[0]
             continue
         limit = width - (indent if lines else 0.0)
-        # A term's own width plus the binary operator's spacing (3–4 pt at 10 pt) estimates the
-        # joined width; only a close call is measured exactly (measuring costs ~5 ms).
-        estimate = known + extent(term, size)[0] + 0.5 * size
-        exact = extent(current + " " + term, size)[0] if 0.85 * limit < estimate < 1.15 * limit else estimate
+        estimate = known + extent(piece, size)[0] + _JOIN * size
+        close = _CLOSE[0] * limit < estimate < _CLOSE[1] * limit
+        exact = extent(current + " " + piece, size)[0] if close else estimate
         if exact > limit:
             lines.append(current)
-            current, known = term, extent(term, size)[0]
+            current, known = piece, extent(piece, size)[0]
         else:
-            current, known = current + " " + term, exact
+            current, known = current + " " + piece, exact
     lines.append(current)
     return [Line(0.0 if k == 0 else indent, tex) for k, tex in enumerate(lines)]
+
+
+def _fitted(term: str, width: float, size: float) -> list[str]:
+    """``term``, opened again and again until each piece fits ``width`` or cannot be opened."""
+    if extent(term, size)[0] <= width:
+        return [term]
+    pieces = opened(term)
+    if pieces is None:
+        return [term]
+    return [p for piece in pieces for p in _fitted(piece, width, size)]
 
 
 _GAP = 12.0   # points between matrix columns
 _PAD = 4.0    # points between a bracket and the entries
 _AFTER = 6.0  # points between "J_t =" and the left bracket
+_HOOK = 4.0   # points of a bracket's top and bottom strokes
+
+
+def _columns(grid: Grid, size: float) -> list[float]:
+    return [max(extent(c, size)[0] for c in column) for column in zip(*grid.cells)]
 
 
 def grid_width(grid: Grid, size: float) -> float:
-    columns = zip(*grid.cells)
-    widths = [max(extent(c, size)[0] for c in column) for column in columns]
+    widths = _columns(grid, size)
     return extent(f"{grid.lhs} =", size)[0] + _AFTER + 2 * _PAD + sum(widths) + _GAP * (len(widths) - 1)
 
 
-def draw(fig, rows_: tuple[Row, ...], left: float, top: float, width: float, size: float,
+#: Space after each line, after each row and around a matrix's rows, in font sizes.
+_LINE_GAP, _ROW_GAP, _CELL_GAP = 0.4, 0.25, 0.6
+#: Between the columns of a two-column block: no equation runs into the next.
+_COLUMN_GAP = 12.0
+
+
+def draw(fig, equations: tuple[Row, ...], left: float, top: float, width: float, size: float,
          columns: int = 1) -> float:
-    """Set ``rows_`` on ``fig`` from (``left``, ``top``) in inches, ``width`` inches wide, in
+    """Set ``equations`` on ``fig`` from (``left``, ``top``) in inches, ``width`` inches wide, in
     ``columns`` side by side (row k in column k mod columns); returns the height used in inches."""
     page = tuple(72 * v for v in fig.get_size_inches())
     column = width * 72 / columns
+    room = column - (_COLUMN_GAP if columns > 1 else 0.0)
     y = top * 72
-    for first in range(0, len(rows_), columns):
-        used = [_draw_row(fig, row, left * 72 + k * column, y, column - (12 if columns > 1 else 0), size, page)
-                for k, row in enumerate(rows_[first:first + columns])]
-        y -= max(used) + 0.25 * size
+    for first in range(0, len(equations), columns):
+        used = [_draw_row(fig, row, left * 72 + k * column, y, room, size, page)
+                for k, row in enumerate(equations[first:first + columns])]
+        y -= max(used) + _ROW_GAP * size
     return top - y / 72
 
 
@@ -183,32 +289,32 @@ def _draw_row(fig, row: Row, x: float, y: float, width: float, size: float, page
             y -= _draw_grid(fig, item, x, y, size, *page)
         else:
             _, height, depth = extent(item.tex, size)
-            fig.text((x + item.indent) / page[0], (y - height) / page[1], f"${item.tex}$", fontsize=size,
+            baseline = y - (height - depth)
+            fig.text((x + item.indent) / page[0], baseline / page[1], f"${item.tex}$", fontsize=size,
                      va="baseline")
-            y -= height + depth + 0.4 * size
+            y -= height + _LINE_GAP * size
     return start - y
 
 
 def _draw_grid(fig, grid: Grid, x: float, y: float, size: float, fig_w: float, fig_h: float) -> float:
     """A matrix after ``lhs =``, top at y (points); returns its height in points."""
-    rows_h = [max(extent(c, size)[1] + extent(c, size)[2] for c in line) + 0.6 * size for line in grid.cells]
-    widths = [max(extent(c, size)[0] for c in column) for column in zip(*grid.cells)]
-    height = sum(rows_h)
-    lhs = f"${grid.lhs} =$"
-    fig.text(x / fig_w, (y - height / 2) / fig_h, lhs, fontsize=size, va="center")
+    heights = [max(extent(c, size)[1] for c in line) + _CELL_GAP * size for line in grid.cells]
+    widths = _columns(grid, size)
+    height = sum(heights)
+    fig.text(x / fig_w, (y - height / 2) / fig_h, f"${grid.lhs} =$", fontsize=size, va="center")
     left = x + extent(f"{grid.lhs} =", size)[0] + _AFTER
     right = left + 2 * _PAD + sum(widths) + _GAP * (len(widths) - 1)
-    for edge, hook in ((left, 4.0), (right, -4.0)):
+    for edge, hook in ((left, _HOOK), (right, -_HOOK)):
         xs = [edge + hook, edge, edge, edge + hook]
         ys = [y, y, y - height, y - height]
         fig.add_artist(Line2D([a / fig_w for a in xs], [b / fig_h for b in ys], color="k", lw=0.8,
                               transform=fig.transFigure))
     top = y
-    for line, h in zip(grid.cells, rows_h):
+    for line, h in zip(grid.cells, heights):
         cx = left + _PAD
         for cell, w in zip(line, widths):
             fig.text((cx + w / 2) / fig_w, (top - h / 2) / fig_h, f"${cell}$", fontsize=size, ha="center",
                      va="center")
             cx += w + _GAP
         top -= h
-    return height + 0.5 * size
+    return height + _LINE_GAP * size

@@ -40,14 +40,11 @@ def test_every_row_derive_writes_is_set_and_fits(label, align):
     assert rows, label
     for row in rows:
         for item in mathtext.layout(row, WIDTH, SIZE):
-            if isinstance(item, mathtext.Grid):
-                assert mathtext.grid_width(item, SIZE) <= WIDTH
-                for cell in (c for line in item.cells for c in line):
-                    mathtext.extent(cell, SIZE)  # raises ValueError if mathtext cannot set it
-            else:
-                width = mathtext.extent(item.tex, SIZE)[0]
-                # a line is only wider than the page when it is one term that cannot be broken
-                assert item.indent + width <= WIDTH or len(mathtext.terms(item.tex.split(" = ", 1)[-1])) == 1, item
+            texts = [c for line in item.cells for c in line] if isinstance(item, mathtext.Grid) else [item.tex]
+            for tex in texts:
+                mathtext.extent(tex, SIZE)  # raises ValueError if mathtext cannot set it
+            if isinstance(item, mathtext.Line):
+                assert item.indent + mathtext.extent(item.tex, SIZE)[0] <= WIDTH, (label, item.tex[:80])
 
 
 def test_big_and_matrices_are_drawn_not_spelled_out():
@@ -73,6 +70,18 @@ def test_a_long_row_breaks_after_its_top_level_signs_only():
     assert " ".join(line.tex for line in lines) == "y = " + row.rhs
 
 
+def test_a_term_too_wide_is_opened_at_its_first_bracketed_sum():
+    inner = " + ".join(r"a_{%d} \odot \left(1 - b_{%d}\right)" % (k, k) for k in range(30))
+    row = mathtext.Row("y", r"\operatorname{diag}\left(o \odot \left(%s\right)\right) W" % inner)
+    lines = mathtext.layout(row, WIDTH, SIZE)
+    assert len(lines) > 2
+    assert all(line.indent + mathtext.extent(line.tex, SIZE)[0] <= WIDTH for line in lines)
+    # the same text, the opened brackets (and those around them) plain: each line balances its own
+    plain = r"\operatorname{diag}(o \odot (%s)) W" % inner
+    assert " ".join(line.tex for line in lines) == "y = " + plain
+    assert mathtext.opened("a + b") is None and mathtext.opened(r"\left(a\right)") is None
+
+
 def _text_page(name: str):
     if name == "title":
         return pages.title_page({"steps": 50, "figures": ", ".join(["a long figure name"] * 12)}, ["x"] * 20)
@@ -96,15 +105,19 @@ def test_every_text_lies_on_the_page_and_is_large_enough_to_read(name):
 
 
 def test_the_checks_page_lies_on_the_page():
-    """The widest rows the check table has (the longest labels, every reference) at a readable size."""
-    from numeric.check import check_one
+    """Every case of the default check (21 lines, the longest labels), every reference: on the page."""
+    from numeric.check import TOLERANCES, CheckRow, default_cases
 
-    rows, laws = check_one("gru", (), 3)
-    rows += check_one("lstm", (), 3)[0]
-    page = pages.check_page(rows, laws)
+    rows = tuple(CheckRow(cell.name, cell.variant, cell.n, steps, reference, 1.2345e-16, tolerance,
+                          cell.activation.name if cell.activation else None)
+                 for cell, steps in default_cases() for reference, tolerance in TOLERANCES.items())
+    page = pages.check_page(rows, [(w, 0.1, 0.1) for w in (0.5, 0.9, 1.1, 2.0, -1.5)])
     FigureCanvasAgg(page)
     renderer = page.canvas.get_renderer()
-    for text in (t for t in page.findobj(Text) if t.get_text()):
+    texts = [t for t in page.findobj(Text) if t.get_text()]
+    assert sum(t.get_text().count("\n") for t in texts) > len(default_cases())
+    for text in texts:
         box = text.get_window_extent(renderer)
-        assert 0 <= box.x0 and box.x1 <= page.bbox.width and 0 <= box.y0, text.get_text()[:60]
+        assert 0 <= box.x0 and box.x1 <= page.bbox.width and 0 <= box.y0 and box.y1 <= page.bbox.height, \
+            text.get_text()[:60]
         assert text.get_fontsize() >= 9
