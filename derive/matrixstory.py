@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .chain import path_only
 from .core import Layer
+from .printing import align
 from .matrixform import MatrixForm, _latex_name, _rename, latex_names, matrix_form
 from .matrixform import elementwise_text as _text
 from .matrixform import latex as _latex
@@ -120,11 +121,6 @@ def matrix_latex_sections(layer: Layer, steps: int) -> dict[str, list[str]]:
 def matrix_latex(layer: Layer, steps: int) -> str:
     """The same derivation as one LaTeX ``align*`` block."""
     return align([row for rows in matrix_latex_sections(layer, steps).values() for row in rows])
-
-
-def align(rows: list[str]) -> str:
-    """``lhs &= rhs`` rows as an amsmath ``align*`` block."""
-    return "\\begin{align*}\n" + " \\\\\n".join(rows) + "\n\\end{align*}"
 
 
 def matrix_json(layer: Layer, steps: int) -> dict:

@@ -125,3 +125,8 @@ def text(expr, cell=None) -> str:
 def latex(expr, cell=None) -> str:
     """LaTeX for ``expr`` (matrices as pmatrix)."""
     return TexPrinter({"mat_delim": "(", "mul_symbol": None}).doprint(prepare(expr, cell))
+
+
+def align(rows: list[str], indent: str = "") -> str:
+    """``lhs &= rhs`` rows as an amsmath ``align*`` block, each row after ``indent``."""
+    return "\\begin{align*}\n" + " \\\\\n".join(indent + row for row in rows) + "\n\\end{align*}"

@@ -7,7 +7,7 @@ import math
 import sympy as sp
 
 from .chain import path_only
-from .printing import latex, text
+from .printing import align, latex, text
 from .solution import Derivation, Evaluation
 from .symbols import T, k
 
@@ -148,5 +148,4 @@ def to_latex(d: Derivation) -> str:
     lines = [*parts["step_equations"], parts["jacobian_step"], parts["chain_rule"]]
     if parts["closed_form"]:
         lines.append(parts["closed_form"])
-    body = " \\\\\n".join("  " + line.replace("=", "&=", 1) for line in lines)
-    return f"% Unrolled: {d.cell.label}, T = {d.steps}\n\\begin{{align*}}\n{body}\n\\end{{align*}}"
+    return f"% Unrolled: {d.cell.label}, T = {d.steps}\n" + align([line.replace("=", "&=", 1) for line in lines], "  ")

@@ -23,7 +23,8 @@ from derive import solve
 from derive.cells import CELLS
 from derive.core import Layer, make_core
 from derive.errors import InvalidValue
-from derive.matrixstory import align, matrix_latex_sections
+from derive.matrixstory import matrix_latex_sections
+from derive.printing import align
 from derive.render import to_latex
 from numeric import studies, sweep, workers
 from numeric.check import check_all
