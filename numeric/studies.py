@@ -79,6 +79,7 @@ def lag_curves(horizon: int = 50, hidden: int = 8, seeds: int = 16, seed: int = 
     labels = ("rnn (tanh)", "lstm", "gru")
     for name in ("rnn", "lstm", "gru"):
         layer = Layer(make_core(CELLS[name], None, "tanh" if name == "rnn" else None), hidden, 1)
+        # drawn step by step and then arranged (seeds, T, 1): the report's numbers stay those it has shown
         x = np.random.default_rng(seed).uniform(-1, 1, (horizon, seeds, 1)).transpose(1, 0, 2)
         params = random_params(layer, (seeds,), seed)
         by_lag = [jacobian_norms(layer.core, _nth(params, i), x, sequence=i).log10_by_lag for i in range(seeds)]
