@@ -216,10 +216,17 @@ def _terminal_line(text: str) -> None:
 
 
 class Progress:
-    """A bar on a terminal (stderr), nothing otherwise; the log lines go to stdout either way."""
+    """A bar on a terminal (stderr), nothing otherwise; the log lines go to stdout either way.
+    A context: the bar is cleared on the way out, before any error is printed."""
 
     def __init__(self, total: int):
         self.total, self.tty = total, sys.stderr.isatty()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.clear()
 
     def __call__(self, done: int, note: str = "") -> None:
         if self.tty:
@@ -441,16 +448,13 @@ def check(
 
     import numpy as np
 
-    bar = Progress(1)
+    with reported(), np.errstate(all="ignore"), Progress(1) as bar:
+        def progress(done, total, label):
+            bar.total = total
+            bar(done, label)
 
-    def progress(done, total, label):
-        bar.total = total
-        bar(done, label)
-
-    with reported(), np.errstate(all="ignore"):
         rows, laws = check_all(seed, progress) if cell is None and not formula else check_one(
             cell or "custom", tuple(formula or ()), steps, seed)
-    bar.clear()
     typer.echo(check_table(rows, laws))
     failed = sum(not r.passed for r in rows) + (0 if law_passed(laws) else 1)
     typer.echo(f"\n{len(rows) - sum(not r.passed for r in rows)} passed, {failed} failed")
@@ -510,13 +514,13 @@ def train(
             check_target(out, "out", force)
         if not json_:
             typer.echo(trainview.header(settings))
-        try:
-            result = run_training(settings, on_eval, on_update)
-        except Interrupted:
-            progress.clear()
-            typer.echo(f"stopped at update {done[0]} of {updates}; nothing was saved", err=True)
-            raise
-        progress.clear()
+        with progress:
+            try:
+                result = run_training(settings, on_eval, on_update)
+            except Interrupted:
+                progress.clear()
+                typer.echo(f"stopped at update {done[0]} of {updates}; nothing was saved", err=True)
+                raise
         if out is not None:
             data = trainview.arrays(result)
             write_atomic(out, "out", lambda f: np.savez(f, **data), force=force)
@@ -555,16 +559,15 @@ def sweep(
         if out is not None:
             check_target(out, "out", force)
         chosen = [c.strip() for c in cells.split(",")]
-        progress = Progress(len(chosen) * len(numbers(lags, "--lags")) * max(seeds, 1))
         try:
-            result = run_sweep(Settings(task=task, updates=updates, hidden=hidden), cells=tuple(chosen),
-                               lags=tuple(numbers(lags, "--lags")), seeds=seeds, jobs=jobs,
-                               on_run=lambda run, done, total: progress(done, f"{run['cell']} L={run['lag']}"))
+            with Progress(len(chosen) * len(numbers(lags, "--lags")) * max(seeds, 1)) as progress:
+                result = run_sweep(Settings(task=task, updates=updates, hidden=hidden), cells=tuple(chosen),
+                                   lags=tuple(numbers(lags, "--lags")), seeds=seeds, jobs=jobs,
+                                   on_run=lambda run, done, total: progress(done, f"{run['cell']} L={run['lag']}"))
         except InvalidValue as error:  # the sweep's options are plural
             if error.field in ("cell", "lag"):
                 raise UsageError(f"--{error.field}s", str(error)) from None
             raise
-        progress.clear()
         if out is not None:
             text = json.dumps(result, indent=1, allow_nan=False).encode()
             write_atomic(out, "out", lambda f: f.write(text), force=force)
