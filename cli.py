@@ -181,12 +181,18 @@ EXAMPLES = {
         'python cli.py check --cell custom --formula "tanh(w*h + u*x + b)"',
     ),
     'train': (
-        'python cli.py train --cell lstm --task cuisine --lag 50 --hidden 16 --seed 0',
-        'python cli.py train --cell rnn --task adding --lag 20 --json --out rnn.npz',
-        'python cli.py numeric --cell rnn --activation tanh --params rnn.npz --steps 20   # inside the trained model',
+        'python cli.py train --cell lstm --task cuisine --lag 100 --seed 0 --out lstm.npz   # chrono gates: learns',
+        'python cli.py train --cell lstm --task cuisine --lag 100 --gate-init pytorch     # forgets like 0.5^L',
+        'python cli.py train --cell rnn --task cuisine --lag 100 --seed 0                 # the plain RNN fails',
+        'python cli.py sensitivity lstm.npz                      # what the trained answer depends on',
+    ),
+    'sensitivity': (
+        'python cli.py train --cell lstm --task cuisine --lag 50 --out lstm.npz',
+        'python cli.py sensitivity lstm.npz',
+        'python cli.py sensitivity lstm.npz --json --sequences 1024',
     ),
     'sweep': (
-        'python cli.py sweep --out longterm.json            # the default: 90 runs, about 40 min on 2 cores',
+        'python cli.py sweep --out longterm.json            # the default: 150 runs',
         'python cli.py sweep --task latch --lags 5,20 --seeds 2 --updates 500',
         'python cli.py report --out DIR --only longterm --longterm-results longterm.json',
     ),
@@ -205,6 +211,11 @@ def examples(command: str) -> str:
 CellOption = Annotated[str, typer.Option(help="rnn, lstm, gru, statquest, or custom (with --formula).")]
 ActivationOption = Annotated[Optional[str], typer.Option(help="rnn only: linear, tanh, sigmoid or relu.")]
 VariantOption = Annotated[Optional[str], typer.Option(help="lstm: standard, peephole, coupled; gru: standard, cho, colah.")]
+GateInitOption = Annotated[Optional[str], typer.Option(
+    help="How drawn gates start: pytorch (PyTorch's default; numeric's default), forget-bias (with --forget-bias B, "
+         "default 1) or chrono (Tallec & Ollivier 2018; train's default for lstm and gru).")]
+ForgetBiasOption = Annotated[Optional[float], typer.Option(
+    help="With --gate-init forget-bias: the keep gate's bias (lstm b_f, gru b_z); default 1 (Jozefowicz et al. 2015).")]
 FormulaOption = Annotated[Optional[list[str]], typer.Option(
     help="With --cell custom: STATE = formula (repeatable), e.g. 'tanh(w*h + u*x + b)'.")]
 
@@ -391,7 +402,7 @@ def numeric(
     steps: Annotated[Optional[int], typer.Option(help="T (default: the number of inputs, or 50).")] = None,
     params: Annotated[Optional[str], typer.Option("--params", help="Weights: .json, .npz, .safetensors or .pt, in our names (W_hh, ...) or a PyTorch nn.RNN/LSTM/GRU state_dict.")] = None,
     layer: Annotated[int, typer.Option(help="Which layer of a stacked PyTorch model (weight_ih_l<K>).")] = 0,
-    seed: Annotated[int, typer.Option(help="Seed for random parameters (PyTorch's init) and --batch inputs.")] = 0,
+    seed: Annotated[int, typer.Option(help="Seed for random parameters (--gate-init) and --batch inputs.")] = 0,
     inputs: Annotated[Optional[str], typer.Option(help="x_1..x_T as comma-separated numbers (m = 1).")] = None,
     inputs_file: Annotated[Optional[str], typer.Option(help=".json, .npy or .npz: shape (T, m), or (B, T, m) for a batch.")] = None,
     batch: Annotated[Optional[int], typer.Option(help="Draw B random input sequences, N(0, 1).")] = None,
@@ -405,6 +416,9 @@ def numeric(
     out: Annotated[Optional[str], typer.Option(help="Write every array to FILE.npz (gradients as grad_<name>).")] = None,
     torch_names: Annotated[bool, typer.Option(help="With --out: also write the gradients under PyTorch's keys (grad_weight_ih_l0, ...).")] = False,
     formula: FormulaOption = None,
+    gate_init: GateInitOption = None,
+    forget_bias: ForgetBiasOption = None,
+    t_max: Annotated[Optional[int], typer.Option(help="With --gate-init chrono: the longest memory T_max (default: T).")] = None,
     force: Annotated[bool, typer.Option(help="Replace --out if it is a regular file (a symlink is replaced itself, not its target).")] = False,
 ):
     """Unroll a cell numerically over a batch of sequences or a grid of settings, with gradients through time."""
@@ -426,7 +440,8 @@ def numeric(
                 cell=cell, variant=variant, activation=activation, formulas=tuple(formula or ()), hidden=hidden,
                 input_size=input_size, steps=steps, params_file=params, layer=layer, seed=seed, inputs=inputs,
                 inputs_file=inputs_file, batch=batch, h0=h0, c0=c0, grid=tuple(grid or ()), mode=mode.value,
-                truncate=truncate, every_step=every_step), progress=status)
+                truncate=truncate, every_step=every_step, gate_init=gate_init or "pytorch", forget_bias=forget_bias,
+                t_max=t_max), progress=status)
         if out is not None:
             data = arrays(r, torch_names)
             write_atomic(out, "out", lambda f: np.savez(f, **data), force=force)
@@ -481,7 +496,9 @@ def train(
     threshold: Annotated[float, typer.Option(help="The clipping threshold (norm) or bound (value).")] = 1.0,
     seed: Annotated[int, typer.Option(help="Seed of the initialisation and the data.")] = 0,
     every: Annotated[int, typer.Option(help="Evaluate on the held-out set every this many updates.")] = 100,
-    forget_bias: Annotated[Optional[float], typer.Option(help="LSTM: start the forget-gate bias at this value (default: PyTorch's init; Jozefowicz et al. 2015 use 1).")] = None,
+    gate_init: GateInitOption = None,
+    forget_bias: ForgetBiasOption = None,
+    t_max: Annotated[Optional[int], typer.Option(help="chrono: the longest memory T_max (default: the sequence length).")] = None,
     json_: Annotated[bool, typer.Option("--json", help="Print the summary and the curves as JSON.")] = False,
     out: Annotated[Optional[str], typer.Option(help="Save the trained weights to FILE.npz (our names and PyTorch's).")] = None,
     force: Annotated[bool, typer.Option(help="Replace --out if it is a regular file.")] = False,
@@ -491,11 +508,12 @@ def train(
 
     from numeric import trainview
     from numeric.files import check_target, write_atomic
-    from numeric.train import Settings, check, train as run_training
+    from numeric.sensitivity import sensitivity
+    from numeric.train import Settings, resolve, train as run_training
 
     settings = Settings(cell=cell, variant=variant, task=task, lag=lag, hidden=hidden, batch=batch, updates=updates,
                         optimiser=optimiser, lr=lr, momentum=momentum, clip=clip, threshold=threshold, seed=seed,
-                        every=every, forget_bias=forget_bias)
+                        every=every, gate_init=gate_init, forget_bias=forget_bias, t_max=t_max)
     progress, done = Progress(updates), [0]
 
     def on_update(update):
@@ -509,7 +527,7 @@ def train(
             typer.echo(trainview.eval_line(settings, e))
 
     with reported(), np.errstate(all="ignore"):
-        check(settings)
+        settings = resolve(settings)
         if out is not None:
             check_target(out, "out", force)
         if not json_:
@@ -524,27 +542,56 @@ def train(
         if out is not None:
             data = trainview.arrays(result)
             write_atomic(out, "out", lambda f: np.savez(f, **data), force=force)
-    typer.echo(json.dumps(trainview.to_json(result), indent=2, allow_nan=False) if json_ else trainview.summary(result))
+        seen = sensitivity(result.settings, result.params)
+    typer.echo(json.dumps(trainview.to_json(result), indent=2, allow_nan=False) if json_
+               else trainview.summary(result, seen))
+
+
+@app.command(epilog=examples("sensitivity"))
+def sensitivity(
+    model: Annotated[str, typer.Argument(help="A model train --out saved (FILE.npz).")],
+    sequences: Annotated[int, typer.Option(help="Held-out sequences to average over.")] = 256,
+    seed: Annotated[Optional[int], typer.Option(help="Seed of the held-out sequences (default: those training scored).")] = None,
+    json_: Annotated[bool, typer.Option("--json", help="One value per input step, as JSON.")] = False,
+):
+    """What a trained answer depends on: ‖∂ℓ/∂x_t‖ for every input step t (Madsen 2019)."""
+    import numpy as np
+
+    from numeric import trainview
+    from numeric.sensitivity import saved_model, sensitivity as measure
+
+    with reported(), np.errstate(all="ignore"):
+        if not 1 <= sequences <= 4096:
+            raise UsageError("--sequences", f"must be from 1 to 4096, got {sequences}")
+        if seed is not None and seed < 0:
+            raise UsageError("--seed", f"must be a whole number >= 0, got {seed}")
+        settings, params = saved_model(model)
+        seen = measure(settings, params, sequences, seed)
+    typer.echo(json.dumps(trainview.sensitivity_json(seen), indent=2, allow_nan=False) if json_
+               else trainview.sensitivity_table(seen))
 
 
 @app.command(epilog=examples("sweep"))
 def sweep(
     task: TaskOption = "cuisine",
     lags: Annotated[str, typer.Option(help="Comma-separated lags.")] = "2,5,10,20,50,100",
-    cells: Annotated[str, typer.Option(help="Comma-separated cells.")] = "rnn,lstm,gru",
-    seeds: Annotated[int, typer.Option(help="Seeds per cell and lag.")] = 5,
+    models: Annotated[str, typer.Option(help="Comma-separated CELL:INIT (INIT: pytorch, forget-bias or chrono; a CELL alone takes its training default).")] = "rnn:pytorch,lstm:pytorch,lstm:chrono,gru:pytorch,gru:chrono",
+    seeds: Annotated[int, typer.Option(help="Seeds per model and lag.")] = 5,
     updates: Annotated[int, typer.Option(help="The fixed update budget of every run.")] = 2000,
     hidden: Annotated[int, typer.Option(help="Hidden size n.")] = 16,
+    lr: Annotated[float, typer.Option(help="Adam's learning rate.")] = 0.01,
+    batch: Annotated[int, typer.Option(help="Sequences per update.")] = 32,
+    forget_bias: ForgetBiasOption = None,
     jobs: Annotated[int, typer.Option(help="Worker processes (one BLAS thread each).")] = 2,
     out: Annotated[Optional[str], typer.Option(help="Write the results to FILE.json (report --longterm-results reads it).")] = None,
     force: Annotated[bool, typer.Option(help="Replace --out if it is a regular file.")] = False,
 ):
-    """Success rate against lag for each cell over several seeds, with a fixed update budget."""
+    """Success rate against lag for each cell and gate initialisation over several seeds, with a fixed update budget."""
     import numpy as np
 
     from numeric import trainview
     from numeric.files import check_target, write_atomic
-    from numeric.sweep import sweep as run_sweep
+    from numeric.sweep import parse_models, sweep as run_sweep
     from numeric.train import Settings
 
     def numbers(text: str, option: str) -> list[int]:
@@ -558,15 +605,17 @@ def sweep(
             raise UsageError("--jobs", f"must be from 1 to 64, got {jobs}")
         if out is not None:
             check_target(out, "out", force)
-        chosen = [c.strip() for c in cells.split(",")]
+        chosen, lag_list = parse_models(models), tuple(numbers(lags, "--lags"))
         try:
-            with Progress(len(chosen) * len(numbers(lags, "--lags")) * max(seeds, 1)) as progress:
-                result = run_sweep(Settings(task=task, updates=updates, hidden=hidden), cells=tuple(chosen),
-                                   lags=tuple(numbers(lags, "--lags")), seeds=seeds, jobs=jobs,
-                                   on_run=lambda run, done, total: progress(done, f"{run['cell']} L={run['lag']}"))
+            with Progress(len(chosen) * len(lag_list) * max(seeds, 1)) as progress:
+                result = run_sweep(Settings(task=task, updates=updates, hidden=hidden, lr=lr, batch=batch,
+                                            forget_bias=forget_bias),
+                                   models=chosen, lags=lag_list, seeds=seeds, jobs=jobs,
+                                   on_run=lambda run, done, total: progress(done, f"{run['model']} L={run['lag']}"))
         except InvalidValue as error:  # the sweep's options are plural
-            if error.field in ("cell", "lag"):
-                raise UsageError(f"--{error.field}s", str(error)) from None
+            if error.field in ("cell", "lag", "gate_init"):
+                raise UsageError({"cell": "--models", "gate_init": "--models", "lag": "--lags"}[error.field],
+                                 str(error)) from None
             raise
         if out is not None:
             text = json.dumps(result, indent=1, allow_nan=False).encode()
@@ -583,13 +632,13 @@ class ReportFormat(str, Enum):
 @app.command(epilog=examples("report"))
 def report(
     out: Annotated[str, typer.Option(help="Folder to write unrolled-report.pdf and the PNGs into.")] = ".",
-    only: Annotated[Optional[list[str]], typer.Option(help="Only this figure (repeatable): unrolled, explode, heatmap, lags, lecture, pascanu, carousel, sources, clipping, cliff, longterm.")] = None,
+    only: Annotated[Optional[list[str]], typer.Option(help="Only this figure (repeatable): unrolled, explode, heatmap, lags, lecture, pascanu, carousel, sources, clipping, cliff, longterm, memory.")] = None,
     format: Annotated[ReportFormat, typer.Option("--format", help="pdf, png or both.")] = ReportFormat.both,
     steps: Annotated[int, typer.Option(help="Horizon T of the figures (2 to 1000).")] = 50,
     seed: Annotated[int, typer.Option(help="Seed of every random draw.")] = 0,
     dpi: Annotated[int, typer.Option(help="Resolution of the PNGs (10 to 600).")] = 100,
     force: Annotated[bool, typer.Option(help="Replace files that already exist, regular files only (a symlink is replaced itself, not its target).")] = False,
-    longterm_results: Annotated[Optional[str], typer.Option(help="The sweep's results for the longterm figure (sweep --out FILE.json; default: the bundled cuisine sweep).")] = None,
+    longterm_results: Annotated[Optional[str], typer.Option(help="The sweep's results for the longterm and memory figures (sweep --out FILE.json; default: the bundled cuisine sweep).")] = None,
 ):
     """Write the figures as PNGs and one multi-page PDF (title, equations, figures, checks)."""
     import numpy as np

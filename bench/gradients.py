@@ -37,7 +37,8 @@ from bench.hidden import header, interleaved, load
 from derive.cell import make_cell
 from derive.cells import CELLS
 from numeric import native
-from numeric.batch import make_problem, random_params
+from numeric.batch import make_problem
+from numeric.init import draw
 from numeric.modes import gradient
 
 
@@ -45,9 +46,9 @@ def cases(N: int, T: int):
     rng = np.random.default_rng(0)
     x = rng.uniform(-1, 1, T)
     rnn = make_cell(CELLS["rnn"], activation="tanh")
-    prn = random_params(rnn, (N,), seed=1)
+    prn = draw(rnn, (N,), seed=1)
     lstm = make_cell(CELLS["lstm"])
-    pls = random_params(lstm, (N,), seed=2)
+    pls = draw(lstm, (N,), seed=2)
     flat = {k: v[:, 0, 0] for k, v in pls.items()}
     yield ("rnn tanh", make_problem(rnn, prn, x),
            lambda: rnn_tanh_grad(prn["W_hh"][:, 0, 0], prn["W_xh"][:, 0, 0], prn["b_h"][:, 0, 0], x))

@@ -37,10 +37,10 @@ sys.path.insert(0, str(ROOT))
 from numeric import tasks  # noqa: E402
 from numeric.clip import clip_by_norm  # noqa: E402
 from numeric.optim import AdamState, adam  # noqa: E402
-from numeric.train import Settings, _core, cross_entropy, init, loss_and_grad  # noqa: E402
+from numeric.train import Settings, _core, cross_entropy, initial_params, loss_and_grad, resolve  # noqa: E402
 from numeric.weights import torch_names  # noqa: E402
 
-SETTINGS = Settings(cell="lstm", task="cuisine", lag=50, hidden=32, batch=64, seed=0)
+SETTINGS = resolve(Settings(cell="lstm", task="cuisine", lag=50, hidden=32, batch=64, seed=0))
 
 
 def batches(count: int):
@@ -112,7 +112,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--updates", type=int, default=10)
     args = parser.parse_args()
-    params = init(SETTINGS)
+    params = initial_params(SETTINGS)
     try:
         import torch  # noqa: F401
         have_torch = True

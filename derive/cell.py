@@ -44,6 +44,21 @@ class StepInputs:
     variant: str
 
 
+@dataclass(frozen=True)
+class Memory:
+    """The biases that decide whether a gated cell starts out remembering.
+
+    ``keep`` keeps the state when large: the LSTM's forget gate b_f
+    (c_t = f ⊙ c_{t-1} + …), PyTorch's GRU update gate b_z (h_t = (1 − z) ⊙ n_t + z ⊙ h_{t-1}).
+    ``write`` writes over it when large: the LSTM's input gate b_i.  ``sign`` is −1
+    where a *small* keep bias keeps (Olah's GRU, h_t = (1 − z) ⊙ h_{t-1} + z ⊙ n_t).
+    """
+
+    keep: str
+    write: str = ""
+    sign: int = 1
+
+
 @dataclass(frozen=True, eq=False)  # definitions compare by identity, so a Cell hashes
 class CellDef:
     """A cell as its author defines it.
@@ -53,6 +68,8 @@ class CellDef:
     later one free to use earlier quantities through ``StepInputs.q``.
     ``carousel`` names states whose path to themselves is elementwise (the
     LSTM's cell state), for which ∏ of the path's factors is a closed form.
+    ``memory`` names, per variant, the gate biases that keep and write the
+    memory (``Memory``): what a gate initialisation sets.
     ``fixed`` gives parameters a value baked into the step (the lecture's
     LSTM); ``scalar_names`` are the lecture's names for the 1×1 case.
     """
@@ -70,6 +87,7 @@ class CellDef:
     scalar_only: bool = False
     examples: tuple[Mapping[str, str], ...] = ()
     output: str = ""
+    memory: Mapping[str, Memory] = field(default_factory=dict)
 
     @property
     def output_state(self) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sympy as sp
 
 from .activations import sigmoid
-from .cell import CellDef, Param, StepInputs
+from .cell import CellDef, Memory, Param, StepInputs
 
 
 def hadamard(a: sp.MatrixBase, b: sp.MatrixBase) -> sp.ImmutableMatrix:
@@ -105,6 +105,8 @@ LSTM = CellDef(
     },
     step=lstm_step,
     carousel=("c",),
+    memory={"standard": Memory("b_f", write="b_i"), "peephole": Memory("b_f", write="b_i"),
+            "coupled": Memory("b_f")},
 )
 
 
@@ -144,6 +146,7 @@ GRU = CellDef(
         "colah": _GRU_GATES + (Param("b_n", "n"),),
     },
     step=gru_step,
+    memory={"standard": Memory("b_z"), "cho": Memory("b_z"), "colah": Memory("b_z", sign=-1)},
 )
 
 

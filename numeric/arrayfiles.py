@@ -143,16 +143,46 @@ def _real(path: str, key: str, array: np.ndarray, field: str) -> np.ndarray:
     return array.astype(np.float64)
 
 
-def _read_npz(path: str, field: str) -> dict[str, np.ndarray]:
+#: The .npz member that holds what wrote the file (``train --out``: the settings), as JSON text.
+METADATA = "__metadata__"
+
+
+def _load_npz(path: str, field: str) -> dict[str, np.ndarray]:
     try:
         data = np.load(path, allow_pickle=False)
         if not isinstance(data, np.lib.npyio.NpzFile):
             raise InvalidValue(field, f"{path} holds one unnamed array; allowed: named arrays (np.savez(path, W_hh=...))")
         with data:
-            arrays = {key: data[key] for key in data.files}
+            return {key: data[key] for key in data.files}
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
         raise InvalidValue(field, f"cannot read {path} as .npz: {_reason(error)}") from None
-    return {key: _real(path, key, array, field) for key, array in arrays.items()}
+
+
+def _read_npz(path: str, field: str) -> dict[str, np.ndarray]:
+    arrays = _load_npz(path, field)
+    return {key: _real(path, key, array, field) for key, array in arrays.items() if key != METADATA}
+
+
+def with_metadata(arrays: Mapping[str, np.ndarray], metadata: Mapping) -> dict[str, np.ndarray]:
+    """``arrays`` and ``metadata`` (JSON-ready) as one mapping for ``np.savez``."""
+    return {**arrays, METADATA: np.array(json.dumps(metadata, allow_nan=False))}
+
+
+def read_metadata(path: str, field: str = "params") -> dict:
+    """What ``with_metadata`` stored in a .npz file; {} for any other file or none stored."""
+    if Path(path).suffix.lower() != ".npz":
+        return {}
+    _regular_size(path, field)
+    text = _load_npz(path, field).get(METADATA)
+    if text is None:
+        return {}
+    try:
+        data = json.loads(str(text))
+    except (ValueError, RecursionError):
+        data = None
+    if not isinstance(data, dict):
+        raise InvalidValue(field, f"{path}: {METADATA} is not a JSON object")
+    return data
 
 
 def _read_safetensors(path: str, field: str) -> dict[str, np.ndarray]:

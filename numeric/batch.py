@@ -117,12 +117,3 @@ def make_problem(cell: Cell, params: Mapping[str, object], inputs, s0=None) -> P
     if state.shape[-1:] != (S,):
         raise ValueError(f"the initial state has size {state.shape[-1:]}, expected {S}")
     return Problem(cell, arrays, x, state)
-
-
-def random_params(cell, batch: tuple[int, ...] = (), seed: int = 0, scale: float | None = None):
-    """PyTorch's default initialisation, U(−1/√n, 1/√n) for every parameter, in the shapes
-    of a ``Cell`` (biases (n, 1)) or of a ``derive.core.Layer`` (biases (n,)): the same numbers."""
-    rng = np.random.default_rng(seed)
-    bound = 1 / np.sqrt(cell.n) if scale is None else scale
-    shapes = cell.shapes() if hasattr(cell, "shapes") else {name: v.shape for name, v in cell.params}
-    return {name: rng.uniform(-bound, bound, batch + shape) for name, shape in shapes.items()}

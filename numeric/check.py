@@ -22,7 +22,8 @@ from derive import reference
 from derive.cell import Cell, make_cell
 from derive.cells import CELLS
 
-from .batch import Problem, loss_gradient, make_problem, random_params
+from .batch import Problem, loss_gradient, make_problem
+from .init import draw
 from .unroll import forward, gradient_forward, gradient_reverse, state_jacobian
 
 TOLERANCES = {"forward mode": 1e-12, "finite differences": 1e-6, "complex step": 1e-12, "mpmath 50 digits": 1e-12,
@@ -127,7 +128,7 @@ def random_problem(cell: Cell, steps: int, seed: int = 0) -> Problem:
     """
     for attempt in range(50):
         rng = np.random.default_rng(seed + attempt)
-        p = make_problem(cell, random_params(cell, seed=seed + attempt), rng.uniform(-1, 1, (steps, cell.m)),
+        p = make_problem(cell, draw(cell, seed=seed + attempt), rng.uniform(-1, 1, (steps, cell.m)),
                          rng.uniform(-0.5, 0.5, len(cell.states) * cell.n))
         if not cell.params or np.any(_flat(gradient_forward(p), cell) != 0):
             return p

@@ -319,12 +319,13 @@ def _add(cot: dict, key, value) -> None:
 
 def backward(core: Core, params, x: np.ndarray, tape: Tape, seed: dict[str, np.ndarray],
              every_step: dict[str, np.ndarray] | None = None, first: int = 1,
-             with_params: bool = True, on_step: Callable | None = None):
+             with_params: bool = True, on_step: Callable | None = None, wrt_inputs: bool = False):
     """BPTT from the cotangent ``seed`` of s_T (state -> (B, n)) down to step ``first``.
 
     ``every_step`` adds its cotangent at every step t ≥ 1 (a loss on every step).
     Returns (∂/∂s_{first−1} per state, ∂/∂θ per parameter or {}).  ``on_step(t, carry)``
     sees the cotangent of s_{t−1} after each step and may rescale it (returning it).
+    ``wrt_inputs`` (with the parameters) adds ``"x"``: ∂/∂x_t, (T, B, m), zero before ``first``.
     """
     kernels, stacked = compiled(core), tape.stacked
     T = len(tape.steps)
@@ -339,6 +340,7 @@ def backward(core: Core, params, x: np.ndarray, tape: Tape, seed: dict[str, np.n
     sums = {sym: 0.0 for _, sym in core.params}
     carry = dict(seed)
     batch = next(iter(seed.values())).shape[:-1]
+    x_bar = np.zeros(x.shape[:1] + batch + x.shape[-1:]) if wrt_inputs else None
     now = [(s, core.current(s)) for s in core.states]
     for t in range(T, first - 1, -1):
         env = tape.steps[t - 1]
@@ -365,6 +367,8 @@ def backward(core: Core, params, x: np.ndarray, tape: Tape, seed: dict[str, np.n
             for _, sym in core.params:
                 if sym in cot and sym not in summed_later:
                     sums[sym] = sums[sym] + _sum_to(cot[sym], env[sym].shape)
+        if wrt_inputs and core.x in cot:  # x read by an elementwise equation, not through a product
+            x_bar[t - 1] += cot[core.x]
         carry = {s: np.broadcast_to(cot.get(sym, 0.0), carry[s].shape) for s, sym in core.prev}
         if every_step is not None and t > 1:
             carry = {s: carry[s] + every_step[s] for s in core.states}
@@ -387,7 +391,20 @@ def backward(core: Core, params, x: np.ndarray, tape: Tape, seed: dict[str, np.n
         n = total.shape[0] // len(g.maps)
         for j, m in enumerate(g.maps):
             grads[m.weight] = total[j * n:(j + 1) * n]
+        if wrt_inputs and g.of_x:
+            _add_input_cotangent(x_bar, g, bars[g.operand] @ stacked[g.operand].T, x)
+    if wrt_inputs:
+        grads["x"] = x_bar
     return carry, grads
+
+
+def _add_input_cotangent(x_bar: np.ndarray, g: Group, v_bar: np.ndarray, x: np.ndarray) -> None:
+    """x̄ += v̄ ∂v/∂x for a product W v of the input alone (v = x, or v elementwise in x)."""
+    if g.operand.is_Symbol:
+        x_bar += v_bar
+        return
+    for _, partial in g.partials:
+        x_bar += v_bar * partial(x)[0]
 
 
 def _sum_to(value: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:

@@ -1,6 +1,6 @@
 """The ``numeric`` command's work: one request record in, one result out.
 
-Weights come from a file (ours or PyTorch's names) or PyTorch's initialisation;
+Weights come from a file (ours or PyTorch's names) or are drawn (``numeric.init``);
 inputs are typed, read or drawn.  Shared weights run through ``numeric.layer``
 (any hidden size); a grid of settings through the elementwise kernels.
 """
@@ -20,7 +20,8 @@ from derive.errors import InvalidValue, NonFinite
 from derive.values import parameter_names, parse_initial_state, parse_number
 
 from .arrayfiles import read_tensors
-from .batch import Problem, make_problem, random_params
+from .batch import Problem, make_problem
+from .init import check_init, describe, draw
 from .inputs import DEFAULT_STEPS, inputs as read_or_draw_inputs
 from .kernels import quantity_names
 from .layer import MAX_HIDDEN, LayerResult, LogMatrix, check_memory, jacobian_norms, value_and_grad
@@ -68,6 +69,9 @@ class Request:
     mode: str = "auto"
     truncate: int | None = None
     every_step: bool = False
+    gate_init: str = "pytorch"        # how drawn weights start (``numeric.init``)
+    forget_bias: float | None = None
+    t_max: int | None = None          # chrono: the longest memory, default T
 
 
 @dataclass(frozen=True)
@@ -168,16 +172,21 @@ def check_request(req: Request, definition) -> None:
                            "drop it or the loss on every step")
     if req.layer < 0:
         raise InvalidValue("layer", f"must be a whole number >= 0, got {req.layer}")
+    if req.params_file is not None and (req.gate_init != "pytorch" or req.forget_bias is not None
+                                        or req.t_max is not None):
+        raise InvalidValue("gate_init", f"sets how drawn weights start; the weights of {req.params_file} "
+                           "are read, not drawn")
+    check_init(definition, req.variant or definition.variants[0], req.gate_init, req.forget_bias, req.t_max)
     scalar = definition.fixed or definition.scalar_only
     if scalar and (req.hidden not in (None, 1) or req.input_size not in (None, 1)):
         raise InvalidValue("hidden" if req.hidden not in (None, 1) else "input_size",
                            f"{definition.name} is a one-unit (scalar) cell; allowed: 1")
 
 
-def _weights(req: Request, definition, variant: str) -> tuple[dict | None, int, int, str]:
+def _weights(req: Request, definition, variant: str) -> tuple[dict | None, int, int, str | None]:
     """(parameters or None, n, m, where they came from); n, m from the file or the request."""
     if req.params_file is None:
-        return None, *requested_sizes(req), f"PyTorch's initialisation, seed {req.seed}"
+        return None, *requested_sizes(req), None
     tensors = read_tensors(req.params_file)
     params, n, m = cell_params(tensors, definition, variant, req.layer)
     for field, given, found in (("hidden", req.hidden, n), ("input_size", req.input_size, m)):
@@ -185,6 +194,14 @@ def _weights(req: Request, definition, variant: str) -> tuple[dict | None, int, 
             raise InvalidValue(field, f"{req.params_file} has {field.replace('_', ' ')} {found}, not {given}")
     layer = f" (layer {req.layer})" if req.layer else ""
     return params, n, m, f"{req.params_file}{layer}"
+
+
+def drawn(form, req: Request, steps: int) -> tuple[dict, str]:
+    """(parameters, how they were drawn) when no file gives them: the request's gate initialisation
+    (chrono's T_max defaults to the run's T) and seed."""
+    t_max = (req.t_max or steps) if req.gate_init == "chrono" else None
+    params = draw(form, (), req.seed, init=req.gate_init, forget_bias=req.forget_bias, t_max=t_max)
+    return params, f"{describe(req.gate_init, req.forget_bias, t_max)} initialisation, seed {req.seed}"
 
 
 def estimated_seconds(cell: Cell, settings: int, steps: int) -> float:
@@ -237,7 +254,7 @@ def run(req: Request, weights: dict[str, np.ndarray] | None = None,
 
 def _run_layer(req: Request, layer: Layer, params, x, batched: bool, source: str, progress) -> LayerRun:
     if params is None:
-        params = random_params(layer, seed=req.seed)
+        params, source = drawn(layer, req, x.shape[1])
     s0 = np.array(parse_initial_state(layer, req.h0, req.c0), dtype=float).ravel()
     initial = {s: s0[j * layer.n:(j + 1) * layer.n] for j, s in enumerate(layer.states)}
     progress(f"{layer.label}, n = {layer.n}: unrolling {x.shape[1]} steps of {x.shape[0]} sequences and BPTT")
@@ -366,7 +383,7 @@ def _run_grid(req: Request, definition, variant: str, n: int, m: int, params, x,
                            f"{how} takes one input sequence, got a batch of {x.shape[0]}")
     cell = make_cell(definition, variant, req.activation, n, m)
     if params is None:
-        params = random_params(cell, seed=req.seed)
+        params, _ = drawn(cell, req, x.shape[1])
     params = {name: np.asarray(v, dtype=float).reshape(v.shape if np.ndim(v) == 2 else (-1, 1))
               for name, v in params.items()}
     axes = parse_grid(cell, list(req.grid))

@@ -16,7 +16,8 @@ from derive.core import Layer, make_core
 from derive.logdomain import evaluate
 from derive.symbols import T as T_sym
 
-from .batch import make_problem, random_params
+from .batch import make_problem
+from .init import draw
 from .clip import clip_by_norm, clip_by_value
 from .kernels import quantity_names
 from .layer import jacobian_norms
@@ -81,7 +82,7 @@ def lag_curves(horizon: int = 50, hidden: int = 8, seeds: int = 16, seed: int = 
         layer = Layer(make_core(CELLS[name], None, "tanh" if name == "rnn" else None), hidden, 1)
         # drawn step by step and then arranged (seeds, T, 1): the report's numbers stay those it has shown
         x = np.random.default_rng(seed).uniform(-1, 1, (horizon, seeds, 1)).transpose(1, 0, 2)
-        params = random_params(layer, (seeds,), seed)
+        params = draw(layer, (seeds,), seed)
         by_lag = [jacobian_norms(layer.core, _nth(params, i), x, sequence=i).log10_by_lag for i in range(seeds)]
         rows.append(np.percentile(by_lag, [10, 50, 90], axis=0))
     rows = np.array(rows)
@@ -149,7 +150,7 @@ def carousel(horizon: int = 100, seed: int = 0) -> Carousel:
     """LSTM: ∂c_T/∂c_0 for forget-gate biases 0, 1, 2, and the path product ∏ f_t."""
     cell = make_cell(CELLS["lstm"])
     biases = (0.0, 1.0, 2.0)
-    params = random_params(cell, seed=seed)
+    params = draw(cell, seed=seed)
     params["b_f"] = np.array(biases)[:, None, None]
     x = np.random.default_rng(seed).uniform(-1, 1, horizon)
     p = make_problem(cell, params, x)
@@ -169,7 +170,7 @@ def sources(horizon: int = 40, seed: int = 0) -> Sources:
     out = []
     for name, weights in (("rnn", ("W_hh",)), ("lstm", ("W_hi", "W_hf", "W_hg", "W_ho"))):
         cell = make_cell(CELLS[name], activation="tanh" if name == "rnn" else None)
-        params = random_params(cell, seed=seed, scale=1.5)
+        params = draw(cell, seed=seed, scale=1.5)
         x = np.random.default_rng(seed).uniform(-1, 1, horizon)
         columns = [i for i, (n, _) in enumerate(cell.params) if n in weights]
         grid = np.full((horizon, horizon), np.nan)
@@ -221,7 +222,7 @@ def unrolled(definition=None, steps: int = 6, seed: int = 0, variant=None, activ
     norms = {}
     if cell.params:
         x = np.random.default_rng(seed).uniform(-1, 1, (steps, cell.m))
-        p = make_problem(cell, random_params(cell, seed=seed), x)
+        p = make_problem(cell, draw(cell, seed=seed), x)
         state = np.asarray(p.s0, dtype=float)
         for t in range(1, steps + 1):
             if t in shown:

@@ -79,6 +79,37 @@ def draw(name: str, lag: int, batch: int, rng: np.random.Generator) -> tuple[np.
     return {"cuisine": _cuisine, "adding": _adding, "latch": _latch}[task(name).name](lag, batch, rng)
 
 
+def chance(name: str) -> float:
+    """The score of an answer that ignores the input: the most frequent class's share (cuisine: 0.2, from
+    the foods' cuisines .2/.2/.2/.2/.1/.1), or the MSE of predicting the mean (adding: Var(u₁ + u₂) = 1/6).
+
+    >>> chance("cuisine"), chance("latch"), round(chance("adding"), 4)
+    (0.2, 0.5, 0.1667)
+    """
+    if task(name).name == "cuisine":
+        return max(list(FOODS.values()).count(c) for c in CUISINES) / len(FOODS)
+    return 0.5 if name == "latch" else 1 / 6
+
+
+def key_steps(name: str, x: np.ndarray) -> np.ndarray:
+    """(B, T) bool: the steps each answer is read from (cuisine: the food; adding: the two marked
+    values; latch: the bit)."""
+    key = np.zeros(x.shape[:2], dtype=bool)
+    if task(name).name == "adding":
+        return x[:, :, 1] == 1.0
+    key[:, 2 if name == "cuisine" else 0] = True
+    return key
+
+
+def roles(name: str, lag: int) -> tuple[str, ...]:
+    """What each step t = 1..T holds, for a person reading a sensitivity profile."""
+    if task(name).name == "cuisine":
+        return ("person", "eats", "food", *["filler"] * lag, "cuisine?")
+    if name == "latch":
+        return ("bit", *["noise"] * lag)
+    return tuple(["value"] * lag)
+
+
 def _one_hot(tokens: np.ndarray) -> np.ndarray:
     return np.eye(len(VOCABULARY))[tokens]
 

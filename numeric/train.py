@@ -9,7 +9,7 @@ squared error (a number), averaged over the batch.  The readout's loss gives
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Mapping
 
 import numpy as np
@@ -19,8 +19,8 @@ from derive.core import Layer, make_core
 from derive.errors import InvalidValue
 
 from . import tasks
-from .batch import random_params
 from .clip import clip_by_norm, clip_by_value, global_norm
+from .init import check_init, default_init, describe, draw
 from .layer import MAX_HIDDEN, MEMORY_LIMIT, backward, memory_bytes, scan
 from .logmatrix import log10_norm
 from .optim import optimiser
@@ -51,7 +51,14 @@ class Settings:
     threshold: float = 1.0
     seed: int = 0
     every: int = 100
-    forget_bias: float | None = None  # LSTM: b_f set to this (Gers et al. 2000; Jozefowicz et al. 2015 use 1)
+    gate_init: str | None = None      # ``numeric.init.GATE_INITS``; None: chrono for a gated cell, else pytorch
+    forget_bias: float | None = None  # forget-bias: the keep gate's bias (default ``init.FORGET_BIAS``)
+    t_max: int | None = None          # chrono: the longest memory (default: the task's sequence length)
+
+    @property
+    def init(self) -> str:
+        """The gate initialisation as a user reads it."""
+        return describe(self.gate_init or "pytorch", self.forget_bias, self.t_max)
 
     @property
     def target(self) -> str:
@@ -85,8 +92,9 @@ class TrainResult:
         return self.curve[-1]
 
 
-def check(s: Settings) -> None:
-    """Every size and choice of ``s``, before any work."""
+def resolve(s: Settings) -> Settings:
+    """``s`` checked, every size and choice, before any work; the gate initialisation and
+    chrono's T_max filled in where left to their defaults."""
     tasks.task(s.task)
     tasks.check_lag(s.task, s.lag)
     if s.cell not in ("rnn", "lstm", "gru"):
@@ -99,8 +107,6 @@ def check(s: Settings) -> None:
         raise InvalidValue("hidden", f"must be at most {MAX_HIDDEN}, got {s.hidden}")
     if not s.lr > 0 or not np.isfinite(s.lr):
         raise InvalidValue("lr", f"must be a number > 0, got {s.lr}")
-    if s.forget_bias is not None and (s.cell != "lstm" or not np.isfinite(s.forget_bias)):
-        raise InvalidValue("forget_bias", "sets the LSTM's forget-gate bias: a finite number with --cell lstm")
     if not 0 <= s.momentum < 1:
         raise InvalidValue("momentum", f"must be from 0 to below 1, got {s.momentum}")
     if s.clip not in ("norm", "value", "none"):
@@ -110,26 +116,29 @@ def check(s: Settings) -> None:
     if s.seed < 0:
         raise InvalidValue("seed", f"must be a whole number >= 0, got {s.seed}")
     optimiser(s.optimiser)
+    core = _core(s)
+    gate_init = s.gate_init or default_init(core.definition, core.variant)
+    check_init(core.definition, core.variant, gate_init, s.forget_bias, s.t_max)
     steps = tasks.steps(s.task, s.lag)
-    need = memory_bytes(_core(s), s.hidden, tasks.task(s.task).input_size, max(s.batch, HELD_OUT), steps)
+    need = memory_bytes(core, s.hidden, tasks.task(s.task).input_size, max(s.batch, HELD_OUT), steps)
     if need > MEMORY_LIMIT:
         raise InvalidValue("hidden", f"training would hold {need / 2**30:.1f} GiB (hidden {s.hidden}, lag {s.lag}: "
                            f"{steps} steps, batches of {max(s.batch, HELD_OUT)} including the held-out set); "
                            f"allowed: up to {MEMORY_LIMIT / 2**30:.0f} GiB (a smaller hidden size or lag)")
+    return replace(s, variant=core.variant, gate_init=gate_init,
+                   t_max=(s.t_max or steps) if gate_init == "chrono" else None)
 
 
 def _core(s: Settings):
     return make_core(CELLS[s.cell], s.variant, "tanh" if s.cell == "rnn" else None)
 
 
-def init(s: Settings) -> dict[str, np.ndarray]:
-    """PyTorch's initialisation: every weight and bias U(−1/√n, 1/√n), the readout's too (fan-in n);
-    the LSTM's forget-gate bias set to ``forget_bias`` when given."""
+def initial_params(s: Settings) -> dict[str, np.ndarray]:
+    """The cell's weights as ``s.gate_init`` draws them (``numeric.init``), and the readout's
+    PyTorch's way (``nn.Linear``: U(−1/√n, 1/√n), fan-in n).  ``s`` is resolved."""
     task = tasks.task(s.task)
     layer = Layer(_core(s), s.hidden, task.input_size)
-    params = random_params(layer, seed=s.seed)
-    if s.forget_bias is not None:
-        params["b_f"] = np.full(s.hidden, float(s.forget_bias))
+    params = draw(layer, seed=s.seed, init=s.gate_init, forget_bias=s.forget_bias, t_max=s.t_max)
     rng = np.random.default_rng([s.seed, 1])
     bound = 1 / np.sqrt(s.hidden)
     outputs = max(task.classes, 1)
@@ -161,10 +170,12 @@ def loss_function(task_name: str) -> Callable:
     return squared_error if tasks.task(task_name).regression else cross_entropy
 
 
-def loss_and_grad(core, params: Mapping[str, np.ndarray], x: np.ndarray, target: np.ndarray, loss: Callable):
+def loss_and_grad(core, params: Mapping[str, np.ndarray], x: np.ndarray, target: np.ndarray, loss: Callable,
+                  wrt_inputs: bool = False):
     """(loss, y, ∂L/∂θ for every parameter, readout included, and ∂L/∂s_1 per state).
 
     x is (B, T, m).  The readout's ∂L/∂h_T seeds ``numeric.layer.backward``.
+    ``wrt_inputs`` adds ∂L/∂x as ``"x"``, (B, T, m).
     """
     xs = np.ascontiguousarray(np.transpose(x, (1, 0, 2)))
     B, n = x.shape[0], params["W_hq"].shape[1]
@@ -180,7 +191,9 @@ def loss_and_grad(core, params: Mapping[str, np.ndarray], x: np.ndarray, target:
             first.update({s: np.array(v) for s, v in carry.items()})
         return carry
 
-    carry, grads = backward(core, params, xs, tape, seed, on_step=record)
+    carry, grads = backward(core, params, xs, tape, seed, on_step=record, wrt_inputs=wrt_inputs)
+    if wrt_inputs:
+        grads["x"] = np.transpose(grads["x"], (1, 0, 2))
     if not first:  # T = 1: s_1 is s_T
         first.update(seed)
     grads["W_hq"] = dy.T @ h
@@ -221,9 +234,9 @@ def train(s: Settings, on_eval: Callable[[Evaluation], None] = lambda e: None,
     Batches come from ``default_rng([seed, 2])``, the held-out set from ``[seed, 3]``:
     every run sees its own data, and the same seed sees the same data.
     """
-    check(s)
+    s = resolve(s)
     core = _core(s)
-    params = init(s)
+    params = initial_params(s)
     update_fn, state = optimiser(s.optimiser)
     extra = {"momentum": s.momentum} if s.optimiser == "sgd" else {}
     data = np.random.default_rng([s.seed, 2])

@@ -9,6 +9,8 @@ import numpy as np
 from derive.render import finite
 
 from . import tasks
+from .arrayfiles import with_metadata
+from .sensitivity import Sensitivity
 from .train import READOUT, Evaluation, Settings, TrainResult
 from .weights import torch_names
 
@@ -27,26 +29,85 @@ def eval_line(s: Settings, e: Evaluation) -> str:
     return f"update {e.update:>6}: held-out loss {e.loss:.4f}, {_score(s.task, e.score)}{norm}, {_signal(e)}"
 
 
+def init_line(s: Settings) -> str:
+    """The first line of a run: the gate initialisation, why, and how to get the other one."""
+    if s.gate_init == "chrono":
+        return (f"gates: {s.init}: the forget gate starts open and the input gate closed, so the memory "
+                "lasts from the start (--gate-init pytorch for PyTorch's default, whose forget gate starts "
+                "near σ(0) = 0.5)")
+    if s.gate_init == "forget-bias":
+        return f"gates: {s.init} (--gate-init chrono for the literature's choice at long lags)"
+    if s.cell == "rnn":
+        return "weights: PyTorch's default initialisation (an RNN has no gates)"
+    return ("gates: PyTorch's default: the forget gate starts near σ(0) = 0.5, so the memory fades like 0.5^t "
+            "(--gate-init chrono starts it to carry)")
+
+
 def header(s: Settings) -> str:
     task = tasks.task(s.task)
     answer = "a number (squared error)" if task.regression else f"one of {task.classes} classes (cross-entropy)"
-    return (f"training {s.cell} (hidden {s.hidden}) on {s.task}, lag {s.lag} ({tasks.steps(s.task, s.lag)} steps), "
+    return (f"{init_line(s)}\n"
+            f"training {s.cell} (hidden {s.hidden}) on {s.task}, lag {s.lag} ({tasks.steps(s.task, s.lag)} steps), "
             f"answer {answer}; {s.optimiser} lr {s.lr}, batch {s.batch}, clip {s.clip}"
             f"{'' if s.clip == 'none' else f' {s.threshold}'}, up to {s.updates} updates, seed {s.seed}; "
             f"target: {s.target}")
 
 
-def summary(r: TrainResult) -> str:
+def summary(r: TrainResult, seen: Sensitivity | None = None) -> str:
+    """What the run did, the learning signal at the first input, and (``seen``) what the answer depends on."""
     s, start, end = r.settings, r.curve[0], r.final
     outcome = {"target": "reached the target", "budget": "used the whole budget", "diverged": "diverged"}[r.stopped]
-    lines = [f"{s.cell} on {s.task} at lag {s.lag}: {outcome} after {r.updates} updates in {r.seconds:.1f} s "
-             f"({r.updates / max(r.seconds, 1e-9):.1f} updates/s)",
-             f"  held-out {_score(s.task, end.score)} (at the start {_score(s.task, start.score)}); "
+    lines = [f"{s.cell} ({s.gate_init} init) on {s.task} at lag {s.lag}: {outcome} after {r.updates} updates in "
+             f"{r.seconds:.1f} s ({r.updates / max(r.seconds, 1e-9):.1f} updates/s)",
+             f"  held-out {_score(s.task, end.score)} (chance {tasks.chance(s.task):.2f}; at the start "
+             f"{_score(s.task, start.score)}); "
              f"{'succeeded' if r.succeeded else 'did not succeed'} ({s.target})",
              "  learning signal at the first input: "
              + "; ".join(f"log10‖∂L/∂{k}_1‖ {start.log10_first[k]:.2f} at the start, {end.log10_first[k]:.2f} at the end"
                          for k in start.log10_first)]
+    if seen is not None:
+        lines.append("  what the answer depends on: " + sensitivity_line(seen))
     return "\n".join(lines)
+
+
+def sensitivity_line(seen: Sensitivity) -> str:
+    """The key steps' share of ‖∂ℓ/∂x_t‖ against an average step's."""
+    s = seen.settings
+    what = {"cuisine": "the food word", "adding": "the two marked values", "latch": "the bit"}[s.task]
+    steps = seen.norms.shape[1]
+    keys = float(seen.key.sum(axis=1).mean())
+    return (f"{what} hold{'s' if keys == 1 else ''} {seen.key_share:.1%} of the loss's sensitivity to the "
+            f"inputs (Σ_t ‖∂ℓ/∂x_t‖; {keys / steps:.1%} if every step counted alike), "
+            f"{seen.key_ratio:.3g}× the median other step's")
+
+
+def sensitivity_table(seen: Sensitivity, rows: int = 12) -> str:
+    """‖∂ℓ/∂x_t‖ by step t, mean over the held-out sequences, with each step's share; long runs elided."""
+    s = seen.settings
+    names = tasks.roles(s.task, s.lag)
+    T = len(names)
+    shown = list(range(T)) if T <= rows else [*range(rows // 2), None, *range(T - rows // 2 + 1, T)]
+    lines = [f"{s.cell} ({s.gate_init} init) on {s.task} at lag {s.lag}, {seen.norms.shape[0]} held-out sequences: "
+             f"{'MSE' if tasks.task(s.task).regression else 'accuracy'} {seen.score:.3f}, loss {seen.loss:.4f}",
+             f"{'step':>6}  {'holds':<9} {'mean ‖∂ℓ/∂x_t‖':>15}  {'share':>7}"]
+    for t in shown:
+        if t is None:
+            lines.append(f"{'⋮':>6}")
+            continue
+        bar = "█" * int(round(40 * seen.share[t]))
+        lines.append(f"{t + 1:>6}  {names[t]:<9} {seen.mean[t]:>15.3e}  {seen.share[t]:>7.2%} {bar}")
+    lines.append(sensitivity_line(seen))
+    return "\n".join(lines)
+
+
+def sensitivity_json(seen: Sensitivity) -> dict:
+    """One value per input step: the mean ‖∂ℓ/∂x_t‖ and its share, what the step holds, and the key steps' share."""
+    s = seen.settings
+    return finite({"settings": asdict(s), "sequences": int(seen.norms.shape[0]), "loss": seen.loss,
+                   "score": seen.score, "key_share": seen.key_share,
+                   "steps": list(range(1, seen.norms.shape[1] + 1)), "holds": list(tasks.roles(s.task, s.lag)),
+                   "mean_norm": seen.mean.tolist(), "share": seen.share.tolist(),
+                   "key_fraction": seen.key.mean(axis=0).tolist()})
 
 
 def to_json(r: TrainResult) -> dict:
@@ -67,21 +128,26 @@ def arrays(r: TrainResult) -> dict[str, np.ndarray]:
     cell = {k: v for k, v in r.params.items() if k not in READOUT}
     variant = s.variant or "standard"
     torch = torch_names(s.cell, variant, cell, weights=True) if variant == "standard" else {}
-    return {**r.params, **{f"rnn.{k}": v for k, v in torch.items()},
-            "fc.weight": r.params["W_hq"], "fc.bias": r.params["b_q"]}
+    arrays = {**r.params, **{f"rnn.{k}": v for k, v in torch.items()},
+              "fc.weight": r.params["W_hq"], "fc.bias": r.params["b_q"]}
+    return with_metadata(arrays, {"written_by": "unrolled train", "settings": asdict(s),
+                                  "activation": "tanh" if s.cell == "rnn" else None})
 
 
 def sweep_table(result: dict) -> str:
-    """Success rate (and median log10‖∂L/∂h_1‖ at initialisation) per cell and lag."""
-    lags = result["lags"]
-    head = f"{'cell':<6}" + "".join(f"{'L=' + str(lag):>10}" for lag in lags)
+    """Success rate, and the median log10‖∂L/∂s_1‖ at initialisation, per (cell, initialisation) and lag."""
+    lags, table = result["lags"], result["table"]
+    width = max(len(m) for m in result["models"]) + 2
+    head = f"{'model':<{width}}" + "".join(f"{'L=' + str(lag):>9}" for lag in lags)
     lines = [f"{result['task']}: success rate over {result['seeds']} seeds ({result['target']}, "
              f"budget {result['settings']['updates']} updates)", head]
-    for cell in result["cells"]:
-        lines.append(f"{cell:<6}" + "".join(f"{result['table'][cell][str(lag)]['success_rate']:>10.2f}" for lag in lags))
-    lines += ["", "median log10‖∂L/∂h_1‖ at initialisation", head]
-    for cell in result["cells"]:
-        lines.append(f"{cell:<6}" + "".join(f"{result['table'][cell][str(lag)]['median_log10_first_at_init']:>10.2f}"
-                                             for lag in lags))
+    lines += [f"{m:<{width}}" + "".join(f"{table[m][str(lag)]['success_rate']:>9.2f}" for lag in lags)
+              for m in result["models"]]
+    for state in ("h", "c"):
+        key = f"median_log10_first_{state}_at_init"
+        models = [m for m in result["models"] if key in table[m][str(lags[0])]]
+        if models:
+            lines += ["", f"median log10‖∂L/∂{state}_1‖ at initialisation", head]
+            lines += [f"{m:<{width}}" + "".join(f"{table[m][str(lag)][key]:>9.2f}" for lag in lags) for m in models]
     lines.append(f"\n{len(result['runs'])} runs in {result['seconds']:.0f} s ({result['jobs']} workers)")
     return "\n".join(lines)

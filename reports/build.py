@@ -101,6 +101,7 @@ def sections(steps: int, seed: int, longterm: str | Path = sweep.BUNDLED) -> tup
         Section("longterm", lambda: sweep.read_results(longterm), figures.longterm,
                 lambda result: "Trained with Unrolled's own BPTT (python cli.py sweep; this page reads the "
                 "results file it wrote). " + sweep.caption(result)),
+        Section("memory", lambda: sweep.read_results(longterm), figures.memory, sweep.memory_caption),
     )
 
 
@@ -218,7 +219,7 @@ def build(out: str, *, only=(), fmt="both", steps=50, seed=0, dpi=100, force=Fal
     for path in paths:
         check_replaceable(path, "out", force)
     chosen = [s for s in sections(steps, seed, longterm) if not only or s.name in only]
-    if any(s.name == "longterm" for s in chosen):
+    if any(s.name in ("longterm", "memory") for s in chosen):
         sweep.read_results(longterm)  # a bad results file is refused before any work
     with_checks = fmt in ("pdf", "both") and not only
     # The checks (about 20 s, mostly SymPy) run in a second process while this one computes and draws.

@@ -19,7 +19,8 @@ from derive.graph import jacobian_step
 from derive.chain import block
 from derive.matrixform import diag, matrix_form
 from derive.symbols import parameter, quantity
-from numeric.batch import make_problem, random_params
+from numeric.batch import make_problem
+from numeric.init import draw
 from numeric.layer import jacobian_norms, value_and_grad
 from numeric.modes import gradient
 from numeric.unroll import log10_norm_by_lag
@@ -31,7 +32,7 @@ runner = CliRunner()
 
 
 def _params(layer: Layer, seed: int) -> dict:
-    return random_params(layer, seed=seed, scale=0.9)
+    return draw(layer, seed=seed, scale=0.9)
 
 
 @pytest.mark.parametrize("spec", ALL_CELLS, ids=cell_id)

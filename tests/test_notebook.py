@@ -49,4 +49,7 @@ def test_the_notebook_runs_and_shows_the_lecture(executed):
     assert len(figures) >= 6 and all("image/png" in _mimetypes(c.outputs) for c in figures)
     assert "dh_50/dh_0 = 1125899906842624" in _stdout(_outputs(executed, "exploding, vanishing"))
     assert "day-5 prediction 0.0064" in _stdout(_outputs(executed, "from numeric.studies import lecture_example"))
-    assert _stdout(_outputs(executed, "from numeric.train import")).count("learned after") == 3
+    assert "rnn (pytorch init), L = 50: failed within" in _stdout(_outputs(executed, "from numeric.train import"))
+    assert "lstm (pytorch init), L = 50: failed within" in _stdout(_outputs(executed, "lstm_pytorch = run("))
+    assert "lstm (chrono init), L = 50: learned after" in _stdout(_outputs(executed, "lstm = run("))
+    assert "the food word holds" in _stdout(_outputs(executed, "from numeric.sensitivity import"))

@@ -16,7 +16,8 @@ from derive.cell import make_cell
 from derive.cells import CELLS
 from derive.graph import expanded
 from derive.compile import ordered_lambdify
-from numeric.batch import make_problem, random_params
+from numeric.batch import make_problem
+from numeric.init import draw
 from numeric.check import check_cell, law_slope, random_problem
 from numeric.clip import clip_by_norm, clip_by_value, global_norm
 from numeric.modes import gradient, grid_mode, reverse_bytes
@@ -53,12 +54,12 @@ def test_vector_cells_against_references(name):
 def test_matches_handwritten_bptt():
     x = np.linspace(-1, 1, 30)
     rnn = make_cell(CELLS["rnn"], activation="tanh")
-    pr = random_params(rnn, (7,), seed=4)
+    pr = draw(rnn, (7,), seed=4)
     ours = gradient(make_problem(rnn, pr, x))
     hand = rnn_tanh_grad(pr["W_hh"][:, 0, 0], pr["W_xh"][:, 0, 0], pr["b_h"][:, 0, 0], x)
     assert np.allclose([ours[k][:, 0, 0] for k in ("W_hh", "W_xh", "b_h")], hand, rtol=1e-13)
     lstm = make_cell(CELLS["lstm"])
-    pl = random_params(lstm, (7,), seed=5)
+    pl = draw(lstm, (7,), seed=5)
     ours = gradient(make_problem(lstm, pl, x))
     hand = lstm_grad({k: v[:, 0, 0] for k, v in pl.items()}, x)
     assert all(np.allclose(ours[k][:, 0, 0], hand[k], rtol=1e-12, atol=1e-15) for k in hand)
@@ -66,7 +67,7 @@ def test_matches_handwritten_bptt():
 
 def test_batch_axes_broadcast_and_chunks_agree(monkeypatch):
     cell = make_cell(CELLS["lstm"])
-    pr = random_params(cell, (5, 3), seed=6)
+    pr = draw(cell, (5, 3), seed=6)
     p = make_problem(cell, pr, np.linspace(0, 1, 9))
     whole = gradient(p)
     monkeypatch.setattr("numeric.unroll.CHUNK", 4)
@@ -102,13 +103,13 @@ def test_log_domain_at_ten_thousand_steps(w, log10):
 
 def test_log_domain_lstm_ten_thousand_steps_stays_finite():
     cell = make_cell(CELLS["lstm"], n=2, m=1)
-    p = make_problem(cell, random_params(cell, (3,), seed=0, scale=2.0), np.ones(10_000))
+    p = make_problem(cell, draw(cell, (3,), seed=0, scale=2.0), np.ones(10_000))
     assert np.all(np.isfinite(state_jacobian(p).log10_norm()))
 
 
 def test_forward_mode_memory_does_not_grow_with_T():
     cell = make_cell(CELLS["lstm"])
-    pr = random_params(cell, (2000,), seed=1)
+    pr = draw(cell, (2000,), seed=1)
 
     def peak(T):
         tracemalloc.start()
@@ -122,7 +123,7 @@ def test_forward_mode_memory_does_not_grow_with_T():
 
 def test_auto_mode_switches_to_forward_for_long_horizons(monkeypatch):
     cell = make_cell(CELLS["rnn"], activation="tanh")
-    p = make_problem(cell, random_params(cell, (10,), seed=2), np.ones(40))
+    p = make_problem(cell, draw(cell, (10,), seed=2), np.ones(40))
     assert grid_mode(p, "auto") == "reverse"
     monkeypatch.setattr("numeric.modes.REVERSE_MEMORY", reverse_bytes(p) - 1)
     assert grid_mode(p, "auto") == "forward" and grid_mode(p, "auto", truncate=5) == "reverse"
@@ -221,7 +222,7 @@ def test_native_options_agree_with_reverse_mode(any_cell):
     cell = any_cell
     if not cell.params:
         pytest.skip("no parameters")
-    p = make_problem(cell, random_params(cell, (37,), seed=9), np.random.default_rng(1).uniform(-1, 1, (25, cell.m)),
+    p = make_problem(cell, draw(cell, (37,), seed=9), np.random.default_rng(1).uniform(-1, 1, (25, cell.m)),
                      np.random.default_rng(2).uniform(-0.5, 0.5, len(cell.states) * cell.n))
     for kwargs in ({}, {"truncate": 7}, {"every_step": True}):
         ours, ref = gradient(p, "native", **kwargs), gradient_reverse(p, **kwargs)
@@ -232,7 +233,7 @@ def test_native_options_agree_with_reverse_mode(any_cell):
 @needs_cc
 def test_native_vector_cells_and_batch_axes():
     cell = make_cell(CELLS["lstm"], n=3, m=2)
-    pr = random_params(cell, (4, 5), seed=3)
+    pr = draw(cell, (4, 5), seed=3)
     p = make_problem(cell, pr, np.random.default_rng(0).uniform(-1, 1, (9, 2)))
     ours, ref = gradient(p, "native"), gradient_reverse(p)
     assert all(ours[k].shape == ref[k].shape and np.allclose(ours[k], ref[k], rtol=1e-12, atol=1e-15) for k in ref)
@@ -241,7 +242,7 @@ def test_native_vector_cells_and_batch_axes():
 @needs_cc
 def test_native_refuses_batched_inputs():
     cell = make_cell(CELLS["rnn"], activation="tanh")
-    p = make_problem(cell, random_params(cell, (3,), seed=1), np.ones((4, 3, 1)))
+    p = make_problem(cell, draw(cell, (3,), seed=1), np.ones((4, 3, 1)))
     with pytest.raises(ValueError, match="shared by the batch"):
         gradient(p, "native")
 
@@ -255,7 +256,7 @@ def test_native_jacobian_product_in_the_same_pass(any_cell):
     cell = any_cell
     if not cell.params:
         pytest.skip("no parameters")
-    p = make_problem(cell, random_params(cell, (5,), seed=4, scale=1.5),
+    p = make_problem(cell, draw(cell, (5,), seed=4, scale=1.5),
                      np.random.default_rng(3).uniform(-1, 1, (2000, cell.m)))
     grads, ours = native_pass(p, jacobian=True)
     ref = state_jacobian(p)

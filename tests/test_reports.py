@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import struct
 
 import pytest
@@ -16,7 +18,8 @@ from reports.build import NAMES, PDF_NAME
 
 runner = CliRunner()
 
-SIZES = {name: (800, 500) for name in NAMES} | {"lecture": (800, 900), "sources": (1000, 480), "longterm": (1000, 460), "unrolled": (1000, 460)}
+SIZES = {name: (800, 500) for name in NAMES} | {"lecture": (800, 900), "sources": (1000, 480), "longterm": (1000, 480),
+                                                   "memory": (1000, 480), "unrolled": (1000, 460)}
 
 
 def png_size(path) -> tuple[int, int]:
@@ -113,18 +116,26 @@ def test_failure_while_writing_leaves_no_temporary(tmp_path, monkeypatch):
 
 
 def test_longterm_reads_a_results_file_and_refuses_a_bad_one(tmp_path):
-    """The page states the numbers of the file it reads; a file that is not a sweep's is exit 2, before work."""
-    from numeric.sweep import caption, read_results
+    """The pages state the numbers of the file they read; a file that is not a sweep's (or one from before
+    the sweep compared initialisations) is exit 2, before any work."""
+    from numeric.sweep import caption, memory_caption, memory_signal, profile_lag, read_results
     bundled = read_results()
-    text = caption(bundled)
-    for cell in bundled["cells"]:
-        assert f"{cell}: " in text
-    assert f"{bundled['table']['rnn'][str(bundled['lags'][-1])]['success_rate']:.0%} at L = {bundled['lags'][-1]}" in text
+    text, lags = caption(bundled), bundled["lags"]
+    assert "chance is 0.20" in text
+    for model in bundled["models"]:
+        rates = ", ".join(f"{bundled['table'][model][str(lag)]['success_rate']:.0%}" for lag in lags)
+        assert f"{model} {rates};" in text
+        assert f"{model} {memory_signal(bundled['table'][model][str(lags[-1])]):.1f}" in text
+    lag = profile_lag(bundled)
+    assert lag == 50 and f"lstm:chrono {bundled['table']['lstm:chrono']['50']['median_key_ratio']:.3g}×" in memory_caption(bundled)
+    old = tmp_path / "old.json"
+    old.write_text(json.dumps({"cells": ["rnn"], "lags": [2], "table": {"rnn": {"2": {"success_rate": 1.0}}}}))
     bad = tmp_path / "bad.json"
-    bad.write_text('{"cells": ["rnn"]}')
-    out = tmp_path / "r"
-    result = runner.invoke(app, ["report", "--out", str(out), "--only", "longterm", "--longterm-results", str(bad)])
-    assert result.exit_code == 2 and "--longterm-results" in result.output and not out.exists(), result.output
+    bad.write_text('{"models": ["rnn"]}')
+    for path in (old, bad):
+        out = tmp_path / "r"
+        result = runner.invoke(app, ["report", "--out", str(out), "--only", "memory", "--longterm-results", str(path)])
+        assert result.exit_code == 2 and "--longterm-results" in result.output and not out.exists(), result.output
 
 
 def test_every_figure_function_returns_a_figure_and_writes_nothing(tmp_path, monkeypatch):

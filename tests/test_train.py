@@ -14,16 +14,17 @@ from derive.core import make_core
 from numeric import tasks
 from numeric.layer import value_and_grad
 from numeric.optim import AdamState, SGDState, adam, sgd
-from numeric.train import Settings, cross_entropy, init, loss_and_grad, loss_function, squared_error, train
+from numeric.train import (Settings, cross_entropy, initial_params, loss_and_grad, loss_function, resolve,
+                           squared_error, train)
 
 runner = CliRunner()
 
 
 def _model(cell: str, task: str, lag: int = 3, hidden: int = 2, seed: int = 0):
-    s = Settings(cell=cell, task=task, lag=lag, hidden=hidden, seed=seed)
+    s = resolve(Settings(cell=cell, task=task, lag=lag, hidden=hidden, seed=seed))
     core = make_core(CELLS[cell], None, "tanh" if cell == "rnn" else None)
     x, target = tasks.draw(task, lag, 3, np.random.default_rng(seed))
-    return s, core, init(s), x, target
+    return s, core, initial_params(s), x, target
 
 
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
@@ -80,8 +81,9 @@ def test_sgd_and_adam_follow_pytorchs_rules_by_hand():
     assert q2["w"][0] == pytest.approx(q1["w"][0] - 0.1 * m / (np.sqrt(v) + 1e-8), rel=1e-12) and a.t == 2
 
 
-def test_a_seeded_run_repeats_bit_for_bit():
-    s = Settings(cell="lstm", task="latch", lag=4, hidden=4, updates=30, every=10, batch=8, seed=3)
+@pytest.mark.parametrize("gate_init", ["chrono", "pytorch"])
+def test_a_seeded_run_repeats_bit_for_bit(gate_init):
+    s = Settings(cell="lstm", task="latch", lag=4, hidden=4, updates=30, every=10, batch=8, seed=3, gate_init=gate_init)
     a, b = train(s), train(s)
     assert all(np.array_equal(a.params[k], b.params[k]) for k in a.params)
     assert [e.loss for e in a.curve] == [e.loss for e in b.curve]
@@ -159,6 +161,7 @@ def test_ctrl_c_during_training_saves_nothing_and_says_where(tmp_path):
     p = subprocess.Popen([sys.executable, "cli.py", "train", "--task", "latch", "--lag", "20", "--updates", "100000",
                           "--every", "1000", "--out", str(out)], cwd=Path(__file__).resolve().parent.parent,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert p.stdout.readline().startswith("gates: chrono")
     assert p.stdout.readline().startswith("training lstm")
     assert p.stdout.readline().startswith("update      0:")  # training is under way
     p.send_signal(signal.SIGINT)
@@ -170,7 +173,8 @@ def test_ctrl_c_during_training_saves_nothing_and_says_where(tmp_path):
 
 
 @pytest.mark.parametrize("args,text", [(["--jobs", "0"], "--jobs"), (["--lags", "2,x"], "--lags"),
-                                       (["--seeds", "0"], "--seeds"), (["--cells", "rnn,cnn"], "--cells:"), (["--lags", "0"], "--lags:")])
+                                       (["--seeds", "0"], "--seeds"), (["--models", "rnn,cnn"], "--models:"),
+                                       (["--models", "rnn:chrono"], "--models:"), (["--models", "lstm,lstm:chrono"], "--models:"), (["--lags", "0"], "--lags:")])
 def test_sweep_bad_input_is_one_line_exit_2(args, text):
     result = runner.invoke(app, ["sweep", *args])
     lines = result.output.strip().splitlines()
@@ -180,8 +184,8 @@ def test_sweep_bad_input_is_one_line_exit_2(args, text):
 def test_a_sweep_does_not_depend_on_its_number_of_workers():
     from numeric.sweep import sweep
     base = Settings(task="latch", updates=20, hidden=4, batch=8, every=10)
-    one = sweep(base, cells=("rnn", "gru"), lags=(2, 3), seeds=1, jobs=1)
-    two = sweep(base, cells=("rnn", "gru"), lags=(2, 3), seeds=1, jobs=2)
+    one = sweep(base, models=(("rnn", "pytorch"), ("gru", "chrono")), lags=(2, 3), seeds=1, jobs=1)
+    two = sweep(base, models=(("rnn", "pytorch"), ("gru", "chrono")), lags=(2, 3), seeds=1, jobs=2)
     strip = lambda runs: [{k: v for k, v in r.items() if k != "seconds"} for r in runs]  # noqa: E731
     assert strip(one["runs"]) == strip(two["runs"]) and one["table"] == two["table"]
     json.dumps(one, allow_nan=False)  # strict JSON
