@@ -192,7 +192,7 @@ EXAMPLES = {
         'python cli.py sensitivity lstm.npz --json --sequences 1024',
     ),
     'sweep': (
-        'python cli.py sweep --out longterm.json            # the default: 150 runs',
+        'python cli.py sweep --out longterm.json            # the default: 150 runs, about 3 min on 2 cores',
         'python cli.py sweep --task latch --lags 5,20 --seeds 2 --updates 500',
         'python cli.py report --out DIR --only longterm --longterm-results longterm.json',
     ),
