@@ -123,7 +123,7 @@ app = typer.Typer(
 
 #: The library names a bad value by its own field; these are the options that carry them.
 OPTIONS = {"inputs": "--inputs-file", "inputs_text": "--inputs", "s0": "--h0/--c0",
-           "memory": "--hidden/--batch/--steps"}
+           "memory": "--hidden/--batch/--steps/--mode"}
 
 
 def option(field: str) -> str:
@@ -296,7 +296,7 @@ def derive(
     cell: CellOption = "rnn",
     activation: ActivationOption = None,
     variant: VariantOption = None,
-    hidden: Annotated[int, typer.Option(help="Hidden size n: up to 3 element by element, above in matrix form (to 4096).")] = 1,
+    hidden: Annotated[Optional[int], typer.Option(help="Hidden size n: up to 3 element by element, above in matrix form (to 4096; default: from --params, else 1).")] = None,
     input_size: Annotated[Optional[int], typer.Option(help="Input size m (default: 1, or n in matrix form).")] = None,
     wrt: Annotated[Optional[str], typer.Option(help="A state (h, c: ∂s_T/∂s_0) or a parameter (∂L/∂θ by BPTT).")] = None,
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="NAME=VALUE, repeatable; a number or a JSON list.")] = None,
@@ -317,7 +317,7 @@ def derive(
     with reported(), Status() as status:
         if graph is not None:
             _draw_unrolled(graph, force, cell, tuple(formula or ()), steps, variant, activation)
-        if wants_matrix_form(hidden, params):
+        if wants_matrix_form(1 if hidden is None else hidden, params):
             text = _matrix_derivation(steps, cell, activation, variant, hidden, input_size, set_, params, layer,
                                       truncate, inputs, h0, c0, format, formula, wrt, status)
         else:
@@ -325,7 +325,7 @@ def derive(
             from derive.solution import solve
             from derive.story import story
 
-            d = solve(cell, variant=variant, activation=activation, hidden=hidden, input_size=input_size or 1,
+            d = solve(cell, variant=variant, activation=activation, hidden=1 if hidden is None else hidden, input_size=input_size or 1,
                       steps=steps, wrt=wrt, settings=tuple(set_ or ()), truncate=truncate,
                       inputs=inputs, h0=h0, c0=c0, formulas=tuple(formula or ()), progress=status)
             render = {Format.text: story, Format.latex: to_latex,
@@ -364,24 +364,26 @@ def _matrix_derivation(steps, cell, activation, variant, hidden, input_size, set
 
     from derive.matrixstory import matrix_json, matrix_latex, matrix_text
     from numeric.explain import explain
-    from numeric.present import summary, to_json
+    from numeric.present import power_json, power_text, summary, to_json
     from numeric.run import Request
 
     request = Request(cell=cell, variant=variant, activation=activation, formulas=tuple(formula or ()),
-                      hidden=None if params else hidden, input_size=input_size, steps=steps, params_file=params,
+                      hidden=hidden if hidden is not None or params else 1, input_size=input_size, steps=steps, params_file=params,
                       layer=layer, inputs=inputs, h0=h0, c0=c0, truncate=truncate)
     with np.errstate(all="ignore"):
         e = explain(request, tuple(set_ or ()), wrt, progress=status)
     if format == Format.json:
         data = matrix_json(e.layer, e.steps)
         data["numbers"] = to_json(e.numbers) if e.numbers is not None else None
+        data["power"] = power_json(e.power) if e.power is not None else None
         return json.dumps(data, indent=2)
     if format == Format.latex:
         return matrix_latex(e.layer, e.steps)
     body = matrix_text(e.layer, e.steps, truncate)
+    power = f"\n{power_text(e.power)}" if e.power is not None else ""
     if e.numbers is None:
-        return body + "\n\n5. Numbers: give --params FILE (or --set every parameter) for these weights' numbers"
-    return body + f"\n\n5. Numbers for these weights\n{summary(e.numbers, steps_table=False)}"
+        return body + f"\n\n5. Numbers{power}\n   give --params FILE (or --set every parameter) for every gradient's numbers"
+    return body + f"\n\n5. Numbers for these weights{power}\n{summary(e.numbers, steps_table=False)}"
 
 
 class Mode(str, Enum):

@@ -34,6 +34,10 @@ def custom_definition(formulas: tuple[str, ...]) -> CellDef:
         state, body = split_assignment(text, "h")
         parsed.append((state, parse_formula(body, _placeholder)))
     states = tuple(state for state, _ in parsed)
+    for state in states:
+        if state in RESERVED:
+            raise InvalidValue("formula", f"{state!r} reads as a step symbol (T, t and k are taken); "
+                               "give the state another name, e.g. h or c")
     if len(set(states)) != len(states):
         raise InvalidValue("formula", f"a state is defined twice in {', '.join(states)}")
     free = {s.name[2:] for _, expr in parsed for s in expr.free_symbols}

@@ -82,8 +82,21 @@ def _log10_digits(value: sp.Rational) -> float:
 
 
 def digits(value: sp.Rational) -> int:
-    """The digits written out for an exact value: numerator and denominator (when not 1)."""
-    return len(str(abs(value.p))) + (len(str(value.q)) if value.q != 1 else 0)
+    """The digits written out for an exact value: numerator and denominator (when not 1).
+
+    Counted exactly up to about 3000 digits; beyond, from the bit length (Python refuses to write
+    integers of over 4300 digits, and no such value is shown exactly anyway).
+
+    >>> digits(sp.Rational(2) ** 1328), digits(sp.Rational(1, 3)), digits(sp.Integer(2) ** (8 ** 8)) > 5 * 10**6
+    (400, 2, True)
+    """
+    return _integer_digits(abs(value.p)) + (_integer_digits(value.q) if value.q != 1 else 0)
+
+
+def _integer_digits(n: int) -> int:
+    if n.bit_length() < 10_000:
+        return len(str(n))
+    return int(n.bit_length() * math.log10(2)) + 1
 
 
 @dataclass(frozen=True)
@@ -115,6 +128,8 @@ class Magnitude:
         """±m.mme±X from the logarithm alone: never overflows."""
         if self.sign == 0:
             return "0"
+        if abs(self.log10_abs) >= 1e15:  # a float's log10 keeps no digits of the mantissa here
+            return f"{'-' if self.sign < 0 else ''}10^{self.log10_abs:.6g}"
         exponent = math.floor(self.log10_abs)
         mantissa = 10 ** (self.log10_abs - exponent)
         if round(mantissa, 2) >= 10:

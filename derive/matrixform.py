@@ -213,6 +213,21 @@ def jacobian_blocks(core: Core) -> tuple[Block, ...]:
     return tuple(out)
 
 
+def constant_jacobian(core: Core) -> str | None:
+    """The weight W when the step's Jacobian is W itself at every step (one state, no elementwise
+    factor, as in the linear RNN): then ∂s_T/∂s_0 = W^T, whatever the inputs and the other weights.
+
+    >>> from derive.cells import CELLS
+    >>> from derive.core import make_core
+    >>> constant_jacobian(make_core(CELLS["rnn"])), constant_jacobian(make_core(CELLS["rnn"], None, "tanh"))
+    ('W_hh', None)
+    """
+    blocks = jacobian_blocks(core)
+    if len(blocks) == 1 and isinstance(blocks[0].expr, sp.Symbol) and not blocks[0].expr.is_commutative:
+        return blocks[0].expr.name
+    return None
+
+
 def _backward(core: Core) -> dict:
     """Cotangents of every product and parameter at step t, and of s_{t−1}, in terms of s̄_t."""
     cot: dict[sp.Symbol, sp.Expr] = {core.current(s): cotangent(s) for s in core.states}

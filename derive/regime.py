@@ -3,7 +3,10 @@
 For h_t = φ(W_hh h_{t-1} + …), J_t = diag(φ'(a_t)) W_hh, so
 ‖∂h_T/∂h_k‖ ≤ (γ σ₁)^(T−k) with γ = sup|φ'| and σ₁ the largest singular value
 of W_hh: vanishing is guaranteed when γσ₁ < 1 and exploding possible when
-γσ₁ > 1.  Gated cells are judged by the measured rate instead.
+γσ₁ > 1.  Wherever the derivative was measured, the verdict is the measured
+rate's (tanh saturates: γσ₁ > 1 may still vanish) and the bound is its context;
+gated cells have only the measured rate.  The measured derivative is the whole
+state's, ∂s_T/∂s_0, in ``derive``, ``numeric`` and the report alike.
 """
 
 from __future__ import annotations
@@ -81,13 +84,26 @@ def regime(cell: Cell, lags: int, values: dict, log10_value: float | None = None
 
 
 def judge(weight: str, gamma: sp.Rational, sigma1: float, lags: int, rate: float | None = None) -> Regime:
-    """Pascanu's verdict from γ = sup|φ'| and σ₁ of the recurrent weight, over ``lags`` steps.
+    """Pascanu's bound from γ = sup|φ'| and σ₁ of the recurrent weight over ``lags`` steps, and the
+    verdict: the measured ``rate`` (log10 of the derivative's size per step) wherever there is one, the
+    bound's only where nothing was measured.
 
     >>> judge("W_hh", sp.Integer(1), 0.5, 50).verdict
     'vanishing'
+    >>> r = judge("W_hh", sp.Integer(1), 2.0, 50, rate=-1.66)  # tanh at w = 2, saturated
+    >>> r.verdict, r.reason
+    ('vanishing (measured)', 'measured: log10 of the derivative changes by -1.66 per step; the bound (γσ₁ = 2 > 1) allows growth, but φ saturates')
     """
     product = float(gamma) * sigma1
     bound = lags * math.log10(product) if product > 0 else -math.inf
+    if rate is not None:
+        verdict = _measured_verdict(rate)
+        allows = ("guarantees vanishing" if product < 1 else "allows growth" if product > 1 else "is flat")
+        why = f"measured: log10 of the derivative changes by {rate:.4g} per step; the bound (γσ₁ = {product:.4g} " \
+              f"{'<' if product < 1 else '>' if product > 1 else '='} 1) {allows}"
+        if product > 1 and rate < 0:
+            why += ", but φ saturates"
+        return Regime(verdict, why, gamma, weight, sigma1, bound, rate)
     if product < 1:
         verdict, why = "vanishing", "γσ₁ < 1: the bound (γσ₁)^(T−k) shrinks geometrically"
     elif product > 1:
@@ -97,11 +113,15 @@ def judge(weight: str, gamma: sp.Rational, sigma1: float, lags: int, rate: float
     return Regime(verdict, why, gamma, weight, sigma1, bound, rate)
 
 
+def _measured_verdict(rate: float) -> str:
+    return "vanishing (measured)" if rate < 0 else "exploding (measured)" if rate > 0 else "neutral (measured)"
+
+
 def measured(log10_value: float | None, lags: int) -> Regime:
-    """The verdict of a gated cell, from the measured size of the derivative over ``lags`` steps."""
+    """The verdict of a cell without Pascanu's bound (gated cells), from the measured size of the
+    derivative over ``lags`` steps."""
     rate = _measured(log10_value, lags)
     if rate is None:
         return Regime("unknown", "the derivative's size could not be measured")
-    verdict = "vanishing (measured)" if rate < 0 else "exploding (measured)" if rate > 0 else "neutral"
-    return Regime(verdict, f"measured: log10 of the derivative's size changes by {rate:.4g} per step",
+    return Regime(_measured_verdict(rate), f"measured: log10 of the derivative changes by {rate:.4g} per step",
                   measured_log10_rate=rate)

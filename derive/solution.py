@@ -127,19 +127,20 @@ def _closed_value(p: _Problem, values: dict):
 
 
 def _stepped(p: _Problem, values: dict):
-    """Exact rational stepping where every value stays rational, else mpmath at 30 digits."""
+    """(value, method, log10‖∂s_T/∂s_0‖ or None for BPTT): exact rational stepping where every value
+    stays rational, else mpmath at 30 digits."""
     if p.bptt is not None:
         exact = reference.exact_bptt(p.cell, values, p.inputs, p.s0, p.wrt, p.truncate)
         if exact is not None:
-            return exact, EXACT_STEPPED
-        return reference.bptt(p.cell, values, p.inputs, p.s0, p.wrt, p.truncate), STEPPED
+            return exact, EXACT_STEPPED, None
+        return reference.bptt(p.cell, values, p.inputs, p.s0, p.wrt, p.truncate), STEPPED, None
     full = reference.exact_state_jacobian(p.cell, values, p.inputs, p.s0)
     method = EXACT_STEPPED
     if full is None:
         full, method = reference.state_jacobian(p.cell, values, p.inputs, p.s0), STEPPED
     n, states = p.cell.n, p.cell.states
     r, c = states.index(p.of) * n, states.index(p.wrt) * n
-    return full[r : r + n, c : c + n], method
+    return full[r : r + n, c : c + n], method, reference.log10_norm(full)
 
 
 STEPPED = "stepped through time at 30 digits (mpmath)"
@@ -157,14 +158,19 @@ def _evaluate(p: _Problem, values: dict) -> Evaluation | str:
         return (f"no closed form in the parameters alone, and stepping at 30 digits is limited to "
                 f"T <= {reference.REFERENCE_LIMIT}; `python cli.py numeric` steps any T in float64 "
                 "with log-domain magnitudes")
+    whole = None  # log10‖∂s_T/∂s_0‖ of the whole state: what the regime is judged on, as in numeric
     if closed is not None and isinstance(closed[0], Magnitude):
         magnitude, method, shown = closed
         entries, shape, log10_norm = (magnitude,), (1, 1), magnitude.log10_abs
     else:
-        (matrix, method), shown = (closed[:2] if closed else _stepped(p, values)), None
+        if closed:
+            (matrix, method), shown = closed[:2], None
+        else:
+            (matrix, method, whole), shown = _stepped(p, values), None
         entries = tuple(Magnitude.of(v) for v in matrix)
         shape, log10_norm = (matrix.rows, matrix.cols), reference.log10_norm(matrix)
-    measured = log10_norm if p.chain else None
+    single = len(cell.states) == 1 and p.chain and p.bptt is None
+    measured = whole if whole is not None and p.chain else (log10_norm if single else None)
     return Evaluation(_settings_text(cell, values), shape, entries, log10_norm, method,
                       regime(cell, p.steps, values, measured), shown)
 

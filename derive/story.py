@@ -20,7 +20,7 @@ def _evaluation_lines(d: Derivation, e: Evaluation) -> list[str]:
         forms.append(str(m.exact))
     if m.float is not None and (m.exact is None or not m.exact.is_Integer):
         forms.append(repr(m.float))
-    lines = [f"at {at}:", f"  {concrete} = " + " = ".join(forms) + f" ≈ {m.approx}"]
+    lines = [f"at {at}:", f"  {concrete} " + "".join(f"= {form} " for form in forms) + f"≈ {m.approx}"]
     lines.append(f"  sign {'+' if m.sign > 0 else '-' if m.sign < 0 else '0'}, "
                  f"log10|value| = {m.log10_abs:.6g}   [{e.method}]")
     if m.exact is not None and m.exact.is_Integer and d.bptt is None and d.cell.n == 1:

@@ -126,11 +126,12 @@ def parse_settings(cell: Cell, settings: list[str]) -> dict[str, sp.ImmutableMat
 def parse_initial_state(cell: Cell, h0: str | None, c0: str | None) -> sp.ImmutableMatrix:
     """``--h0`` and ``--c0`` (one number filling the state, or a JSON list of n) as s_0; default 0."""
     given = {"h": h0, "c": c0}
-    if c0 is not None and "c" not in cell.states:
-        raise InvalidValue("c0", f"{cell.label} has no cell state c")
+    for name, text in given.items():
+        if text is not None and name not in cell.states:
+            raise InvalidValue(f"{name}0", f"{cell.label} has no state {name}; its states: {', '.join(cell.states)}")
     parts = []
     for s in cell.states:
-        value = parse_array(given[s], f"{s}0") if given[s] is not None else sp.Integer(0)
+        value = parse_array(given[s], f"{s}0") if given.get(s) is not None else sp.Integer(0)
         parts.append(fit_shape(value, cell.n, 1, f"{s}0", f"{s}_0"))
     return sp.ImmutableMatrix.vstack(*parts)
 

@@ -15,21 +15,39 @@ import numpy as np
 from derive.core import Layer, make_core
 from derive.custom import cell_definition
 from derive.errors import InvalidValue
+from derive.matrixform import constant_jacobian
 from derive.values import parse_array
 
-from .run import LayerRun, Request, check_request, requested_sizes, run
+from .logmatrix import LogMatrix, power
+from .run import LayerRun, Request, check_request, largest_singular_value, requested_sizes, run
 
 #: Above this hidden size ``derive`` shows the matrix form alone (element forms grow as n²).
 ELEMENT_LIMIT = 3
 
 
 @dataclass(frozen=True)
+class Power:
+    """∂s_T/∂s_0 = W^T for a cell whose step Jacobian is one weight W (the linear RNN): needs W alone."""
+
+    weight: str
+    jacobian: LogMatrix
+    sigma1: float
+    steps: int
+
+    @property
+    def log10_norm(self) -> float:
+        return float(self.jacobian.log10_norm())
+
+
+@dataclass(frozen=True)
 class Explained:
-    """A layer, its horizon, and the numbers for the given weights (None without weights)."""
+    """A layer, its horizon, and the numbers for the given weights (None without weights); ``power``
+    where the Jacobian is one weight and that weight is given."""
 
     layer: Layer
     steps: int
     numbers: LayerRun | None
+    power: Power | None = None
 
 
 def wants_matrix_form(hidden: int, params_file: str | None) -> bool:
@@ -37,8 +55,8 @@ def wants_matrix_form(hidden: int, params_file: str | None) -> bool:
     return hidden > ELEMENT_LIMIT or params_file is not None
 
 
-def _settings(layer: Layer, settings: tuple[str, ...]) -> dict[str, np.ndarray] | None:
-    """``--set NAME=VALUE`` for every parameter (one number fills a matrix), or None if any is missing."""
+def _settings(layer: Layer, settings: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """``--set NAME=VALUE`` for the parameters given (one number fills a matrix)."""
     shapes, names = layer.shapes(), {layer.display_name(k): k for k in layer.param_names()}
     names.update({k: k for k in layer.param_names()})
     values = {}
@@ -54,7 +72,28 @@ def _settings(layer: Layer, settings: tuple[str, ...]) -> dict[str, np.ndarray] 
             values[key] = np.broadcast_to(value, shapes[key]).copy()
         except ValueError:
             raise InvalidValue("set", f"{key} has shape {shapes[key]}; got {value.shape}") from None
-    return values if set(values) == set(shapes) else None
+    return values
+
+
+def _input_size(core, settings: tuple[str, ...]) -> int | None:
+    """m as a ``--set`` input weight's shape gives it (W_xh = [[1], [2], [3], [4]]: m = 1), else None."""
+    columns = {name for name, _, cols in core.param_table() if cols == "m"}
+    columns |= {alias for name, alias in core.definition.scalar_names.items() if name in columns}
+    for item in settings:
+        name, _, text = item.partition("=")
+        if name.strip() in columns:
+            value = np.array(parse_array(text, "set"), dtype=float)
+            if value.ndim == 2:
+                return value.shape[1]
+    return None
+
+
+def _power(layer: Layer, values: dict[str, np.ndarray], steps: int) -> Power | None:
+    weight = constant_jacobian(layer.core)
+    if weight is None or weight not in values:
+        return None
+    w = values[weight]
+    return Power(weight, power(w, steps), largest_singular_value(w), steps)
 
 
 def explain(req: Request, settings: tuple[str, ...] = (), wrt: str | None = None,
@@ -76,10 +115,12 @@ def explain(req: Request, settings: tuple[str, ...] = (), wrt: str | None = None
         if settings:
             raise InvalidValue("set", "give weights by --params or by --set, not both")
         numbers = run(replace(req, steps=steps, mode="matrix"), progress=progress)
-        return Explained(numbers.layer, steps, numbers)
+        return Explained(numbers.layer, steps, numbers, _power(numbers.layer, numbers.params, steps))
+    if req.input_size is None:
+        req = replace(req, input_size=_input_size(core, settings))
     layer = Layer(core, *requested_sizes(req))
     values = _settings(layer, settings)
-    if values is None:
-        return Explained(layer, steps, None)
+    if set(values) != set(layer.shapes()):
+        return Explained(layer, steps, None, _power(layer, values, steps))
     numbers = run(replace(req, steps=steps, mode="matrix"), weights=values, progress=progress)
-    return Explained(numbers.layer, steps, numbers)
+    return Explained(numbers.layer, steps, numbers, _power(layer, values, steps))

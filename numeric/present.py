@@ -13,7 +13,7 @@ from derive.activations import ACTIVATIONS
 from derive.regime import judge, measured
 
 from derive.errors import InvalidValue
-from derive.render import finite
+from derive.render import finite, regime_json
 
 from .logmatrix import log10_norm
 from .run import LAGS, LayerRun, NumericResult
@@ -78,11 +78,14 @@ def _power(log10: float) -> str:
 
 
 def _regime(r: LayerRun):
+    """The verdict from the measured ‖∂s_T/∂s_0‖ of sequence 0, with Pascanu's bound where it applies."""
     core = r.layer.core
+    log10 = float(r.by_lag[-1]) if r.by_lag is not None else None
     if core.activation is not None and len(core.states) == 1 and len(r.recurrent) == 1:
         name, sigma1 = r.recurrent[0]
-        return judge(name, ACTIVATIONS[core.activation].gamma, sigma1, r.steps)
-    return measured(float(r.by_lag[-1]) if r.by_lag is not None else None, r.steps)
+        rate = log10 / r.steps if log10 is not None and math.isfinite(log10) else None
+        return judge(name, ACTIVATIONS[core.activation].gamma, sigma1, r.steps, rate)
+    return measured(log10, r.steps)
 
 
 #: The per-step table is printed up to this many steps; longer runs get the summary alone.
@@ -199,24 +202,41 @@ def _unbatched(r: LayerRun, a: np.ndarray) -> np.ndarray:
     return a if r.batched else a[0]
 
 
+#: JSON lists arrays of at most this many numbers; larger ones are named with their shape under
+#: ``omitted`` (an .npz holds them): a 4096-unit layer's gradients would be gigabytes of text.
+JSON_ARRAY_LIMIT = 100_000
+
+
+def _listed(a: np.ndarray, name: str, omitted: dict, scalar: bool = False):
+    a = np.asarray(a)
+    if a.size > JSON_ARRAY_LIMIT:
+        omitted[name] = list(a.shape)
+        return None
+    return float(a.ravel()[0]) if scalar and a.size == 1 else a.tolist()
+
+
 def _layer_json(r: LayerRun) -> dict:
     lay, res = r.layer, r.result
     regime = _regime(r)
+    omitted: dict[str, list[int]] = {}
     return {
         "cell": lay.name, "variant": lay.variant, "hidden": lay.n, "input_size": lay.m, "steps": r.steps,
         "batch": int(r.inputs.shape[0]), "mode": r.mode, "weights": r.source,
-        "states": {s: _unbatched(r, v[1:].transpose(1, 0, 2)).tolist() for s, v in res.states.items()},
+        "states": {s: _listed(_unbatched(r, v[1:].transpose(1, 0, 2)), f"states.{s}", omitted)
+                   for s, v in res.states.items()},
         "quantities": {name: r.trace[:, i].tolist() for i, name in enumerate(r.quantities)} if r.trace is not None else None,
-        "grad": {k: v.tolist() if v.size > 1 else float(v.ravel()[0]) for k, v in r.grads.items()},
+        "grad": {k: _listed(v, f"grad.{k}", omitted, scalar=True) for k, v in r.grads.items()},
         "grad_norm": {k: float(np.linalg.norm(v)) for k, v in r.grads.items()},
-        "grad_initial_state": {f"{s}_0": _unbatched(r, res.grads[f"{s}_0"]).tolist() for s in lay.states},
+        "grad_initial_state": {f"{s}_0": _listed(_unbatched(r, res.grads[f"{s}_0"]), f"grad_initial_state.{s}_0",
+                                                 omitted) for s in lay.states},
         **_jacobian_json(r.jacobian),
         "log10_norm_jacobian": float(r.by_lag[-1]) if r.by_lag is not None else None,
         "log10_norm_by_lag": _finite_or_none(r.by_lag) if r.by_lag is not None else None,
         "log10_adjoint": [_finite_or_none(row) for row in res.log10_adjoint.T] if r.batched
         else _finite_or_none(res.log10_adjoint[:, 0]),
         "recurrent_sigma1": dict(r.recurrent),
-        "regime": {"verdict": regime.verdict, "reason": regime.reason},
+        "regime": regime_json(regime),
+        "omitted": omitted,  # field -> shape of each array too large to list (null above)
     }
 
 
@@ -327,3 +347,18 @@ def check_table(rows: tuple[CheckRow, ...], laws) -> str:
 
 def law_passed(laws) -> bool:
     return all(abs(slope - expected) <= 1e-9 for _, slope, expected in laws)
+
+
+def power_text(p) -> str:
+    """``numeric.explain.Power`` as the lines a person reads: the value, the bound, the verdict."""
+    rate = p.log10_norm / p.steps if math.isfinite(p.log10_norm) else None
+    regime = judge(p.weight, 1, p.sigma1, p.steps, rate)
+    return (f"∂h_T/∂h_0 = {p.weight}^T at every input (J_t = {p.weight} at every step): "
+            f"log10 ‖{p.weight}^{p.steps}‖₂ = {p.log10_norm:.6g}\n"
+            f"σ₁({p.weight}) = {p.sigma1:.6g}; regime: {regime.verdict} ({regime.reason})")
+
+
+def power_json(p) -> dict:
+    rate = p.log10_norm / p.steps if math.isfinite(p.log10_norm) else None
+    return {"weight": p.weight, "steps": p.steps, "log10_norm": finite(p.log10_norm), "sigma1": p.sigma1,
+            "regime": regime_json(judge(p.weight, 1, p.sigma1, p.steps, rate))}

@@ -174,7 +174,12 @@ def _sizes(arrays: Mapping[str, np.ndarray], table: tuple[Param, ...]) -> tuple[
             letters = f"({', '.join(dims)}{',' * (len(dims) == 1)})"
             rule = "n and m must be at least 1" if 0 in shape else f"expected {expected} = {letters} with {known}"
             raise _refuse(f"{p.name} has shape {shape}; {rule}")
-    return sizes["n"], sizes["m"]
+    return sizes.get("n", 1), sizes.get("m", 1)  # a scalar (custom) cell has neither
+
+
+def torch_keyed(tensors: Mapping[str, np.ndarray]) -> bool:
+    """Whether ``tensors`` is a PyTorch recurrent module's state_dict (weight_ih_l0, …)."""
+    return _torch_keys(tensors) is not None
 
 
 def _torch_keys(tensors: Mapping[str, np.ndarray]) -> tuple[str, dict[int, dict[str, str]]] | None:

@@ -34,7 +34,8 @@ def test_json_for_every_cell(cell, variant):
 def test_json_value_for_the_story():
     data = json.loads(runner.invoke(app, ["derive", "--format", "json", "--set", "W_hh=2"]).output)
     assert (data["value"], data["sign"], data["closed_form"]["at_steps"]) == (1125899906842624, 1, "w^50")
-    assert data["regime"]["verdict"] == "exploding possible"
+    assert data["regime"]["verdict"] == "exploding (measured)"  # the linear RNN at w = 2 grows as 2^T
+    assert data["regime"]["measured_log10_rate"] == pytest.approx(math.log10(2))
 
 
 def test_latex_output():

@@ -1,0 +1,161 @@
+"""What a teacher and a PyTorch user hit first: silent wrong answers, hostile inputs, outside references."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from cli import app
+
+runner = CliRunner()
+
+
+def _ok(args) -> str:
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def _refused(args, *texts) -> str:
+    result = runner.invoke(app, args)
+    lines = result.output.strip().splitlines()
+    assert result.exit_code == 2 and len(lines) == 1, result.output
+    assert all(t in lines[0] for t in texts), lines[0]
+    return lines[0]
+
+
+def _torch_rnn(path, n=3, m=2, seed=0):
+    """An nn.RNN state_dict as safetensors would hold it: weight_ih_l0, weight_hh_l0, two biases."""
+    rng = np.random.default_rng(seed)
+    arrays = {"weight_ih_l0": rng.uniform(-1, 1, (n, m)), "weight_hh_l0": rng.uniform(-1, 1, (n, n)),
+              "bias_ih_l0": rng.uniform(-1, 1, n), "bias_hh_l0": rng.uniform(-1, 1, n)}
+    np.savez(path, **arrays)
+    return arrays
+
+
+def _tanh_rnn_gradient(a, x):
+    """∂L/∂h_0 of L = Σ h_T for h_t = tanh(W_ih x_t + b_ih + W_hh h_{t−1} + b_hh), by hand."""
+    hs = [np.zeros(a["weight_hh_l0"].shape[0])]
+    for xt in x:
+        hs.append(np.tanh(a["weight_ih_l0"] @ xt + a["bias_ih_l0"] + a["weight_hh_l0"] @ hs[-1] + a["bias_hh_l0"]))
+    bar = np.ones_like(hs[-1])
+    for h in reversed(hs[1:]):
+        bar = a["weight_hh_l0"].T @ (bar * (1 - h**2))
+    return bar
+
+
+def test_an_nn_rnn_state_dict_is_tanh_unless_told_and_says_so(tmp_path):
+    """Item 1: no nn.RNN is linear; a state_dict does not record its nonlinearity, so PyTorch's default."""
+    path = tmp_path / "rnn.npz"
+    a = _torch_rnn(path)
+    x = np.ones((4, 2))
+    data = json.loads(_ok(["numeric", "--params", str(path), "--steps", "4", "--json"]))
+    assert "nn.RNN's default" in data["weights"]
+    np.testing.assert_allclose(data["grad_initial_state"]["h_0"], _tanh_rnn_gradient(a, x), rtol=1e-12)
+    relu = json.loads(_ok(["numeric", "--params", str(path), "--steps", "4", "--json", "--activation", "relu"]))
+    assert relu["cell"] == "rnn" and "nn.RNN's default" not in relu["weights"]
+    assert "rnn (tanh)" in _ok(["derive", "--params", str(path), "--steps", "4"])
+
+
+def test_a_trained_rnn_is_read_back_with_its_activation(tmp_path):
+    out = tmp_path / "rnn.npz"
+    _ok(["train", "--cell", "rnn", "--task", "latch", "--lag", "3", "--hidden", "3", "--updates", "10",
+         "--every", "10", "--out", str(out)])
+    data = json.loads(_ok(["numeric", "--params", str(out), "--steps", "3", "--json"]))
+    assert "activation tanh, as the file records" in data["weights"]
+
+
+@pytest.mark.parametrize("command", ["derive", "numeric"])
+def test_the_verdict_comes_from_the_measured_rate_the_same_everywhere(command):
+    """Item 2: statquest's Company A, the same verdict and rate in derive and numeric (the whole state)."""
+    args = ["--cell", "statquest", "--inputs", "0,0.5,0.25,1"]
+    out = _ok([command, *args, *(["--steps", "4"] if command == "derive" else [])])
+    assert "exploding (measured)" in out and "0.102 per step" in out
+
+
+def test_a_saturated_tanh_rnn_is_called_vanishing_with_the_bound_beside_it():
+    out = _ok(["derive", "--activation", "tanh", "--set", "w=2", "--set", "u=1", "--set", "b_h=0"])
+    assert "vanishing (measured)" in out and "allows growth, but φ saturates" in out
+    assert "exploding possible" not in out.split("7. Regime")[1].split("\n", 2)[2]
+
+
+def test_the_matrix_forms_regime_carries_gamma_sigma_and_the_bound(tmp_path):
+    path = tmp_path / "rnn.npz"
+    _torch_rnn(path, n=5)
+    data = json.loads(_ok(["derive", "--params", str(path), "--steps", "6", "--format", "json"]))
+    regime = data["numbers"]["regime"]
+    assert regime["gamma"] == "1" and regime["sigma1"] > 0 and regime["bound_log10"] is not None
+    assert regime["verdict"].endswith("(measured)") and regime["measured_log10_rate"] is not None
+
+
+def test_derive_refuses_a_hidden_size_its_weights_do_not_have(tmp_path):
+    """Item 3."""
+    path = tmp_path / "rnn.npz"
+    _torch_rnn(path, n=4)
+    _refused(["derive", "--params", str(path), "--hidden", "8"], "--hidden", "has hidden 4, not 8")
+
+
+def test_sigma1_of_a_large_weight_is_exact_to_its_stated_tolerance():
+    """Item 4: above 512 units Lanczos to 1e-12, against LAPACK's SVD."""
+    from numeric.run import SIGMA_TOLERANCE, largest_singular_value
+    n = 600
+    w = np.random.default_rng(3).uniform(-1 / np.sqrt(n), 1 / np.sqrt(n), (n, n))
+    assert abs(largest_singular_value(w) / np.linalg.norm(w, 2) - 1) < SIGMA_TOLERANCE
+
+
+def test_a_custom_cell_takes_a_weights_file_and_relu_prime_of_zero_is_pytorchs(tmp_path):
+    """Items 5 and 8: the file is read; derive and numeric agree on relu'(0) = 0 (PyTorch's) and elsewhere."""
+    path = tmp_path / "p.json"
+    path.write_text('{"w": 2}')
+    for h0, expected in (("0", 0.0), ("1", 8.0)):
+        data = json.loads(_ok(["numeric", "--cell", "custom", "--formula", "relu(w*h)", "--params", str(path),
+                               "--steps", "3", "--h0", h0, "--json"]))
+        exact = json.loads(_ok(["derive", "--cell", "custom", "--formula", "relu(w*h)", "--set", "w=2",
+                                "--steps", "3", "--h0", h0, "--format", "json"]))["value"]
+        assert data["jacobian"][0][0] == pytest.approx(expected, abs=1e-12) and exact == expected
+
+
+def test_a_state_named_like_a_step_symbol_is_refused():
+    """Item 6."""
+    _refused(["derive", "--cell", "custom", "--formula", "T = w*T"], "--formula", "'T'", "step symbol")
+    assert "∂z_3/∂z_0" in _ok(["derive", "--cell", "custom", "--formula", "z = tanh(w*z)", "--steps", "3",
+                               "--set", "w=1/2"])
+
+
+def test_a_value_past_pythons_digit_limit_is_answered_in_the_log_domain():
+    """Item 7: h^(8^8) nested, from h_0 = 2: no exact value, a magnitude."""
+    out = _ok(["derive", "--cell", "custom", "--formula", "((((((((h**8)**8)**8)**8)**8)**8)**8)**8)",
+               "--steps", "3", "--h0", "2"])
+    assert "∂h_3/∂h_0 ≈ 10^1.42157e+21" in out
+
+
+def test_the_linear_rnn_in_matrix_form_needs_only_w_hh_for_any_horizon():
+    """Item 9: ∂h_T/∂h_0 = W_hh^T; 0.1 everywhere in 8 × 8 has σ₁ = 0.8, so log10 = T log10 0.8."""
+    data = json.loads(_ok(["derive", "--hidden", "8", "--set", "W_hh=0.1", "--steps", "1000000000000",
+                           "--format", "json"]))
+    assert data["power"]["log10_norm"] == pytest.approx(1e12 * np.log10(0.8), rel=1e-12)
+    assert data["power"]["regime"]["verdict"] == "vanishing (measured)"
+
+
+def test_the_input_size_is_read_off_a_set_input_weight():
+    """Item 10."""
+    out = _ok(["derive", "--hidden", "4", "--set", "W_xh=[[1],[2],[3],[4]]", "--set", "W_hh=0.1", "--set", "b_h=0",
+               "--inputs", "0.1,0.2", "--steps", "2"])
+    assert "input size 1" in out and "h_T (sequence 0): 0.3000, 0.5000, 0.7000, 0.9000" in out
+
+
+def test_json_lists_small_arrays_and_names_the_large_ones():
+    """Item 11: a 400-unit LSTM's weights (160,000 numbers each) are named with their shapes, not listed."""
+    data = json.loads(_ok(["numeric", "--cell", "lstm", "--hidden", "400", "--steps", "2", "--json"]))
+    assert data["grad"]["W_hi"] is None and data["omitted"]["grad.W_hi"] == [400, 400]
+    assert data["grad"]["b_i"] is not None and len(data["grad"]["b_i"]) == 400
+    small = json.loads(_ok(["numeric", "--cell", "lstm", "--hidden", "4", "--steps", "2", "--json"]))
+    assert small["omitted"] == {} and np.shape(small["grad"]["W_hi"]) == (4, 4)
+
+
+def test_a_run_too_large_for_reverse_mode_names_the_mode_option():
+    """Item 12."""
+    _refused(["numeric", "--steps", "100000000"], "--mode")
