@@ -211,6 +211,8 @@ def examples(command: str) -> str:
 CellOption = Annotated[str, typer.Option(help="rnn, lstm, gru, statquest, or custom (with --formula).")]
 ActivationOption = Annotated[Optional[str], typer.Option(help="rnn only: linear, tanh, sigmoid or relu.")]
 VariantOption = Annotated[Optional[str], typer.Option(help="lstm: standard, peephole, coupled; gru: standard, cho, colah.")]
+SetOption = Annotated[Optional[list[str]], typer.Option(
+    "--set", help="NAME=VALUE, repeatable; a number (filling the parameter) or a JSON list.")]
 GateInitOption = Annotated[Optional[str], typer.Option(
     help="How drawn gates start: pytorch (PyTorch's default; numeric's default), forget-bias (with --forget-bias B, "
          "default 1) or chrono (Tallec & Ollivier 2018; train's default for lstm and gru).")]
@@ -299,7 +301,7 @@ def derive(
     hidden: Annotated[Optional[int], typer.Option(help="Hidden size n: up to 3 element by element, above in matrix form (to 4096; default: from --params, else 1).")] = None,
     input_size: Annotated[Optional[int], typer.Option(help="Input size m (default: 1, or n in matrix form).")] = None,
     wrt: Annotated[Optional[str], typer.Option(help="A state (h, c: ∂s_T/∂s_0) or a parameter (∂L/∂θ by BPTT).")] = None,
-    set_: Annotated[Optional[list[str]], typer.Option("--set", help="NAME=VALUE, repeatable; a number or a JSON list.")] = None,
+    set_: SetOption = None,
     params: Annotated[Optional[str], typer.Option("--params", help="Weights file (.json, .npz, .safetensors, .pt; ours or PyTorch's names): matrix form with their numbers.")] = None,
     layer: Annotated[int, typer.Option(help="Which layer of a stacked PyTorch model.")] = 0,
     truncate: Annotated[Optional[int], typer.Option(help="BPTT through the last τ steps only.")] = None,
@@ -309,25 +311,35 @@ def derive(
     format: Annotated[Format, typer.Option("--format", help="text, latex or json.")] = Format.text,
     formula: FormulaOption = None,
     graph: Annotated[Optional[str], typer.Option(help="Also draw the cell unrolled over T steps to FILE.png, .svg or .pdf.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the weights drawn for parameters not --set (lstm, gru, custom).")] = 0,
+    gate_init: GateInitOption = None,
     force: Annotated[bool, typer.Option(help="Replace --graph if it is a regular file.")] = False,
 ):
     """Derive ∂h_T/∂h_0 (or ∂L/∂θ by BPTT) for a cell unrolled over T steps, as a worked solution."""
-    from numeric.explain import wants_matrix_form
+    from derive.custom import cell_definition
+    from numeric.explain import drawn_settings, wants_matrix_form
 
     with reported(), Status() as status:
+        if seed < 0:
+            raise UsageError("--seed", f"must be a whole number >= 0, got {seed}")
         if graph is not None:
             _draw_unrolled(graph, force, cell, tuple(formula or ()), steps, variant, activation)
+            typer.echo(f"the unrolled picture: {graph}", err=True)
         if wants_matrix_form(1 if hidden is None else hidden, params):
             text = _matrix_derivation(steps, cell, activation, variant, hidden, input_size, set_, params, layer,
-                                      truncate, inputs, h0, c0, format, formula, wrt, status)
+                                      truncate, inputs, h0, c0, format, formula, wrt, status, seed, gate_init)
         else:
             from derive.render import to_json, to_latex
             from derive.solution import solve
             from derive.story import story
 
-            d = solve(cell, variant=variant, activation=activation, hidden=1 if hidden is None else hidden, input_size=input_size or 1,
+            n, m = 1 if hidden is None else hidden, input_size or 1
+            defaults, note = drawn_settings(cell_definition(cell, tuple(formula or ())), variant, activation, n, m,
+                                            steps, tuple(set_ or ()), seed, gate_init or "pytorch")
+            d = solve(cell, variant=variant, activation=activation, hidden=n, input_size=m,
                       steps=steps, wrt=wrt, settings=tuple(set_ or ()), truncate=truncate,
-                      inputs=inputs, h0=h0, c0=c0, formulas=tuple(formula or ()), progress=status)
+                      inputs=inputs, h0=h0, c0=c0, formulas=tuple(formula or ()), defaults=defaults,
+                      defaults_note=note and f"{note} (--set any of them to choose it)", progress=status)
             render = {Format.text: story, Format.latex: to_latex,
                       Format.json: lambda d: json.dumps(to_json(d), indent=2)}
             text = render[format](d)
@@ -359,7 +371,7 @@ def _draw_unrolled(path: str, force: bool, cell: str, formulas: tuple[str, ...],
 
 
 def _matrix_derivation(steps, cell, activation, variant, hidden, input_size, set_, params, layer, truncate,
-                       inputs, h0, c0, format, formula, wrt, status) -> str:
+                       inputs, h0, c0, format, formula, wrt, status, seed, gate_init) -> str:
     import numpy as np
 
     from derive.matrixstory import matrix_json, matrix_latex, matrix_text
@@ -369,7 +381,8 @@ def _matrix_derivation(steps, cell, activation, variant, hidden, input_size, set
 
     request = Request(cell=cell, variant=variant, activation=activation, formulas=tuple(formula or ()),
                       hidden=hidden if hidden is not None or params else 1, input_size=input_size, steps=steps, params_file=params,
-                      layer=layer, inputs=inputs, h0=h0, c0=c0, truncate=truncate)
+                      layer=layer, inputs=inputs, h0=h0, c0=c0, truncate=truncate, seed=seed,
+                      gate_init=gate_init or "pytorch")
     with np.errstate(all="ignore"):
         e = explain(request, tuple(set_ or ()), wrt, progress=status)
     if format == Format.json:
@@ -418,6 +431,7 @@ def numeric(
     out: Annotated[Optional[str], typer.Option(help="Write every array to FILE.npz (gradients as grad_<name>).")] = None,
     torch_names: Annotated[bool, typer.Option(help="With --out: also write the gradients under PyTorch's keys (grad_weight_ih_l0, ...).")] = False,
     formula: FormulaOption = None,
+    set_: SetOption = None,
     gate_init: GateInitOption = None,
     forget_bias: ForgetBiasOption = None,
     t_max: Annotated[Optional[int], typer.Option(help="With --gate-init chrono: the longest memory T_max (default: T).")] = None,
@@ -442,8 +456,8 @@ def numeric(
                 cell=cell, variant=variant, activation=activation, formulas=tuple(formula or ()), hidden=hidden,
                 input_size=input_size, steps=steps, params_file=params, layer=layer, seed=seed, inputs=inputs,
                 inputs_file=inputs_file, batch=batch, h0=h0, c0=c0, grid=tuple(grid or ()), mode=mode.value,
-                truncate=truncate, every_step=every_step, gate_init=gate_init or "pytorch", forget_bias=forget_bias,
-                t_max=t_max), progress=status)
+                truncate=truncate, every_step=every_step, settings=tuple(set_ or ()), gate_init=gate_init or "pytorch",
+                forget_bias=forget_bias, t_max=t_max), progress=status)
         if out is not None:
             data = arrays(r, torch_names)
             write_atomic(out, "out", lambda f: np.savez(f, **data), force=force)

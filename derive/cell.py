@@ -71,7 +71,8 @@ class CellDef:
     ``memory`` names, per variant, the gate biases that keep and write the
     memory (``Memory``): what a gate initialisation sets.
     ``fixed`` gives parameters a value baked into the step (the lecture's
-    LSTM); ``scalar_names`` are the lecture's names for the 1×1 case.
+    LSTM); ``scalar_names`` are the lecture's names for the 1×1 case;
+    ``output_meaning`` says what the output state at T is (the lecture's prediction).
     """
 
     name: str
@@ -88,6 +89,7 @@ class CellDef:
     examples: tuple[Mapping[str, str], ...] = ()
     output: str = ""
     memory: Mapping[str, Memory] = field(default_factory=dict)
+    output_meaning: str = ""  # what the output state at T means, "{next}" standing for T + 1
 
     @property
     def output_state(self) -> str:

@@ -166,6 +166,7 @@ STATQUEST = CellDef(
     },
     sigmoid_as_exp=True,
     carousel=("c",),
+    output_meaning="the lecture's prediction for day {next} (Company A ends near 0, Company B near 1)",
 )
 
 CELLS: dict[str, CellDef] = {c.name: c for c in (RNN, LSTM, GRU, STATQUEST)}

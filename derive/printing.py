@@ -13,7 +13,7 @@ from sympy.printing.str import StrPrinter
 from .activations import sigmoid_as_exp
 
 #: Rationals whose denominator divides this print as decimals.
-_DECIMAL_DENOMINATOR = 10**4
+_DECIMAL_DENOMINATOR = 10**8  # up to 8 decimals: drawn weights to 4 significant digits stay decimals
 
 
 def decimal(r: sp.Rational) -> str | None:

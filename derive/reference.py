@@ -117,6 +117,16 @@ def forward(cell: Cell, values: dict, inputs, s0, theta: list | None = None) -> 
     return frames
 
 
+def states(cell: Cell, values: dict, inputs, s0) -> list[dict[str, list]]:
+    """Each step's states s_1..s_T at 30 digits: state name -> its n values."""
+    names = [str(q) for q in compiled(cell).quantities]
+    out = []
+    for frame in forward(cell, values, inputs, s0):
+        q = frame[-len(names):]
+        out.append({s: [q[names.index(str(v))] for v in cell.current(s)] for s in cell.states})
+    return out
+
+
 def _finite(function, args: list, names, t: int) -> list:
     """``function(*args)``, each value checked to be a finite real; ``NonFinite`` names the first that is not."""
     try:

@@ -77,6 +77,7 @@ def evaluation_json(e: Evaluation) -> dict:
         "sign": first.sign if scalar else None,
         "exact": first.exact is not None,
         "method": e.method,
+        "states": {name: list(values) for name, values in e.states} or None,
         "regime": regime_json(e.regime),
     }
 

@@ -25,6 +25,8 @@ from .values import input_items, parameter_names, parse_initial_state, parse_inp
 
 #: Per-step equations shown at the start of the unrolled graph.
 SHOWN_STEPS = 3
+#: The forward pass is shown step by step up to this many steps.
+FORWARD_SHOWN = 1000
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,7 @@ class Evaluation:
     method: str
     regime: Regime
     unevaluated: sp.Expr | None = None
+    states: tuple[tuple[str, tuple[float, ...]], ...] = ()  # each state s_1..s_T of the forward pass (n = 1)
 
 
 @dataclass(frozen=True)
@@ -172,13 +175,22 @@ def _evaluate(p: _Problem, values: dict) -> Evaluation | str:
     single = len(cell.states) == 1 and p.chain and p.bptt is None
     measured = whole if whole is not None and p.chain else (log10_norm if single else None)
     return Evaluation(_settings_text(cell, values), shape, entries, log10_norm, method,
-                      regime(cell, p.steps, values, measured), shown)
+                      regime(cell, p.steps, values, measured), shown, _forward_states(p, values))
 
 
-def _settings_to_try(cell: Cell, settings: tuple[str, ...]) -> list[dict]:
-    """The user's ``--set``, or the cell's worked examples when nothing is set (1×1 only)."""
-    values = parse_settings(cell, list(settings))
-    examples = cell.definition.examples if not settings and cell.n == cell.m == 1 else ()
+def _forward_states(p: _Problem, values: dict) -> tuple[tuple[str, tuple[float, ...]], ...]:
+    """Each state's value at every step of a one-unit cell (the lecture's worked examples), up to
+    ``FORWARD_SHOWN`` steps: h_4 is Company A's day-5 prediction."""
+    if p.cell.n != 1 or p.steps > FORWARD_SHOWN or any(n not in values for n in p.cell.param_names()):
+        return ()
+    trace = reference.states(p.cell, values, p.inputs, p.s0)
+    return tuple((s, tuple(float(step[s][0]) for step in trace)) for s in p.cell.states)
+
+
+def _settings_to_try(cell: Cell, settings: tuple[str, ...], defaults: tuple[str, ...] = ()) -> list[dict]:
+    """The user's ``--set`` over ``defaults``, or the cell's worked examples when nothing is set (1×1 only)."""
+    values = {**parse_settings(cell, list(defaults)), **parse_settings(cell, list(settings))}
+    examples = cell.definition.examples if not settings and not defaults and cell.n == cell.m == 1 else ()
     tried = [parse_settings(cell, [f"{k}={v}" for k, v in ex.items()]) for ex in examples]
     return tried or [values]
 
@@ -210,10 +222,14 @@ def solve(
     h0: str | None = None,
     c0: str | None = None,
     formulas: tuple[str, ...] = (),
+    defaults: tuple[str, ...] = (),
+    defaults_note: str = "",
     progress: Callable[[str], None] = lambda doing: None,
 ) -> Derivation:
     """Derive ∂s_T/∂s_0 (or ∂L/∂θ by BPTT) for a cell over ``steps`` steps; ``progress`` hears
-    what is being done as each stage starts.
+    what is being done as each stage starts.  ``defaults`` (NAME=VALUE, as ``settings``) give the
+    parameters ``settings`` leave out (drawn weights, say), and ``defaults_note`` says where they
+    came from.
 
     >>> d = solve(steps=50)
     >>> d.chain.closed, d.evaluations[0].entries[0].exact
@@ -237,7 +253,7 @@ def solve(
         s0=parse_initial_state(the_cell, h0, c0),
     )
     results = []
-    tried = _settings_to_try(the_cell, tuple(settings))
+    tried = _settings_to_try(the_cell, tuple(settings), tuple(defaults))
     for i, values in enumerate(tried, 1):
         progress(f"{the_cell.label}: the numbers over T = {steps} (setting {i} of {len(tried)})")
         results.append(_evaluate(problem, values))
@@ -247,12 +263,13 @@ def solve(
         cell=the_cell, steps=steps, wrt=name, of=problem.of,
         step_equations=generic_equations(the_cell),
         unrolled=step_equations(the_cell, (*range(1, min(steps, SHOWN_STEPS) + 1), *last)),
-        unrolled_elided=bool(last),
+        unrolled_elided=steps > SHOWN_STEPS + 1,
         nested=_nested_display(the_cell, steps, name) if kind == "state" else None,
         jacobian_step=jacobian_step(the_cell),
         local=block(the_cell, jacobian_step(the_cell), name, name) if kind == "state"
         else param_jacobian(the_cell, name),
         chain=problem.chain, bptt=problem.bptt, truncate=truncate, evaluations=evaluations,
         regime=evaluations[0].regime if evaluations else regime(the_cell, steps, {}),
-        notes=tuple(dict.fromkeys(r for r in results if isinstance(r, str))),
+        notes=tuple(dict.fromkeys([*(r for r in results if isinstance(r, str)),
+                                   *([defaults_note] if defaults and defaults_note else [])])),
     )

@@ -25,6 +25,21 @@ def _evaluation_lines(d: Derivation, e: Evaluation) -> list[str]:
                  f"log10|value| = {m.log10_abs:.6g}   [{e.method}]")
     if m.exact is not None and m.exact.is_Integer and d.bptt is None and d.cell.n == 1:
         lines.append(f"  whatever enters at step 0 is multiplied by {m.exact} by step {d.steps}")
+    return lines + _forward_lines(d, e)
+
+
+def _forward_lines(d: Derivation, e: Evaluation) -> list[str]:
+    """The forward pass behind the numbers: each state, step by step (the first and last few of a long run)."""
+    if not e.states:
+        return []
+    T, out = d.steps, d.cell.output
+    shown = list(range(1, T + 1)) if T <= 8 else [1, 2, 3, None, T - 1, T]
+    lines = ["  forward pass:"]
+    for s, values in e.states:
+        lines.append("    " + ", ".join("⋯" if t is None else f"{s}_{t} = {values[t - 1]:.4g}" for t in shown))
+    meaning = d.cell.definition.output_meaning.format(next=T + 1)
+    if meaning:
+        lines.append(f"  the output {out}_{T} = {dict(e.states)[out][-1]:.4f}: {meaning}")
     return lines
 
 

@@ -12,14 +12,16 @@ from typing import Callable
 
 import numpy as np
 
+from derive.cell import check_sizes, make_cell
 from derive.core import Layer, make_core
 from derive.custom import cell_definition
 from derive.errors import InvalidValue
 from derive.matrixform import constant_jacobian
 from derive.values import parse_array
 
+from .init import as_settings, describe, draw
 from .logmatrix import LogMatrix, power
-from .run import LayerRun, Request, check_request, largest_singular_value, requested_sizes, run
+from .run import LayerRun, Request, check_request, drawn, largest_singular_value, requested_sizes, run, set_values
 
 #: Above this hidden size ``derive`` shows the matrix form alone (element forms grow as n²).
 ELEMENT_LIMIT = 3
@@ -55,24 +57,23 @@ def wants_matrix_form(hidden: int, params_file: str | None) -> bool:
     return hidden > ELEMENT_LIMIT or params_file is not None
 
 
-def _settings(layer: Layer, settings: tuple[str, ...]) -> dict[str, np.ndarray]:
-    """``--set NAME=VALUE`` for the parameters given (one number fills a matrix)."""
-    shapes, names = layer.shapes(), {layer.display_name(k): k for k in layer.param_names()}
-    names.update({k: k for k in layer.param_names()})
-    values = {}
-    for item in settings:
-        name, sep, text = item.partition("=")
-        if not sep or name.strip() not in names:
-            raise InvalidValue("set", f"{item!r} is not NAME=VALUE with NAME one of {', '.join(layer.param_names())}")
-        key = names[name.strip()]
-        value = np.array(parse_array(text, "set"), dtype=float)
-        if len(shapes[key]) == 1 and value.ndim == 2 and value.shape[1] == 1:
-            value = value[:, 0]  # a vector given as a column, [[1], [2]]
-        try:
-            values[key] = np.broadcast_to(value, shapes[key]).copy()
-        except ValueError:
-            raise InvalidValue("set", f"{key} has shape {shapes[key]}; got {value.shape}") from None
-    return values
+def drawn_settings(definition, variant: str | None, activation: str | None, n: int, m: int, steps: int,
+                   given: tuple[str, ...], seed: int = 0, gate_init: str = "pytorch") -> tuple[tuple[str, ...], str]:
+    """The element form's missing parameters, drawn as ``numeric`` draws them and written as settings
+    (4 significant digits, what a reader can type back), with a note of how; nothing for a cell with
+    worked examples (the lecture's RNN) or with every parameter given."""
+    check_sizes(n, m)
+    cell = make_cell(definition, variant, activation, n, m)
+    names = set(cell.param_names())
+    given_names = {item.partition("=")[0].strip() for item in given}
+    given_names |= {name for name, alias in definition.scalar_names.items() if alias in given_names}
+    if not names or names <= given_names or (definition.examples and not given):
+        return (), ""
+    t_max = steps if gate_init == "chrono" else None
+    params = {k: v for k, v in draw(cell, seed=seed, init=gate_init, t_max=t_max).items() if k not in given_names}
+    return as_settings(params), (f"{', '.join(cell.display_name(k) for k in params)} drawn: "
+                                 f"{describe(gate_init, None, t_max)} initialisation, seed {seed}, "
+                                 "to 4 significant digits")
 
 
 def _input_size(core, settings: tuple[str, ...]) -> int | None:
@@ -119,8 +120,18 @@ def explain(req: Request, settings: tuple[str, ...] = (), wrt: str | None = None
     if req.input_size is None:
         req = replace(req, input_size=_input_size(core, settings))
     layer = Layer(core, *requested_sizes(req))
-    values = _settings(layer, settings)
-    if set(values) != set(layer.shapes()):
-        return Explained(layer, steps, None, _power(layer, values, steps))
-    numbers = run(replace(req, steps=steps, mode="matrix"), weights=values, progress=progress)
-    return Explained(numbers.layer, steps, numbers, _power(layer, values, steps))
+    values = set_values(layer, settings)
+    power_ = _power(layer, values, steps)
+    if set(values) == set(layer.shapes()):
+        numbers = run(replace(req, steps=steps, mode="matrix"), weights=values, progress=progress)
+        return Explained(numbers.layer, steps, numbers, power_)
+    params, how = drawn(layer, req, steps)
+    source = how + (f"; {', '.join(values)} set" if values else "")
+    try:
+        numbers = run(replace(req, steps=steps, mode="matrix"), weights={**params, **values}, progress=progress,
+                      source=source)
+    except InvalidValue as error:
+        if error.field not in ("memory", "steps") or power_ is None:
+            raise
+        numbers = None  # W^T needs W alone; stepping every other weight through T steps is out of reach
+    return Explained(layer, steps, numbers, power_)

@@ -126,3 +126,22 @@ def _set_gates(params: dict, gates: Memory, init: str, forget_bias, t_max, rng) 
     params[gates.keep] = gates.sign * keep
     if gates.write and init == "chrono":
         params[gates.write] = -keep
+
+
+def as_settings(params: dict[str, np.ndarray], digits: int = 4) -> tuple[str, ...]:
+    """Parameters as ``NAME=VALUE`` settings (``derive --set``'s form), each number to ``digits``
+    significant digits: readable, and exactly what a reader can type back.
+
+    >>> as_settings({"w": np.array([[0.123456]]), "b": np.array([[1.0], [-2.5e-5]])})
+    ('w=0.1235', 'b=[[1], [-2.5e-05]]')
+    """
+    def number(v: float) -> str:
+        return f"{float(v):.{digits}g}"
+
+    def text(a: np.ndarray) -> str:
+        if a.size == 1:
+            return number(a.ravel()[0])
+        rows = a.reshape(a.shape[0], -1)
+        return "[" + ", ".join("[" + ", ".join(number(v) for v in row) + "]" for row in rows) + "]"
+
+    return tuple(f"{name}={text(np.asarray(value))}" for name, value in params.items())

@@ -17,7 +17,7 @@ from derive.cell import Cell, make_cell
 from derive.core import Layer, make_core
 from derive.custom import cell_definition
 from derive.errors import InvalidValue, NonFinite, UnrolledError
-from derive.values import parameter_names, parse_initial_state, parse_number
+from derive.values import parameter_names, parse_array, parse_initial_state, parse_number, parse_settings
 
 from .arrayfiles import read_metadata, read_tensors
 from .batch import Problem, make_problem
@@ -69,6 +69,7 @@ class Request:
     mode: str = "auto"
     truncate: int | None = None
     every_step: bool = False
+    settings: tuple[str, ...] = ()    # NAME=VALUE over the drawn or read weights, as derive's
     gate_init: str = "pytorch"        # how drawn weights start (``numeric.init``)
     forget_bias: float | None = None
     t_max: int | None = None          # chrono: the longest memory, default T
@@ -210,6 +211,26 @@ def _weights(req: Request, definition, variant: str, tensors) -> tuple[dict | No
     return params, n, m, f"{req.params_file}{layer}"
 
 
+def set_values(layer: Layer, settings: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """``--set NAME=VALUE`` for the parameters given (one number fills a matrix)."""
+    shapes, names = layer.shapes(), {layer.display_name(k): k for k in layer.param_names()}
+    names.update({k: k for k in layer.param_names()})
+    values = {}
+    for item in settings:
+        name, sep, text = item.partition("=")
+        if not sep or name.strip() not in names:
+            raise InvalidValue("set", f"{item!r} is not NAME=VALUE with NAME one of {', '.join(layer.param_names())}")
+        key = names[name.strip()]
+        value = np.array(parse_array(text, "set"), dtype=float)
+        if len(shapes[key]) == 1 and value.ndim == 2 and value.shape[1] == 1:
+            value = value[:, 0]  # a vector given as a column, [[1], [2]]
+        try:
+            values[key] = np.broadcast_to(value, shapes[key]).copy()
+        except ValueError:
+            raise InvalidValue("set", f"{key} has shape {shapes[key]}; got {value.shape}") from None
+    return values
+
+
 def drawn(form, req: Request, steps: int) -> tuple[dict, str]:
     """(parameters, how they were drawn) when no file gives them: the request's gate initialisation
     (chrono's T_max defaults to the run's T) and seed."""
@@ -246,9 +267,9 @@ def check_time(cell: Cell, settings: int, steps: int) -> None:
 
 
 def run(req: Request, weights: dict[str, np.ndarray] | None = None,
-        progress: Callable[[str], None] = lambda doing: None) -> NumericResult | LayerRun:
-    """Unroll a cell and differentiate it through time, as ``req`` asks (``weights``: given values);
-    ``progress`` hears what is being done as each stage starts."""
+        progress: Callable[[str], None] = lambda doing: None, source: str = "the values set") -> NumericResult | LayerRun:
+    """Unroll a cell and differentiate it through time, as ``req`` asks (``weights``: given values,
+    ``source`` where they came from); ``progress`` hears what is being done as each stage starts."""
     definition = cell_definition(req.cell, tuple(req.formulas))
     check_request(req, definition)
     mode = choose(req.mode, bool(req.grid))
@@ -256,7 +277,7 @@ def run(req: Request, weights: dict[str, np.ndarray] | None = None,
     activation, why = file_activation(req, definition, tensors)
     core = make_core(definition, req.variant, activation)
     if weights is not None:
-        params, (n, m), source = weights, requested_sizes(req), "the values set"
+        params, (n, m) = weights, requested_sizes(req)
     else:
         params, n, m, source = _weights(req, definition, core.variant, tensors)
     source = f"{source}; {why}" if why and source else source
@@ -272,6 +293,9 @@ def run(req: Request, weights: dict[str, np.ndarray] | None = None,
 def _run_layer(req: Request, layer: Layer, params, x, batched: bool, source: str, progress) -> LayerRun:
     if params is None:
         params, source = drawn(layer, req, x.shape[1])
+    if req.settings:
+        given = set_values(layer, req.settings)
+        params, source = {**params, **given}, f"{source}; {', '.join(given)} set"
     s0 = np.array(parse_initial_state(layer, req.h0, req.c0), dtype=float).ravel()
     initial = {s: s0[j * layer.n:(j + 1) * layer.n] for j, s in enumerate(layer.states)}
     progress(f"{layer.label}, n = {layer.n}: unrolling {x.shape[1]} steps of {x.shape[0]} sequences and BPTT")
@@ -429,6 +453,9 @@ def _run_grid(req: Request, definition, variant: str, n: int, m: int, params, x,
     cell = make_cell(definition, variant, req.activation, n, m)
     if params is None:
         params, _ = drawn(cell, req, x.shape[1])
+    if req.settings:
+        params = {**params, **{name: np.array(v.tolist(), dtype=float)
+                               for name, v in parse_settings(cell, list(req.settings)).items()}}
     params = {name: np.asarray(v, dtype=float).reshape(v.shape if np.ndim(v) == 2 else (-1, 1))
               for name, v in params.items()}
     axes = parse_grid(cell, list(req.grid))

@@ -159,3 +159,43 @@ def test_json_lists_small_arrays_and_names_the_large_ones():
 def test_a_run_too_large_for_reverse_mode_names_the_mode_option():
     """Item 12."""
     _refused(["numeric", "--steps", "100000000"], "--mode")
+
+
+def test_statquest_prints_the_day_5_prediction_and_elides_nothing_at_t_4():
+    """Item 13: the point of the example, and no '⋮' where every step is shown."""
+    a = _ok(["derive", "--cell", "statquest", "--inputs", "0,0.5,0.25,1", "--steps", "4"])
+    b = _ok(["derive", "--cell", "statquest", "--inputs", "1,0.5,0.25,1", "--steps", "4"])
+    assert "the output h_4 = 0.0064: the lecture's prediction for day 5" in a
+    assert "the output h_4 = 0.9694: the lecture's prediction for day 5" in b
+    assert "⋮" not in a.split("2. Unrolled")[1].split("3. The local")[0]
+    assert "⋮" in _ok(["derive", "--cell", "statquest", "--steps", "5"]).split("2. Unrolled")[1].split("3. The")[0]
+
+
+def test_gated_cells_get_numbers_from_drawn_weights_that_can_be_typed_back():
+    """Item 14: every parameter not set is drawn (seeded, the initialisation named), to 4 digits; typing the
+    same values back with --set gives the same derivative, and numeric takes the same --set."""
+    out = _ok(["derive", "--cell", "gru", "--steps", "6", "--gate-init", "chrono", "--seed", "3"])
+    assert "drawn: chrono (Tallec & Ollivier 2018), T_max = 6 initialisation, seed 3" in out
+    at = out.split("6. Numbers\n   at ")[1].split(":\n")[0]
+    settings = [item.replace(" ", "") for item in at.split(", ")]
+    again = json.loads(_ok(["derive", "--cell", "gru", "--steps", "6", "--format", "json",
+                            *[a for s in settings for a in ("--set", s)]]))
+    value = float(out.split("∂h_6/∂h_0 = ")[1].split(" ")[0])
+    assert again["value"] == pytest.approx(value, rel=1e-12) and "drawn" not in " ".join(again["notes"])
+    numeric = json.loads(_ok(["numeric", "--cell", "gru", "--steps", "6", "--json",
+                              *[a for s in settings for a in ("--set", s)]]))
+    assert numeric["jacobian"][0][0] == pytest.approx(value, rel=1e-9) and "set" in numeric["weights"]
+
+
+def test_numeric_set_overrides_drawn_weights_on_both_paths():
+    grid = json.loads(_ok(["numeric", "--cell", "rnn", "--set", "w=0.5", "--set", "u=1", "--set", "b_h=0",
+                           "--mode", "reverse", "--steps", "10", "--json"]))
+    layer = json.loads(_ok(["numeric", "--cell", "rnn", "--set", "W_hh=0.5", "--steps", "10", "--json"]))
+    assert grid["jacobian"][0][0] == pytest.approx(0.5**10) and layer["jacobian"][0][0] == pytest.approx(0.5**10)
+
+
+def test_derive_graph_says_where_it_wrote(tmp_path):
+    """Item 18."""
+    path = tmp_path / "lstm.svg"
+    result = runner.invoke(app, ["derive", "--cell", "lstm", "--steps", "3", "--graph", str(path)])
+    assert result.exit_code == 0 and f"the unrolled picture: {path}" in result.output and path.exists()
