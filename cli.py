@@ -211,6 +211,22 @@ def examples(command: str) -> str:
 CellOption = Annotated[str, typer.Option(help="rnn, lstm, gru, statquest, or custom (with --formula).")]
 ActivationOption = Annotated[Optional[str], typer.Option(help="rnn only: linear, tanh, sigmoid or relu.")]
 VariantOption = Annotated[Optional[str], typer.Option(help="lstm: standard, peephole, coupled; gru: standard, cho, colah.")]
+def whole_number(text: str) -> int:
+    """A whole number as people type one: 1000000, 1_000_000 or 1e6 (not 1.5, not 1e-3)."""
+    text = str(text).strip()
+    try:
+        return int(text.replace("_", ""))
+    except ValueError:
+        pass
+    try:
+        value = float(text)
+    except ValueError:
+        raise typer.BadParameter(f"{text!r} is not a whole number (1000000, 1_000_000 and 1e6 are)") from None
+    if not value.is_integer() or abs(value) > 10**18:
+        raise typer.BadParameter(f"{text!r} is not a whole number (1000000, 1_000_000 and 1e6 are)")
+    return int(value)
+
+
 SetOption = Annotated[Optional[list[str]], typer.Option(
     "--set", help="NAME=VALUE, repeatable; a number (filling the parameter) or a JSON list.")]
 GateInitOption = Annotated[Optional[str], typer.Option(
@@ -294,7 +310,7 @@ class Format(str, Enum):
 
 @app.command(epilog=examples("derive"))
 def derive(
-    steps: Annotated[int, typer.Option(help="T, the number of unrolled steps (>= 1).")] = 50,
+    steps: Annotated[int, typer.Option(parser=whole_number, help="T, the number of unrolled steps (>= 1; 1e6 is 1000000).")] = 50,
     cell: CellOption = "rnn",
     activation: ActivationOption = None,
     variant: VariantOption = None,
@@ -414,7 +430,7 @@ def numeric(
     variant: VariantOption = None,
     hidden: Annotated[Optional[int], typer.Option(help="Hidden size n, 1 to 4096 (default: from --params, else 1).")] = None,
     input_size: Annotated[Optional[int], typer.Option(help="Input size m (default: from --params, else n).")] = None,
-    steps: Annotated[Optional[int], typer.Option(help="T (default: the number of inputs, or 50).")] = None,
+    steps: Annotated[Optional[int], typer.Option(parser=whole_number, help="T (default: the number of inputs, or 50; 1e6 is 1000000).")] = None,
     params: Annotated[Optional[str], typer.Option("--params", help="Weights: .json, .npz, .safetensors or .pt, in our names (W_hh, ...) or a PyTorch nn.RNN/LSTM/GRU state_dict.")] = None,
     layer: Annotated[int, typer.Option(help="Which layer of a stacked PyTorch model (weight_ih_l<K>).")] = 0,
     seed: Annotated[int, typer.Option(help="Seed for random parameters (--gate-init) and --batch inputs.")] = 0,

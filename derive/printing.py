@@ -38,7 +38,11 @@ def _as_symbol(item: sp.Indexed) -> sp.Symbol:
 
 
 def _coefficient(printer, expr, join: str) -> str | None:
-    """2.7*h rather than 27*h/10: a decimal coefficient printed in front."""
+    """2.7*h rather than 27*h/10: a decimal coefficient printed in front; an unevaluated factor 1
+    (the loss's ∂L/∂h_T = 1 in a BPTT sum) not printed at all."""
+    if len(expr.args) > 1 and any(a == 1 for a in expr.args):
+        rest = [a for a in expr.args if a != 1]
+        return printer._print(rest[0] if len(rest) == 1 else sp.Mul(*rest, evaluate=False))
     c, rest = expr.as_coeff_Mul()
     shown = decimal(c) if isinstance(c, sp.Rational) else None
     if shown is None or rest == 1:
@@ -58,6 +62,9 @@ class TextPrinter(StrPrinter):
 
     def _print_Equality(self, expr):
         return f"{self._print(expr.lhs)} = {self._print(expr.rhs)}"
+
+    def _print_Max(self, expr):
+        return f"max({', '.join(self._print(a) for a in expr.args)})"
 
     def _print_Product(self, expr):
         (i, lo, hi), = expr.limits
@@ -123,7 +130,9 @@ def text(expr, cell=None) -> str:
 
 
 def latex(expr, cell=None) -> str:
-    """LaTeX for ``expr`` (matrices as pmatrix)."""
+    """LaTeX for ``expr`` (matrices as pmatrix; a 1 × 1 matrix as its one entry)."""
+    if isinstance(expr, sp.MatrixBase) and expr.shape == (1, 1):
+        expr = expr[0]
     return TexPrinter({"mat_delim": "(", "mul_symbol": None}).doprint(prepare(expr, cell))
 
 

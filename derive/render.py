@@ -46,6 +46,11 @@ def closed_form(d: Derivation):
     return d.chain.closed, d.chain.scope
 
 
+def at_steps_label(expr, d: Derivation) -> str:
+    """``T = 50, k = 0``, or ``T = 50`` where k is a sum's index rather than free."""
+    return f"T = {d.steps}" + (", k = 0" if k in expr.free_symbols else "")
+
+
 def _at_steps(expr, d: Derivation):
     """The general form at T = steps and k = 0 (k only where it is free, not a sum's index)."""
     values = {T: sp.Integer(d.steps)}
@@ -126,7 +131,8 @@ def to_json(d: Derivation) -> dict:
             "name": closed_name(d)[0], "expr": text(closed, d.cell),
             "at_steps": text(_at_steps(closed, d), d.cell), "scope": scope},
         "latex": latex_parts(d),
-        "value": first.get("value"), "log10_abs": first.get("log10_abs"), "sign": first.get("sign"),
+        "value": first.get("value"), "float": first.get("float"), "approx": first.get("approx"),
+        "log10_abs": first.get("log10_abs"), "sign": first.get("sign"),
         "evaluations": [evaluation_json(e) for e in d.evaluations],
         "regime": regime_json(d.regime), "notes": list(d.notes),
     }

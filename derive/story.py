@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .printing import text
-from .render import _at_steps, _names, chain_rule, closed_form, closed_name
+from .render import _at_steps, _names, at_steps_label, chain_rule, closed_form, closed_name
 from .solution import Derivation, Evaluation
 
 
@@ -71,7 +71,7 @@ def story(d: Derivation) -> str:
         out.append("   none: the product of Jacobians does not simplify; the numbers step through it")
     else:
         out.append(f"   {closed_name(d)[0]} = {text(closed, c)}")
-        out.append(f"   at T = {d.steps}, k = 0: {text(_at_steps(closed, d), c)}")
+        out.append(f"   at {at_steps_label(closed, d)}: {text(_at_steps(closed, d), c)}")
         if scope != "exact":
             out.append(f"   ({scope}: the constant error carousel)")
     out += ["", "6. Numbers"]

@@ -67,7 +67,7 @@ def drawn_settings(definition, variant: str | None, activation: str | None, n: i
     names = set(cell.param_names())
     given_names = {item.partition("=")[0].strip() for item in given}
     given_names |= {name for name, alias in definition.scalar_names.items() if alias in given_names}
-    if not names or names <= given_names or (definition.examples and not given):
+    if not names or names <= given_names or definition.examples:
         return (), ""
     t_max = steps if gate_init == "chrono" else None
     params = {k: v for k, v in draw(cell, seed=seed, init=gate_init, t_max=t_max).items() if k not in given_names}

@@ -199,3 +199,22 @@ def test_derive_graph_says_where_it_wrote(tmp_path):
     path = tmp_path / "lstm.svg"
     result = runner.invoke(app, ["derive", "--cell", "lstm", "--steps", "3", "--graph", str(path)])
     assert result.exit_code == 0 and f"the unrolled picture: {path}" in result.output and path.exists()
+
+
+def test_steps_as_people_type_them():
+    """Item 18: 1e6 and 1_000_000 are 1000000; 1.5 is one line naming the option."""
+    assert "T = 1000000 steps" in _ok(["derive", "--steps", "1e6"])
+    assert "T = 1000000 steps" in _ok(["derive", "--steps", "1_000_000"])
+    result = runner.invoke(app, ["derive", "--steps", "1.5"])
+    assert result.exit_code == 2 and "--steps" in result.output and "not a whole number" in result.output
+
+
+def test_sums_display_as_written_by_hand():
+    """Item 17: max, not Max; no 1*(…); no k = 0 on a sum over k; a fraction's float; a scalar J_t in LaTeX."""
+    out = _ok(["derive", "--wrt", "w", "--truncate", "10", "--set", "w=0.5", "--set", "u=1", "--set", "b_h=0"])
+    closed = out.split("5. Closed form")[1].split("6. Numbers")[0]
+    assert "Σ_{k=max(1, T - 9)}^{T} (h_{k-1}*w^(T - k))" in closed and "at T = 50: Σ_{k=41}^{50}" in closed
+    assert "Max" not in closed and "1*(" not in closed and "k = 0" not in closed
+    data = json.loads(_ok(["derive", "--set", "w=3/7", "--steps", "60", "--format", "json"]))
+    assert isinstance(data["value"], str) and data["float"] == pytest.approx((3 / 7) ** 60, rel=1e-15)
+    assert r"J_t &= w \\" in _ok(["derive", "--format", "latex"])

@@ -49,7 +49,7 @@ def test_bptt_with_truncation():
     result = runner.invoke(app, ["derive", "--wrt", "w", "--truncate", "5", "--set", "w=0.9", "--set", "u=1", "--set", "b_h=0", "--format", "json"])
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
-    assert data["closed_form"]["expr"].startswith("Σ_{k=Max(1, T - 4)}")
+    assert data["closed_form"]["expr"].startswith("Σ_{k=max(1, T - 4)}")
     # ∂h_50/∂w over the last 5 steps, x_t = 1, h_0 = 0: Σ_{k=46}^{50} w^(50-k) h_{k-1}, h_j = Σ_{i<j} w^i.
     from fractions import Fraction
     w = Fraction(9, 10)
