@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.backends.backend_pdf import PdfPages
 
@@ -51,6 +52,44 @@ class Section:
         return self.caption(result) if callable(self.caption) else self.caption
 
 
+def heatmap_caption(r: studies.Heatmap) -> str:
+    """What the tanh heatmap shows, in its own numbers."""
+    at = {w: r.log10[int(np.argmin(np.abs(r.weights - w))), -1] for w in (0.5, 1.0, 3.0)}
+    T = int(r.steps[-1])
+    grows = bool(np.nanmax(r.log10) > 0)
+    return ("With tanh the local factor is w (1 − h_t²): never larger than |w|, so left of |w| = 1 the gradient "
+            f"must vanish: at w = 0.5, log10|∂h_{T}/∂h_0| = {at[0.5]:.1f}. Right of it the bound allows growth, "
+            f"but the states saturate (h_t near ±1, tanh' near 0): at w = 3 it is {at[3.0]:.1f}, smaller than at "
+            f"w = 0.5 (at w = 1, {at[1.0]:.1f}). "
+            + (f"It grew (red) only over the first {int(r.steps[np.nanmax(r.log10, axis=0) > 0].max())} steps, "
+               "before the states saturated: exploding is possible, not guaranteed." if grows else
+               "Nothing is red: with inputs x_t ~ U(−1, 1) it grew nowhere, so exploding is possible, not guaranteed."))
+
+
+def lags_caption(r: studies.LagCurves) -> str:
+    """What the lag curves show, in their own numbers."""
+    k = int(r.lags[-1])
+    at = dict(zip(r.cells, r.median[:, -1]))
+    return (f"With PyTorch's default initialisation every cell forgets: at lag {k} the median norm is "
+            f"10^{at['rnn (tanh)']:.1f} for the tanh RNN, 10^{at['lstm']:.1f} for the LSTM and "
+            f"10^{at['gru']:.1f} for the GRU. The LSTM's and GRU's additive paths (c_t = f c_{{t-1}} + …, "
+            "h_t = z h_{t-1} + …) fall more slowly, but their gates start near σ(0) = 0.5. Started with chrono "
+            f"gates (forget gate open, input gate closed) the LSTM keeps 10^{at['lstm (chrono)']:.1f}. The band "
+            "spans 10–90% of 16 random seeds.")
+
+
+def cliff_caption(r: studies.Cliff) -> str:
+    """What the cliff shows, in its own numbers."""
+    step = lambda paths: np.linalg.norm(np.diff(paths, axis=1), axis=-1)  # noqa: E731
+    return ("Pascanu, Mikolov & Bengio (2013, Fig. 6): a one-unit network with no input, x_t = w σ(x_{t−1}) + b, "
+            f"whose x_{r.steps} should be {r.target:g}. Where the map turns bistable the loss jumps (the wall along "
+            f"the valley's lower edge), and the gradient is steep. With lr {r.lr:g}, plain descent (red) takes "
+            f"steps up to {step(r.plain).max():.0f} long and is thrown off the map; with the gradient's norm "
+            f"clipped to {r.threshold:g} (white) every step is at most {r.lr * r.threshold:g} long (the longest "
+            f"{step(r.clipped).max():.2f}), and the descent follows the valley floor. Both computed with "
+            "Unrolled's BPTT on the formula cell h = w*sigmoid(h) + b.")
+
+
 def sections(steps: int, seed: int, longterm: str | Path = sweep.BUNDLED) -> tuple[Section, ...]:
     horizon = max(steps, 2)
     return (
@@ -60,17 +99,14 @@ def sections(steps: int, seed: int, longterm: str | Path = sweep.BUNDLED) -> tup
                 "above. Each arrow's number is the local Jacobian's norm ‖∂s_t/∂s_{t−1}‖ at PyTorch's "
                 "initialisation; ∂s_T/∂s_0 is the product of T of them, which is why a norm below 1 vanishes."),
         Section("explode", lambda: studies.explode_vanish(2 * horizon, horizon), figures.explode_vanish,
-                "The linear RNN h_t = w h_{t-1} + u x_t multiplies what it carries by w every step, so "
-                "∂h_T/∂h_0 = w^T: a straight line on a log axis whose slope is log10|w|. At w = 2 the first "
-                "input is multiplied by 2^T (exploding); at w = 0.5 by 0.5^T (vanishing)."),
+                lambda r: "The linear RNN h_t = w h_{t-1} + u x_t multiplies what it carries by w every step, so "
+                "∂h_T/∂h_0 = w^T: a straight line in log10 whose slope is log10|w|. At w = 2 the first input is "
+                f"multiplied by 2^{r.marks[0][1]} = {r.marks[0][2]} (exploding); at w = 0.5 by "
+                f"0.5^{r.marks[1][1]} = {0.5 ** r.marks[1][1]:.3g} (vanishing); at w = 1 it is carried unchanged."),
         Section("heatmap", lambda: studies.tanh_heatmap(horizon, seed), figures.tanh_heatmap,
-                "With tanh the local factor is w (1 − h_t²): never larger than |w|, so left of |w| = 1 the "
-                "gradient must vanish (blue). Right of it the bound allows growth, but saturation (h_t near "
-                "±1) can still make it vanish: exploding is possible, not guaranteed."),
+                heatmap_caption),
         Section("lags", lambda: studies.lag_curves(horizon, seed=seed), figures.lag_curves,
-                "With PyTorch's default initialisation the plain RNN forgets within a few steps, while the "
-                "LSTM's and GRU's additive paths (c_t = f c_{t-1} + …, h_t = z h_{t-1} + …) keep the "
-                "Jacobian norm far larger at long lags. The band spans 10–90% of 16 random seeds."),
+                lags_caption),
         Section("lecture", studies.lecture_example, figures.lecture_example,
                 "The lecture's LSTM, weights fixed, reads four days of prices. Company A (0, 0.5, 0.25, 1) "
                 "ends with a short-term memory near 0, Company B (1, 0.5, 0.25, 1) near 1: the day-5 "
@@ -83,7 +119,7 @@ def sections(steps: int, seed: int, longterm: str | Path = sweep.BUNDLED) -> tup
                 "Along the LSTM's cell path ∂c_t/∂c_{t-1} = f_t, so (∂c_T/∂c_0)|_(c path only) = ∏ f_t, the "
                 "constant error carousel; the full derivative (solid) also runs through h. Raising the forget-gate bias pushes f_t towards 1 and the product decays far more "
                 "slowly; Jozefowicz et al. (2015) recommend a bias of 1."),
-        Section("sources", lambda: studies.sources(min(horizon, 40), seed), figures.sources,
+        Section("sources", lambda: studies.sources(horizon, seed), figures.sources,
                 "Each row is one horizon T; each cell the size of source step k's term in the BPTT sum. In "
                 "the tanh RNN the terms fade fast with T − k, so only recent steps teach the weights; the "
                 "LSTM's terms stay comparable across far more steps."),
@@ -92,12 +128,7 @@ def sections(steps: int, seed: int, longterm: str | Path = sweep.BUNDLED) -> tup
                 "threshold and keeps its direction; elementwise clipping (min-char-rnn's ±5) caps each "
                 "component and so changes the direction."),
         Section("cliff", studies.cliff, figures.cliff,
-                "Pascanu, Mikolov & Bengio (2013, Fig. 6): a one-unit network with no input, x_t = w σ(x_{t−1}) "
-                "+ b, whose x_50 should be 0.7. Where the map turns bistable the loss jumps (the wall at lower "
-                "right): there the gradient is huge. Plain descent (red) overshoots and bounces across the "
-                "valley; with the gradient's norm clipped to 1 (white), each step is at most lr long and the "
-                "descent follows the valley floor. Both computed with Unrolled's BPTT on the formula cell "
-                "h = w*sigmoid(h) + b."),
+                cliff_caption),
         Section("longterm", lambda: sweep.read_results(longterm), figures.longterm,
                 lambda result: "Trained with Unrolled's own BPTT (python cli.py sweep; this page reads the "
                 "results file it wrote). " + sweep.caption(result)),

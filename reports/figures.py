@@ -31,26 +31,31 @@ def _figure(title: str, fig=None) -> tuple[Figure, object]:
 
 def explode_vanish(r: studies.ExplodeVanish, fig=None) -> Figure:
     T = r.marks[0][1]
-    fig, ax = _figure(f"Unrolled {T} steps, a feedback weight of 2 multiplies the first input by 2^{T}", fig)
+    fig, ax = _figure(f"h_t = w h_(t−1) + u x_t unrolled: the first input is multiplied by $w^T$ "
+                      f"($2^{{{T}}}$ and $0.5^{{{T}}}$ at T = {T})", fig)
     for w, row in zip(r.weights, r.log10):
         # above the zero line: w = 1 lies on it and must stay visible
-        ax.plot(r.steps, row, label=f"w = {w:g}: |∂h_T/∂h_0| = {w:g}^T", lw=2, zorder=3)
-    for w, T, text in r.marks:
+        ax.plot(r.steps, row, label=f"w = {w:g}: |∂h_T/∂h_0| = ${w:g}^T$", lw=2, zorder=3)
+    for w, T, exact in r.marks:
         y = T * np.log10(w)
-        ax.plot([T], [y], "ko", ms=6)
-        ax.annotate(text, (T, y), xytext=(8, 8 if w > 1 else -16), textcoords="offset points", fontsize=9)
+        ax.plot([T], [y], "ko", ms=6, zorder=4)
+        value = f"{exact}" if w > 1 else f"{float(w) ** T:.3g} (= {exact})"
+        ax.annotate(f"${w:g}^{{{T}}}$ = {value}", (T, y), xytext=(8, 8 if w > 1 else -18),
+                    textcoords="offset points", fontsize=9)
     ax.set_xlabel("steps unrolled, T")
-    ax.set_ylabel("log10 |∂h_T/∂h_0|  (log scale)")
+    ax.set_ylabel("log10 |∂h_T/∂h_0|")
     ax.axhline(0, color="0.6", lw=0.8, zorder=1)
     ax.legend(loc="upper left")
     return fig
 
 
 def tanh_heatmap(r: studies.Heatmap, fig=None) -> Figure:
-    fig, ax = _figure("tanh RNN: gradients vanish left of γ|w| = 1 and may explode right of it", fig)
-    limit = max(abs(np.nanmin(r.log10)), abs(np.nanmax(r.log10)), 1e-9)
+    fig, ax = _figure("tanh RNN: left of γ|w| = 1 the gradient must vanish; right of it, it may grow or saturate", fig)
+    # white is 0 (no change), blue shrinking, red growing; each side scaled to its own extreme, so a side
+    # with nothing on it (no growth for these inputs) shows no colour rather than a pale one
+    low, high = min(np.nanmin(r.log10), -1e-9), max(np.nanmax(r.log10), 1e-9)
     mesh = ax.pcolormesh(r.weights, r.steps, r.log10.T, cmap="RdBu_r", shading="nearest",
-                         norm=TwoSlopeNorm(0.0, -limit, limit), rasterized=True)
+                         norm=TwoSlopeNorm(0.0, low, high), rasterized=True)
     ax.axvline(1 / r.gamma, color="k", ls="--", lw=1.5, label="γ|w| = 1 (γ = sup tanh' = 1)")
     fig.colorbar(mesh, ax=ax, label="mean log10 |∂h_T/∂h_0| over 32 input sequences")
     ax.set_xlabel("recurrent weight w")
@@ -61,9 +66,11 @@ def tanh_heatmap(r: studies.Heatmap, fig=None) -> Figure:
 
 def lag_curves(r: studies.LagCurves, fig=None) -> Figure:
     fig, ax = _figure(f"How far back the gradient reaches: RNN against LSTM against GRU (hidden size {r.hidden})", fig)
+    dashes = {"gru": "--", "lstm (chrono)": "-."}
     for name, med, lo, hi in zip(r.cells, r.median, r.low, r.high):
-        ax.plot(r.lags, med, color=COLORS[name], lw=2, label=f"{name}: median over seeds")
-        ax.fill_between(r.lags, lo, hi, color=COLORS[name], alpha=0.2, label=f"{name}: 10–90% of seeds")
+        color = COLORS.get(name, "tab:purple")
+        ax.plot(r.lags, med, color=color, lw=2, ls=dashes.get(name, "-"), label=f"{name}: median over seeds")
+        ax.fill_between(r.lags, lo, hi, color=color, alpha=0.15, label=f"{name}: 10–90% of seeds")
     ax.set_xlabel("lag k (steps back from T)")
     ax.set_ylabel("log10 ‖∂s_T/∂s_{T−k}‖₂")
     ax.legend(fontsize=8, ncol=2, loc="lower left")
@@ -80,9 +87,11 @@ def lecture_example(r: studies.Lecture, fig=None) -> Figure:
         for j, name in enumerate(r.quantities):
             ax.plot(r.days, values[:, j], marker="o", label=labels.get(name, name))
         ax.plot(r.days, inputs, "k--", marker="s", label="input (price)")
-        ax.annotate(f"day-5 prediction: {values[-1, r.quantities.index('h_t')]:.4f}",
-                    (r.days[-1], values[-1, r.quantities.index("h_t")]), xytext=(-150, 18),
-                    textcoords="offset points", arrowprops={"arrowstyle": "->"}, fontsize=9)
+        ax.annotate(f"day-5 prediction\nh_4 = {values[-1, r.quantities.index('h_t')]:.4f}",
+                    (r.days[-1], values[-1, r.quantities.index("h_t")]), xytext=(12, 0),
+                    textcoords="offset points", va="center", fontsize=9,
+                    bbox={"boxstyle": "round", "fc": "white", "ec": "0.6"})
+        ax.set_xlim(r.days[0] - 0.2, r.days[-1] + 0.9)  # room right of day 4 for the prediction
         ax.set_title(company, fontsize=10)
         ax.set_xlabel("day")
         ax.set_ylabel("value")
@@ -112,7 +121,7 @@ def pascanu(r: studies.Pascanu, fig=None) -> Figure:
 
 
 def carousel(r: studies.Carousel, fig=None) -> Figure:
-    fig, ax = _figure("The constant error carousel: a larger forget-gate bias keeps ∂c_T/∂c_0 from vanishing", fig)
+    fig, ax = _figure("The constant error carousel: a larger forget-gate bias slows the vanishing of ∂c_T/∂c_0", fig)
     for b, full, path, color in zip(r.biases, r.full, r.path, ("tab:red", "tab:blue", "tab:green")):
         ax.plot(r.steps, full, color=color, lw=2, label=f"b_f = {b:g}: |∂c_T/∂c_0| (all paths)")
         ax.plot(r.steps, path, color=color, lw=1, ls="--", label=f"b_f = {b:g}: ∏ f_t (cell path alone)")
@@ -149,10 +158,12 @@ def clipping(r: studies.Clipping, fig=None) -> Figure:
         ax.bar(x + offset, values, width, label=label)
     ax.set_yscale("symlog", linthresh=1e-2)
     top = max(np.max(np.abs(v)) for v in (r.before, r.by_norm, r.by_value))
-    ax.set_ylim(top=top * 1e3)  # headroom: the tallest bar ends below the legend, inside the axes
+    decades = np.arange(-2, int(np.ceil(np.log10(top))) + 2)
+    ax.set_yticks([0, *(10.0 ** decades)], ["0", *(f"$10^{{{d}}}$" for d in decades)])
+    ax.set_ylim(0, 10.0 ** decades[-1])  # one decade over the tallest bar
     ax.set_xticks(x, [f"∂L/∂{n}" for n in r.names])
     ax.set_ylabel("gradient component (symmetric log scale)")
-    ax.legend(loc="upper left", fontsize=9)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=3, fontsize=8.5, frameon=False)
     return fig
 
 
@@ -282,14 +293,14 @@ def unrolled(r: studies.Unrolled, fig=None) -> Figure:
 
 def cliff(r: studies.Cliff, fig=None) -> Figure:
     """The loss surface of x_t = w σ(x_{t−1}) + b over (w, b), with plain and norm-clipped descent."""
-    fig, ax = _figure(f"The cliff (Pascanu et al. 2013, Fig. 6): x_t = w σ(x_(t−1)) + b, loss (x_{r.steps} − "
-                      f"{r.target:g})² from x_0 = {r.x0:g}", fig)
+    fig, ax = _figure(f"The cliff (Pascanu et al. 2013, Fig. 6): x_t = w σ(x_(t−1)) + b,\n"
+                      f"loss (x_{r.steps} − {r.target:g})² from x_0 = {r.x0:g}", fig)
     finite = r.log10_loss[np.isfinite(r.log10_loss)]
     mesh = ax.pcolormesh(r.w, r.b, r.log10_loss, cmap="viridis", shading="nearest",
                          vmin=np.percentile(finite, 1), vmax=finite.max(), rasterized=True)
     fig.colorbar(mesh, ax=ax, label=f"log10 (x_{r.steps} − target)²")
-    for paths, color, label in ((r.plain, "tab:red", f"plain gradient descent (lr {r.lr:g})"),
-                                (r.clipped, "white", f"norm clipped to ‖g‖ ≤ {r.threshold:g}")):
+    for paths, color, label in ((r.plain, "tab:red", f"plain gradient descent (lr {r.lr:g}): thrown off the map"),
+                                (r.clipped, "white", f"norm clipped to ‖g‖ ≤ {r.threshold:g}: down the valley")):
         for k, path in enumerate(paths):
             ax.plot(path[:, 0], path[:, 1], "-", color=color, lw=1.5, label=label if k == 0 else None)
             ax.plot(path[-1, 0], path[-1, 1], "o", color=color, ms=4)

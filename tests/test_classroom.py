@@ -218,3 +218,79 @@ def test_sums_display_as_written_by_hand():
     data = json.loads(_ok(["derive", "--set", "w=3/7", "--steps", "60", "--format", "json"]))
     assert isinstance(data["value"], str) and data["float"] == pytest.approx((3 / 7) ** 60, rel=1e-15)
     assert r"J_t &= w \\" in _ok(["derive", "--format", "latex"])
+
+
+# --- Item 15: the figures, looked at as slides ---------------------------------------------------
+
+
+def _texts(fig) -> list[str]:
+    from matplotlib.text import Text
+    return [t.get_text() for t in fig.findobj(Text) if t.get_text()]
+
+
+def test_explode_says_what_it_draws():
+    from numeric import studies
+    from reports import figures
+    fig = figures.explode_vanish(studies.explode_vanish(100, 50))
+    texts = " ".join(_texts(fig))
+    assert "$2^{50}$" in texts and "8.88e-16" in texts and "(log scale)" not in texts and "2^50" not in texts
+
+
+def test_the_heatmaps_colours_follow_its_data_and_its_caption_its_numbers():
+    from numeric import studies
+    from reports import figures
+    from reports.build import heatmap_caption
+    r = studies.tanh_heatmap(20, 0)
+    mesh = figures.tanh_heatmap(r).axes[0].collections[0]
+    assert mesh.norm.vmin == pytest.approx(np.nanmin(r.log10)) and mesh.norm.vmax == pytest.approx(max(np.nanmax(r.log10), 1e-9))
+    caption = heatmap_caption(r)
+    assert f"{r.log10[np.argmin(np.abs(r.weights - 3.0)), -1]:.1f}" in caption
+
+
+def test_the_cliff_shows_plain_descent_thrown_off_and_clipped_descent_down_the_valley():
+    """Pascanu et al.'s point: at the same learning rate the plain step jumps off the wall, the clipped one
+    does not, and ends lower."""
+    from numeric import studies
+    r = studies.cliff(size=41)
+    steps = lambda p: np.linalg.norm(np.diff(p, axis=1), axis=-1)  # noqa: E731
+    assert steps(r.plain).max() > 10 * r.lr * r.threshold >= 10 * steps(r.clipped).max() - 1e-9
+    off = (r.plain[:, -1, 0] < r.w[0]) | (r.plain[:, -1, 0] > r.w[-1]) | (r.plain[:, -1, 1] > r.b[-1])
+    assert off.all()
+    from reports.figures import cliff
+    assert all(not t.startswith("he cliff") for t in _texts(cliff(r)))
+
+
+def test_lags_shows_chrono_and_says_every_cell_forgets_at_pytorchs_init():
+    from numeric import studies
+    from reports.build import lags_caption
+    r = studies.lag_curves(20, seeds=4)
+    assert r.cells == ("rnn (tanh)", "lstm", "gru", "lstm (chrono)")
+    assert r.median[3, -1] > r.median[1, -1] + 1  # chrono carries further
+    assert "every cell forgets" in lags_caption(r) and f"{r.median[0, -1]:.1f}" in lags_caption(r)
+
+
+def test_sources_runs_to_the_horizon_and_the_carousel_does_not_overclaim():
+    from numeric import studies
+    from reports import figures
+    assert studies.sources(50, 0).log10.shape[-1] == 50
+    assert "slows the vanishing" in " ".join(_texts(figures.carousel(studies.carousel(20, 0))))
+
+
+def test_clipping_axis_ends_a_decade_over_its_tallest_bar_with_powers_as_ticks():
+    from numeric import studies
+    from reports import figures
+    r = studies.clipping(50)
+    ax = figures.clipping(r).axes[0]
+    top = max(np.max(np.abs(v)) for v in (r.before, r.by_norm, r.by_value))
+    assert top < ax.get_ylim()[1] <= 100 * top
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    assert all(label == "0" or label.startswith("$10^{") for label in labels)
+
+
+def test_the_lecture_figure_puts_its_predictions_beside_the_lines():
+    from numeric import studies
+    from reports import figures
+    fig = figures.lecture_example(studies.lecture_example())
+    for ax in fig.axes[:2]:
+        note = next(t for t in ax.texts if "day-5 prediction" in t.get_text())
+        assert note.xyann[0] > 0 and ax.get_xlim()[1] > 4.5  # to the right of day 4, inside the axes

@@ -102,6 +102,11 @@ def test_every_text_lies_on_the_page_and_is_large_enough_to_read(name):
         box = text.get_window_extent(renderer)
         assert 0 <= box.x0 and box.x1 <= width and 0 <= box.y0 and box.y1 <= height, (name, text.get_text()[:60])
         assert text.get_fontsize() >= 9, (name, text.get_text()[:60])
+    # readable when projected: the equations themselves at 11 pt or more, and using most of the page
+    equations = [t for t in texts if t.get_text().startswith("$")]
+    assert name == "title" or min(t.get_fontsize() for t in equations) >= 11, name
+    lowest = min(t.get_window_extent(renderer).y0 for t in texts)
+    assert lowest < 0.5 * height, (name, "the page is half empty")
 
 
 def test_the_checks_page_lies_on_the_page():
@@ -121,3 +126,5 @@ def test_the_checks_page_lies_on_the_page():
         assert 0 <= box.x0 and box.x1 <= page.bbox.width and 0 <= box.y0 and box.y1 <= page.bbox.height, \
             text.get_text()[:60]
         assert text.get_fontsize() >= 9
+    table = max(texts, key=lambda t: t.get_text().count("\n"))
+    assert table.get_fontsize() >= 10 and table.get_window_extent(renderer).width > 0.8 * page.bbox.width
