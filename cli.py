@@ -227,6 +227,11 @@ def whole_number(text: str) -> int:
     return int(value)
 
 
+InputsFileOption = Annotated[Optional[str], typer.Option(
+    help=".json, .npy or .npz: shape (T, m), or (B, T, m) for a batch.")]
+BatchOption = Annotated[Optional[int], typer.Option(help="Draw B random input sequences, N(0, 1).")]
+PrefixOption = Annotated[Optional[str], typer.Option(
+    help="The module whose weights to read where a file holds several (encoder.lstm).")]
 SetOption = Annotated[Optional[list[str]], typer.Option(
     "--set", help="NAME=VALUE, repeatable; a number (filling the parameter) or a JSON list.")]
 GateInitOption = Annotated[Optional[str], typer.Option(
@@ -320,8 +325,11 @@ def derive(
     set_: SetOption = None,
     params: Annotated[Optional[str], typer.Option("--params", help="Weights file (.json, .npz, .safetensors, .pt; ours or PyTorch's names): matrix form with their numbers.")] = None,
     layer: Annotated[int, typer.Option(help="Which layer of a stacked PyTorch model.")] = 0,
+    prefix: PrefixOption = None,
     truncate: Annotated[Optional[int], typer.Option(help="BPTT through the last τ steps only.")] = None,
     inputs: Annotated[Optional[str], typer.Option(help="x_1..x_T: one value or T comma-separated values (default 1).")] = None,
+    inputs_file: InputsFileOption = None,
+    batch: BatchOption = None,
     h0: Annotated[Optional[str], typer.Option("--h0", help="Initial hidden state h_0 (default 0).")] = None,
     c0: Annotated[Optional[str], typer.Option("--c0", help="Initial cell state c_0 (default 0).")] = None,
     format: Annotated[Format, typer.Option("--format", help="text, latex or json.")] = Format.text,
@@ -341,9 +349,16 @@ def derive(
         if graph is not None:
             _draw_unrolled(graph, force, cell, tuple(formula or ()), steps, variant, activation)
             typer.echo(f"the unrolled picture: {graph}", err=True)
-        if wants_matrix_form(1 if hidden is None else hidden, params):
-            text = _matrix_derivation(steps, cell, activation, variant, hidden, input_size, set_, params, layer,
-                                      truncate, inputs, h0, c0, format, formula, wrt, status, seed, gate_init)
+        data = inputs_file is not None or batch is not None  # the user's data: numbers from the layer path
+        if wants_matrix_form(1 if hidden is None else hidden, params) or data:
+            from numeric.run import Request
+
+            request = Request(cell=cell, variant=variant, activation=activation, formulas=tuple(formula or ()),
+                              hidden=hidden if hidden is not None or params else 1, input_size=input_size,
+                              steps=steps, params_file=params, layer=layer, prefix=prefix, inputs=inputs,
+                              inputs_file=inputs_file, batch=batch, h0=h0, c0=c0, truncate=truncate, seed=seed,
+                              gate_init=gate_init or "pytorch")
+            text = _matrix_derivation(request, tuple(set_ or ()), wrt, format, status)
         else:
             from derive.render import to_json, to_latex
             from derive.solution import solve
@@ -386,21 +401,15 @@ def _draw_unrolled(path: str, force: bool, cell: str, formulas: tuple[str, ...],
     write_atomic(path, "graph", lambda f: f.write(data), force=force)
 
 
-def _matrix_derivation(steps, cell, activation, variant, hidden, input_size, set_, params, layer, truncate,
-                       inputs, h0, c0, format, formula, wrt, status, seed, gate_init) -> str:
+def _matrix_derivation(request, settings: tuple[str, ...], wrt, format: Format, status) -> str:
     import numpy as np
 
     from derive.matrixstory import matrix_json, matrix_latex, matrix_text
     from numeric.explain import explain
     from numeric.present import power_json, power_text, summary, to_json
-    from numeric.run import Request
 
-    request = Request(cell=cell, variant=variant, activation=activation, formulas=tuple(formula or ()),
-                      hidden=hidden if hidden is not None or params else 1, input_size=input_size, steps=steps, params_file=params,
-                      layer=layer, inputs=inputs, h0=h0, c0=c0, truncate=truncate, seed=seed,
-                      gate_init=gate_init or "pytorch")
     with np.errstate(all="ignore"):
-        e = explain(request, tuple(set_ or ()), wrt, progress=status)
+        e = explain(request, settings, wrt, progress=status)
     if format == Format.json:
         data = matrix_json(e.layer, e.steps)
         data["numbers"] = to_json(e.numbers) if e.numbers is not None else None
@@ -408,7 +417,7 @@ def _matrix_derivation(steps, cell, activation, variant, hidden, input_size, set
         return json.dumps(data, indent=2)
     if format == Format.latex:
         return matrix_latex(e.layer, e.steps)
-    body = matrix_text(e.layer, e.steps, truncate)
+    body = matrix_text(e.layer, e.steps, request.truncate)
     power = f"\n{power_text(e.power)}" if e.power is not None else ""
     if e.numbers is None:
         return body + f"\n\n5. Numbers{power}\n   give --params FILE (or --set every parameter) for every gradient's numbers"
@@ -433,10 +442,11 @@ def numeric(
     steps: Annotated[Optional[int], typer.Option(parser=whole_number, help="T (default: the number of inputs, or 50; 1e6 is 1000000).")] = None,
     params: Annotated[Optional[str], typer.Option("--params", help="Weights: .json, .npz, .safetensors or .pt, in our names (W_hh, ...) or a PyTorch nn.RNN/LSTM/GRU state_dict.")] = None,
     layer: Annotated[int, typer.Option(help="Which layer of a stacked PyTorch model (weight_ih_l<K>).")] = 0,
+    prefix: PrefixOption = None,
     seed: Annotated[int, typer.Option(help="Seed for random parameters (--gate-init) and --batch inputs.")] = 0,
     inputs: Annotated[Optional[str], typer.Option(help="x_1..x_T as comma-separated numbers (m = 1).")] = None,
-    inputs_file: Annotated[Optional[str], typer.Option(help=".json, .npy or .npz: shape (T, m), or (B, T, m) for a batch.")] = None,
-    batch: Annotated[Optional[int], typer.Option(help="Draw B random input sequences, N(0, 1).")] = None,
+    inputs_file: InputsFileOption = None,
+    batch: BatchOption = None,
     h0: Annotated[Optional[str], typer.Option("--h0", help="Initial hidden state h_0 (default 0).")] = None,
     c0: Annotated[Optional[str], typer.Option("--c0", help="Initial cell state c_0 (default 0).")] = None,
     grid: Annotated[Optional[list[str]], typer.Option(help="NAME=START:STOP:COUNT, repeatable: sweep parameters (n <= 8).")] = None,
@@ -470,7 +480,7 @@ def numeric(
         with Status() as status:
             r = run(Request(
                 cell=cell, variant=variant, activation=activation, formulas=tuple(formula or ()), hidden=hidden,
-                input_size=input_size, steps=steps, params_file=params, layer=layer, seed=seed, inputs=inputs,
+                input_size=input_size, steps=steps, params_file=params, layer=layer, prefix=prefix, seed=seed, inputs=inputs,
                 inputs_file=inputs_file, batch=batch, h0=h0, c0=c0, grid=tuple(grid or ()), mode=mode.value,
                 truncate=truncate, every_step=every_step, settings=tuple(set_ or ()), gate_init=gate_init or "pytorch",
                 forget_bias=forget_bias, t_max=t_max), progress=status)

@@ -10,6 +10,17 @@ The public entry point is ``solve`` (what ``python cli.py derive`` calls)::
 In Jupyter a ``Derivation`` shows its equations as LaTeX.
 """
 
-from .solution import Derivation, solve
+from .errors import named
+from .solution import Derivation
+from .solution import solve as _solve
+
+
+def solve(cell: str = "rnn", **options) -> Derivation:
+    """``derive.solution.solve``, with a bad value's error naming the argument (``hidden: …``)."""
+    with named():
+        return _solve(cell, **options)
+
+
+solve.__doc__ = (_solve.__doc__ or "") + "\n    A bad value raises ``InvalidValue`` naming the argument."
 
 __all__ = ["Derivation", "solve"]

@@ -187,7 +187,8 @@ def check_sizes(hidden: int, input_size: int) -> None:
     """The element forms' sizes n and m within 1..MAX_SIZE, or an error naming which."""
     for name, value in (("hidden", hidden), ("input_size", input_size)):
         if not 1 <= value <= MAX_SIZE:
-            raise InvalidValue(name, f"must be a whole number from 1 to {MAX_SIZE}, got {value}")
+            raise InvalidValue(name, f"must be a whole number from 1 to {MAX_SIZE} element by element, got {value} "
+                               "(a layer of any size is derived in matrix form, numeric.explain)")
 
 
 def _dim(spec: str, n: int, m: int) -> int:

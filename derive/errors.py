@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 
 class UnrolledError(Exception):
     """A failure at run time (exit code 1). The message is one line for the user.
@@ -56,3 +58,20 @@ class NonFinite(UnrolledError):
         super().__init__(f"{what} is {value} {at}{where}: not a finite real number "
                          "(overflow, a log or sqrt of a negative number, or a division by zero)")
         self.what, self.step, self._made_with = what, step, (what, step, value, where)
+
+
+@contextmanager
+def named():
+    """For the Python API: an ``InvalidValue`` raised inside says which argument it is about
+    ("hidden: must be ..."), as the CLI's does with the option's name.
+
+    >>> with named():
+    ...     raise InvalidValue("hidden", "must be from 1 to 4096, got 0")
+    Traceback (most recent call last):
+    ...
+    derive.errors.InvalidValue: hidden: must be from 1 to 4096, got 0
+    """
+    try:
+        yield
+    except InvalidValue as error:
+        raise InvalidValue(error.field, f"{error.field}: {error}") from None

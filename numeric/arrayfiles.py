@@ -193,12 +193,40 @@ def _read_safetensors(path: str, field: str) -> dict[str, np.ndarray]:
         raise InvalidValue(field, f"reading {path} needs the safetensors package: pip install 'unrolled[weights]'") from None
     try:
         arrays = load_file(path)
-    except TypeError as error:  # NumPy has no bfloat16 or float8
-        raise InvalidValue(field, f"{path} holds tensors NumPy cannot represent ({_reason(error)}); "
-                      "allowed: float16/32/64 or int (save with tensor.float())") from None
+    except (TypeError, AttributeError):  # NumPy has no bfloat16 (nor float8): read the format ourselves
+        arrays = _read_safetensors_widened(path, field)
     except (OSError, SafetensorError) as error:
         raise InvalidValue(field, f"cannot read {path} as .safetensors: {_reason(error)}") from None
     return {key: _real(path, key, array, field) for key, array in arrays.items()}
+
+
+_SAFETENSORS_DTYPES = {"F64": "<f8", "F32": "<f4", "F16": "<f2", "I64": "<i8", "I32": "<i4", "I16": "<i2",
+                       "I8": "i1", "U8": "u1"}
+
+
+def _read_safetensors_widened(path: str, field: str) -> dict[str, np.ndarray]:
+    """A .safetensors file read by its format (an 8-byte header length, a JSON header, raw bytes), with
+    bfloat16 widened to float32 exactly: a bfloat16 is the top 16 bits of the float32 it stands for."""
+    data = Path(path).read_bytes()
+    try:
+        length = int.from_bytes(data[:8], "little")
+        header = json.loads(data[8:8 + length])
+        out = {}
+        for key, entry in header.items():
+            if key == "__metadata__":
+                continue
+            start, end = (8 + length + offset for offset in entry["data_offsets"])
+            raw, dtype = data[start:end], entry["dtype"]
+            if dtype == "BF16":
+                array = (np.frombuffer(raw, "<u2").astype(np.uint32) << 16).view(np.float32)
+            elif dtype in _SAFETENSORS_DTYPES:
+                array = np.frombuffer(raw, _SAFETENSORS_DTYPES[dtype])
+            else:
+                raise InvalidValue(field, f"{path}: {key} has dtype {dtype}; allowed: float64/32/16, bfloat16 or int")
+            out[key] = array.reshape(entry["shape"])
+    except (ValueError, KeyError, TypeError) as error:
+        raise InvalidValue(field, f"cannot read {path} as .safetensors: {_reason(error)}") from None
+    return out
 
 
 def _read_torch(path: str, field: str) -> dict[str, np.ndarray]:
@@ -209,9 +237,13 @@ def _read_torch(path: str, field: str) -> dict[str, np.ndarray]:
                       "or save the state_dict as .safetensors or .npz") from None
     try:  # weights_only: tensors and plain containers, never arbitrary pickled objects
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except (OSError, EOFError, RuntimeError, TypeError, ValueError, pickle.UnpicklingError,
-            zipfile.BadZipFile) as error:
-        raise InvalidValue(field, f"cannot read {path} as a PyTorch file: {_reason(error)}") from None
+    except pickle.UnpicklingError:
+        raise InvalidValue(field, f"{path} holds pickled Python objects, not only tensors (a whole model saved "
+                           "with torch.save(model)?); nothing in it was run. Save the weights instead: "
+                           "torch.save(model.state_dict(), path)") from None
+    except (OSError, EOFError, RuntimeError, TypeError, ValueError, zipfile.BadZipFile) as error:
+        raise InvalidValue(field, f"cannot read {path} as a PyTorch file: it is damaged, cut short or not "
+                           f"written by torch.save ({_reason(error)})") from None
     if not isinstance(state, Mapping):
         raise InvalidValue(field, f"{path} holds a {type(state).__name__}; allowed: a state_dict (model.state_dict())")
     out = {}

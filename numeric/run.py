@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Mapping
 
 import numpy as np
 
@@ -59,6 +59,7 @@ class Request:
     steps: int | None = None
     params_file: str | None = None
     layer: int = 0
+    prefix: str | None = None         # the module whose weights to read, where a file holds several
     seed: int = 0
     inputs: str | None = None
     inputs_file: str | None = None
@@ -184,13 +185,27 @@ def check_request(req: Request, definition) -> None:
                            f"{definition.name} is a one-unit (scalar) cell; allowed: 1")
 
 
+def given_inputs(x, m: int, req: Request) -> tuple[np.ndarray, bool]:
+    """Inputs given as an array, (T, m) or (B, T, m), checked as a file's are."""
+    if req.inputs is not None or req.inputs_file is not None or req.batch is not None:
+        raise InvalidValue("inputs", "give the inputs as an array, as text or a file, or drawn: one of them")
+    x = np.asarray(x, dtype=float)
+    if x.ndim == 1 and m == 1:
+        x = x[:, None]
+    if x.ndim not in (2, 3) or x.shape[-1] != m or 0 in x.shape or not np.isfinite(x).all():
+        raise InvalidValue("inputs", f"inputs of shape {x.shape}; allowed: finite numbers shaped (T, {m}) or (B, T, {m})")
+    if req.steps is not None and x.shape[-2] != req.steps:
+        raise InvalidValue("steps", f"the inputs have {x.shape[-2]} steps, not {req.steps}")
+    return (x if x.ndim == 3 else x[None]), x.ndim == 3
+
+
 def file_activation(req: Request, definition, tensors) -> tuple[str | None, str]:
     """(the activation, why) of a cell that takes one, when a weights file is read and none is asked:
     what ``train --out`` recorded, else for a PyTorch state_dict nn.RNN's default, tanh.  A state_dict
     does not record nn.RNN's nonlinearity, and no nn.RNN is linear."""
     if req.activation is not None or tensors is None or not definition.activations:
         return req.activation, ""
-    recorded = read_metadata(req.params_file).get("activation")
+    recorded = read_metadata(req.params_file).get("activation") if req.params_file else None
     if recorded in definition.activations:
         return recorded, f"activation {recorded}, as the file records"
     if torch_keyed(tensors):
@@ -203,12 +218,13 @@ def _weights(req: Request, definition, variant: str, tensors) -> tuple[dict | No
     """(parameters or None, n, m, where they came from); n, m from the file or the request."""
     if tensors is None:
         return None, *requested_sizes(req), None
-    params, n, m = cell_params(tensors, definition, variant, req.layer)
+    label = req.params_file or "the weights given"
+    params, n, m = cell_params(tensors, definition, variant, req.layer, req.prefix)
     for field, given, found in (("hidden", req.hidden, n), ("input_size", req.input_size, m)):
         if given is not None and given != found:
-            raise InvalidValue(field, f"{req.params_file} has {field.replace('_', ' ')} {found}, not {given}")
+            raise InvalidValue(field, f"{label} has {field.replace('_', ' ')} {found}, not {given}")
     layer = f" (layer {req.layer})" if req.layer else ""
-    return params, n, m, f"{req.params_file}{layer}"
+    return params, n, m, f"{label}{layer}"
 
 
 def set_values(layer: Layer, settings: tuple[str, ...]) -> dict[str, np.ndarray]:
@@ -267,13 +283,17 @@ def check_time(cell: Cell, settings: int, steps: int) -> None:
 
 
 def run(req: Request, weights: dict[str, np.ndarray] | None = None,
-        progress: Callable[[str], None] = lambda doing: None, source: str = "the values set") -> NumericResult | LayerRun:
-    """Unroll a cell and differentiate it through time, as ``req`` asks (``weights``: given values,
-    ``source`` where they came from); ``progress`` hears what is being done as each stage starts."""
+        progress: Callable[[str], None] = lambda doing: None, source: str = "the values set",
+        state_dict: Mapping[str, np.ndarray] | None = None, x: np.ndarray | None = None) -> NumericResult | LayerRun:
+    """Unroll a cell and differentiate it through time, as ``req`` asks; ``progress`` hears what is
+    being done as each stage starts.  From Python, arrays instead of files: ``weights`` in our names
+    at the request's sizes (``source`` says where they came from), or ``state_dict`` (our names or a
+    PyTorch state_dict, sizes read off the shapes), and the inputs ``x`` as (T, m) or (B, T, m)."""
     definition = cell_definition(req.cell, tuple(req.formulas))
     check_request(req, definition)
     mode = choose(req.mode, bool(req.grid))
-    tensors = read_tensors(req.params_file) if req.params_file is not None and weights is None else None
+    tensors = state_dict if state_dict is not None else (
+        read_tensors(req.params_file) if req.params_file is not None and weights is None else None)
     activation, why = file_activation(req, definition, tensors)
     core = make_core(definition, req.variant, activation)
     if weights is not None:
@@ -283,7 +303,8 @@ def run(req: Request, weights: dict[str, np.ndarray] | None = None,
     source = f"{source}; {why}" if why and source else source
     if mode == "matrix":
         check_memory(core, n, m, req.batch or 1, req.steps or DEFAULT_STEPS)
-    x, batched = read_or_draw_inputs(req.inputs, req.inputs_file, req.steps, m, req.batch, req.seed)
+    x, batched = given_inputs(x, m, req) if x is not None else read_or_draw_inputs(
+        req.inputs, req.inputs_file, req.steps, m, req.batch, req.seed)
     if mode == "matrix":
         check_layer_time(Layer(core, n, m), x.shape[0], x.shape[1])
         return _run_layer(req, Layer(core, n, m), params, x, batched, source, progress)

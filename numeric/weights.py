@@ -41,7 +41,7 @@ def _refuse(message: str) -> InvalidValue:
 
 
 def cell_params(tensors: Mapping[str, np.ndarray], cell: str | CellDef, variant: str,
-                layer: int = 0) -> tuple[dict[str, np.ndarray], int, int]:
+                layer: int = 0, prefix: str | None = None) -> tuple[dict[str, np.ndarray], int, int]:
     """(name -> float64 array, n, m) for one layer, from our names or a PyTorch state_dict.
 
     Weights are (rows, cols), biases (n,); n and m come from the shapes.
@@ -57,7 +57,7 @@ def cell_params(tensors: Mapping[str, np.ndarray], cell: str | CellDef, variant:
     definition = CELLS[cell] if isinstance(cell, str) and cell in CELLS else cell
     table = _table(definition, variant)
     cell = definition.name if isinstance(definition, CellDef) else cell
-    found = _torch_keys(tensors)
+    found = _torch_keys(tensors, prefix)
     if found is not None:
         _check_torch_variant(cell, variant)
         return _from_torch(tensors, cell, table, layer, *found)
@@ -182,16 +182,25 @@ def torch_keyed(tensors: Mapping[str, np.ndarray]) -> bool:
     return _torch_keys(tensors) is not None
 
 
-def _torch_keys(tensors: Mapping[str, np.ndarray]) -> tuple[str, dict[int, dict[str, str]]] | None:
-    """The one module prefix and layer -> kind -> key of a PyTorch RNN state_dict, or None."""
+def _torch_keys(tensors: Mapping[str, np.ndarray], prefix: str | None = None
+                ) -> tuple[str, dict[int, dict[str, str]]] | None:
+    """The one module prefix (``prefix``, where the file holds several) and layer -> kind -> key of a
+    PyTorch RNN state_dict, or None."""
     found = {key: match for key in tensors if (match := _TORCH_KEY.fullmatch(key))}
     if not found:
         return None
     prefixes = sorted({match["prefix"] for match in found.values()})
+    if prefix is not None:
+        wanted = prefix if not prefix or prefix.endswith(".") else prefix + "."
+        if wanted not in prefixes:
+            shown = ", ".join(repr(p.rstrip(".")) if p else "'' (no prefix)" for p in prefixes)
+            raise InvalidValue("prefix", f"no RNN weights under {prefix!r}; the file has {shown}")
+        found = {key: match for key, match in found.items() if match["prefix"] == wanted}
+        prefixes = [wanted]
     if len(prefixes) > 1:
-        shown = ", ".join(repr(p.rstrip(".")) if p else "(no prefix)" for p in prefixes)
-        raise _refuse(f"RNN weights under {len(prefixes)} module prefixes: {shown}; allowed: one module's keys "
-                      "(save that module's state_dict)")
+        shown = ", ".join(repr(p.rstrip(".")) if p else "'' (no prefix)" for p in prefixes)
+        raise InvalidValue("prefix", f"RNN weights under {len(prefixes)} module prefixes: {shown}; "
+                           "choose one of them")
     layers: dict[int, dict[str, str]] = {}
     for key, match in found.items():
         if match["reverse"]:
@@ -240,6 +249,13 @@ def _torch_sizes(cell: str, arrays: dict[str, np.ndarray], keys: dict[str, str])
             raise _refuse(f"{keys[kind]} has shape {shape}; allowed: a 2-D ({len(gates)}·n, {letter}) array, n, m >= 1")
     n, m = arrays["weight_hh"].shape[1], arrays["weight_ih"].shape[1]
     rows = len(gates) * n
+    blocks = arrays["weight_hh"].shape[0] / n
+    if blocks != len(gates):
+        looks = [MODULES[c] for c, g in GATES.items() if len(g) == blocks]
+        hint = f"; its {blocks:g} blocks of n = {n} rows look like {' or '.join(looks)} (the cell is " \
+               f"{', '.join(c for c, g in GATES.items() if len(g) == blocks)})" if looks else ""
+        raise InvalidValue("cell", f"{keys['weight_hh']} has shape {arrays['weight_hh'].shape}, not a {module}'s "
+                           f"({rows}, {n}){hint}")
     expected = {"weight_hh": (rows, n), "weight_ih": (rows, m), "bias_ih": (rows,), "bias_hh": (rows,)}
     for kind, shape in expected.items():  # weight_hh first: its columns gave n, its rows must agree
         if kind in arrays and arrays[kind].shape != shape:

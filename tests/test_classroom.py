@@ -313,3 +313,110 @@ def test_the_readme_is_the_students_path_and_links_the_reference():
             assert (page.parent / target).exists(), (page.name, target)
     linked = set(re.findall(r"\]\((docs/[^)#]+\.md)", readme))
     assert linked == {f"docs/{p.name}" for p in (root / "docs").glob("*.md")}
+
+
+# --- The practitioner's list --------------------------------------------------------------------
+
+
+class _Tensor:
+    """What a torch tensor offers the API (detach, cpu, numpy, dtype), without torch."""
+
+    def __init__(self, array, dtype="torch.float32"):
+        self.array, self.dtype = np.asarray(array, dtype=np.float32), dtype
+
+    def detach(self):
+        return self
+
+    def cpu(self):
+        return self
+
+    def float(self):
+        return _Tensor(self.array)
+
+    def numpy(self):
+        return self.array
+
+
+def test_gradients_take_a_state_dict_of_tensors_and_inputs_as_arrays():
+    """Item 20: model.state_dict() and an (B, T, m) array, no files; sizes read off the shapes."""
+    from numeric import gradients
+    rng = np.random.default_rng(1)
+    state = {"rnn.weight_ih_l0": _Tensor(rng.normal(size=(12, 3))), "rnn.weight_hh_l0": _Tensor(rng.normal(size=(12, 4))),
+             "rnn.bias_ih_l0": _Tensor(np.zeros(12), "torch.bfloat16"), "rnn.bias_hh_l0": _Tensor(np.zeros(12))}
+    x = rng.normal(size=(2, 5, 3))
+    r = gradients(state, inputs=x, cell="gru")
+    assert (r.layer.n, r.layer.m, r.steps, r.inputs.shape) == (4, 3, 5, (2, 5, 3))
+    np.testing.assert_array_equal(r.inputs, x)
+    assert "the weights given" in r.source
+    with pytest.raises(Exception, match=r"^inputs: "):
+        gradients(state, inputs=np.ones((5, 2)), cell="gru")
+
+
+def test_the_python_api_names_the_argument_and_the_matrix_form():
+    from derive import solve
+    from derive.errors import InvalidValue
+    with pytest.raises(InvalidValue, match=r"^hidden: .* got 64 .*matrix form"):
+        solve("rnn", hidden=64)
+
+
+def test_derive_runs_on_the_users_inputs(tmp_path):
+    """Item 21: --inputs-file and --batch, as numeric has them; the numbers are for those inputs."""
+    path = tmp_path / "x.npy"
+    np.save(path, np.random.default_rng(0).normal(size=(3, 6, 2)))
+    ones = json.loads(_ok(["derive", "--cell", "lstm", "--hidden", "4", "--input-size", "2", "--steps", "6",
+                           "--format", "json"]))
+    data = json.loads(_ok(["derive", "--cell", "lstm", "--hidden", "4", "--input-size", "2", "--steps", "6",
+                           "--inputs-file", str(path), "--format", "json"]))
+    assert data["numbers"]["batch"] == 3 and data["numbers"]["grad_norm"] != ones["numbers"]["grad_norm"]
+    drawn = json.loads(_ok(["derive", "--cell", "gru", "--hidden", "2", "--batch", "4", "--steps", "5", "--format", "json"]))
+    assert drawn["numbers"]["batch"] == 4
+
+
+def test_a_state_dict_without_cell_says_which_cell_its_shapes_look_like(tmp_path):
+    """Item 22: a 4-block LSTM read as the default rnn."""
+    path = tmp_path / "lstm.npz"
+    rng = np.random.default_rng(0)
+    np.savez(path, weight_ih_l0=rng.normal(size=(16, 3)), weight_hh_l0=rng.normal(size=(16, 4)))
+    _refused(["numeric", "--params", str(path)], "--cell", "look like nn.LSTM", "(the cell is lstm)")
+
+
+def test_two_modules_in_one_file_are_picked_by_prefix(tmp_path):
+    path = tmp_path / "two.npz"
+    rng = np.random.default_rng(0)
+    np.savez(path, **{"enc.weight_ih_l0": rng.normal(size=(16, 3)), "enc.weight_hh_l0": rng.normal(size=(16, 4)),
+                      "dec.weight_ih_l0": rng.normal(size=(12, 3)), "dec.weight_hh_l0": rng.normal(size=(12, 4))})
+    _refused(["numeric", "--params", str(path), "--cell", "lstm"], "--prefix", "'dec', 'enc'")
+    assert json.loads(_ok(["numeric", "--params", str(path), "--cell", "gru", "--prefix", "dec", "--json",
+                           "--mode", "matrix", "--steps", "3"]))["hidden"] == 4
+    _refused(["numeric", "--params", str(path), "--cell", "gru", "--prefix", "mid"], "--prefix", "no RNN weights")
+
+
+def test_a_bfloat16_safetensors_file_is_widened_exactly(tmp_path):
+    import struct
+    rng = np.random.default_rng(0)
+    arrays = {"weight_ih_l0": rng.normal(size=(3, 2)).astype(np.float32),
+              "weight_hh_l0": rng.normal(size=(3, 3)).astype(np.float32)}
+    header, blob = {}, b""
+    for key, value in arrays.items():
+        raw = (value.view(np.uint32) >> 16).astype("<u2").tobytes()
+        header[key] = {"dtype": "BF16", "shape": list(value.shape), "data_offsets": [len(blob), len(blob) + len(raw)]}
+        blob += raw
+    text = json.dumps(header).encode()
+    path = tmp_path / "bf16.safetensors"
+    path.write_bytes(struct.pack("<Q", len(text)) + text + blob)
+    from numeric.arrayfiles import read_tensors
+    got = read_tensors(str(path))
+    truncated = (arrays["weight_hh_l0"].view(np.uint32) & 0xFFFF0000).view(np.float32)
+    np.testing.assert_array_equal(got["weight_hh_l0"], truncated)
+    assert json.loads(_ok(["numeric", "--params", str(path), "--steps", "3", "--json", "--mode", "matrix"]))["hidden"] == 3
+
+
+def test_a_pickled_model_and_a_damaged_pt_say_what_to_do(tmp_path):
+    torch = pytest.importorskip("torch")
+    whole = tmp_path / "model.pt"
+    torch.save(torch.nn.LSTM(2, 3), whole)
+    _refused(["numeric", "--params", str(whole), "--cell", "lstm"], "model.state_dict()", "nothing in it was run")
+    damaged = tmp_path / "damaged.pt"
+    torch.save(torch.nn.LSTM(2, 3).state_dict(), damaged)
+    damaged.write_bytes(damaged.read_bytes()[:100])
+    _refused(["numeric", "--params", str(damaged), "--cell", "lstm"], "damaged, cut short or not written by torch.save")

@@ -324,12 +324,15 @@ def test_npz_refusals(tmp_path):
     assert "as .npz" in refused("params", read_tensors, write(tmp_path, "not a zip", "junk.npz"))
 
 
-def test_safetensors_bfloat16_is_named(tmp_path):
+def test_safetensors_bfloat16_is_widened_and_an_unknown_dtype_named(tmp_path):
     pytest.importorskip("safetensors")
     header = json.dumps({"W_hh": {"dtype": "BF16", "shape": [2], "data_offsets": [0, 4]}}).encode()
     path = tmp_path / "bf16.safetensors"
-    path.write_bytes(struct.pack("<Q", len(header)) + header + b"\x80\x3f\x00\x40")
-    assert "bfloat16" in refused("params", read_tensors, str(path))
+    path.write_bytes(struct.pack("<Q", len(header)) + header + b"\x80\x3f\x00\x40")  # bfloat16 1.0, 2.0
+    assert read_tensors(str(path))["W_hh"].tolist() == [1.0, 2.0]
+    header = json.dumps({"W_hh": {"dtype": "F8_E4M3", "shape": [2], "data_offsets": [0, 2]}}).encode()
+    path.write_bytes(struct.pack("<Q", len(header)) + header + b"\x00\x00")
+    assert "F8_E4M3" in refused("params", read_tensors, str(path))
 
 
 def test_missing_optional_packages_are_named(tmp_path, monkeypatch):
@@ -362,8 +365,10 @@ def test_bidirectional_and_projected_models():
 
 def test_several_module_prefixes():
     state = torch_state("lstm", prefix="encoder.rnn.") | torch_state("lstm", prefix="decoder.rnn.")
-    message = refused("params", cell_params, state, "lstm", "standard")
+    message = refused("prefix", cell_params, state, "lstm", "standard")
     assert "'decoder.rnn'" in message and "'encoder.rnn'" in message
+    assert cell_params(state, "lstm", "standard", prefix="decoder.rnn")[1:] == cell_params(
+        torch_state("lstm"), "lstm", "standard")[1:]
 
 
 def test_layer_out_of_range():
@@ -373,8 +378,8 @@ def test_layer_out_of_range():
 
 
 def test_wrong_shapes_name_the_key():
-    message = refused("params", cell_params, torch_state("gru"), "lstm", "standard")  # 3 blocks, not 4
-    assert "weight_hh_l0 has shape (9, 3)" in message and "expected (12, 3)" in message
+    message = refused("cell", cell_params, torch_state("gru"), "lstm", "standard")  # 3 blocks, not 4
+    assert "weight_hh_l0 has shape (9, 3)" in message and "(12, 3)" in message and "look like nn.GRU" in message
     state = torch_state("lstm") | {"bias_hh_l0": np.ones(11)}
     assert "bias_hh_l0 has shape (11,)" in refused("params", cell_params, state, "lstm", "standard")
     state = torch_state("lstm")
