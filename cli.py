@@ -524,7 +524,7 @@ TaskOption = Annotated[str, typer.Option(help="cuisine (the lecture's Dhaval and
 
 @app.command(epilog=examples("train"))
 def train(
-    cell: Annotated[str, typer.Option(help="rnn (tanh), lstm or gru.")] = "lstm",
+    cell: Annotated[str, typer.Option(help="rnn (tanh), lstm, gru, or any cell of derive/cells.py with weights to learn.")] = "lstm",
     variant: VariantOption = None,
     task: TaskOption = "cuisine",
     lag: Annotated[int, typer.Option(help="Distance L the answer must be carried (adding: the sequence length).")] = 10,

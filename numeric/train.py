@@ -97,8 +97,10 @@ def resolve(s: Settings) -> Settings:
     chrono's T_max filled in where left to their defaults."""
     tasks.task(s.task)
     tasks.check_lag(s.task, s.lag)
-    if s.cell not in ("rnn", "lstm", "gru"):
-        raise InvalidValue("cell", f"training takes rnn, lstm or gru, got {s.cell!r}")
+    trainable = [name for name, d in CELLS.items() if not d.fixed and not d.scalar_only]
+    if s.cell not in trainable:
+        raise InvalidValue("cell", f"training takes a cell with weights to learn; allowed: {', '.join(trainable)}, "
+                           f"got {s.cell!r}")
     for name, value, low in (("hidden", s.hidden, 1), ("batch", s.batch, 1), ("updates", s.updates, 1),
                              ("every", s.every, 1)):
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
@@ -129,8 +131,14 @@ def resolve(s: Settings) -> Settings:
                    t_max=(s.t_max or steps) if gate_init == "chrono" else None)
 
 
+def activation(cell: str) -> str | None:
+    """The nonlinearity a trained cell uses where it takes one: tanh (nn.RNN's default), else none."""
+    choices = CELLS[cell].activations
+    return ("tanh" if "tanh" in choices else choices[0]) if choices else None
+
+
 def _core(s: Settings):
-    return make_core(CELLS[s.cell], s.variant, "tanh" if s.cell == "rnn" else None)
+    return make_core(CELLS[s.cell], s.variant, activation(s.cell))
 
 
 def initial_params(s: Settings) -> dict[str, np.ndarray]:

@@ -6,13 +6,14 @@ from dataclasses import asdict
 
 import numpy as np
 
+from derive.cells import CELLS
 from derive.render import finite
 
 from . import tasks
 from .arrayfiles import with_metadata
 from .sensitivity import Sensitivity
-from .train import READOUT, Evaluation, Settings, TrainResult
-from .weights import torch_names
+from .train import READOUT, Evaluation, Settings, TrainResult, activation
+from .weights import GATES, TORCH_VARIANT, torch_names
 
 
 def _score(task: str, value: float) -> str:
@@ -37,8 +38,8 @@ def init_line(s: Settings) -> str:
                 "near σ(0) = 0.5)")
     if s.gate_init == "forget-bias":
         return f"gates: {s.init} (--gate-init chrono for the literature's choice at long lags)"
-    if s.cell == "rnn":
-        return "weights: PyTorch's default initialisation (an RNN has no gates)"
+    if s.gate_init == "pytorch" and not CELLS[s.cell].memory:
+        return f"weights: PyTorch's default initialisation (the {s.cell} has no gates)"
     return ("gates: PyTorch's default: the forget gate starts near σ(0) = 0.5, so the memory fades like 0.5^t "
             "(--gate-init chrono starts it to carry)")
 
@@ -127,11 +128,11 @@ def arrays(r: TrainResult) -> dict[str, np.ndarray]:
     s = r.settings
     cell = {k: v for k, v in r.params.items() if k not in READOUT}
     variant = s.variant or "standard"
-    torch = torch_names(s.cell, variant, cell, weights=True) if variant == "standard" else {}
+    torch = torch_names(s.cell, variant, cell, weights=True) if variant == TORCH_VARIANT and s.cell in GATES else {}
     arrays = {**r.params, **{f"rnn.{k}": v for k, v in torch.items()},
               "fc.weight": r.params["W_hq"], "fc.bias": r.params["b_q"]}
     return with_metadata(arrays, {"written_by": "unrolled train", "settings": asdict(s),
-                                  "activation": "tanh" if s.cell == "rnn" else None})
+                                  "activation": activation(s.cell)})
 
 
 def sweep_table(result: dict) -> str:
