@@ -122,7 +122,7 @@ app = typer.Typer(
 
 
 #: The library names a bad value by its own field; these are the options that carry them.
-OPTIONS = {"inputs": "--inputs-file", "inputs_text": "--inputs", "s0": "--h0/--c0",
+OPTIONS = {"inputs": "--inputs-file", "inputs_text": "--inputs", "s0": "--h0/--c0", "model": "MODEL",
            "memory": "--hidden/--batch/--steps/--mode"}
 
 
@@ -211,6 +211,11 @@ def examples(command: str) -> str:
 CellOption = Annotated[str, typer.Option(help="rnn, lstm, gru, statquest, or custom (with --formula).")]
 ActivationOption = Annotated[Optional[str], typer.Option(help="rnn only: linear, tanh, sigmoid or relu.")]
 VariantOption = Annotated[Optional[str], typer.Option(help="lstm: standard, peephole, coupled; gru: standard, cho, colah.")]
+def _gate_init(gate_init: str | None, forget_bias: float | None) -> str:
+    """--gate-init, where a --forget-bias alone asks for its initialisation; PyTorch's otherwise."""
+    return gate_init or ("forget-bias" if forget_bias is not None else "pytorch")
+
+
 def whole_number(text: str) -> int:
     """A whole number as people type one: 1000000, 1_000_000 or 1e6 (not 1.5, not 1e-3)."""
     text = str(text).strip()
@@ -357,7 +362,7 @@ def derive(
                               hidden=hidden if hidden is not None or params else 1, input_size=input_size,
                               steps=steps, params_file=params, layer=layer, prefix=prefix, inputs=inputs,
                               inputs_file=inputs_file, batch=batch, h0=h0, c0=c0, truncate=truncate, seed=seed,
-                              gate_init=gate_init or "pytorch")
+                              gate_init=_gate_init(gate_init, None))
             text = _matrix_derivation(request, tuple(set_ or ()), wrt, format, status)
         else:
             from derive.render import to_json, to_latex
@@ -366,7 +371,7 @@ def derive(
 
             n, m = 1 if hidden is None else hidden, input_size or 1
             defaults, note = drawn_settings(cell_definition(cell, tuple(formula or ())), variant, activation, n, m,
-                                            steps, tuple(set_ or ()), seed, gate_init or "pytorch")
+                                            steps, tuple(set_ or ()), seed, _gate_init(gate_init, None))
             d = solve(cell, variant=variant, activation=activation, hidden=n, input_size=m,
                       steps=steps, wrt=wrt, settings=tuple(set_ or ()), truncate=truncate,
                       inputs=inputs, h0=h0, c0=c0, formulas=tuple(formula or ()), defaults=defaults,
@@ -482,7 +487,7 @@ def numeric(
                 cell=cell, variant=variant, activation=activation, formulas=tuple(formula or ()), hidden=hidden,
                 input_size=input_size, steps=steps, params_file=params, layer=layer, prefix=prefix, seed=seed, inputs=inputs,
                 inputs_file=inputs_file, batch=batch, h0=h0, c0=c0, grid=tuple(grid or ()), mode=mode.value,
-                truncate=truncate, every_step=every_step, settings=tuple(set_ or ()), gate_init=gate_init or "pytorch",
+                truncate=truncate, every_step=every_step, settings=tuple(set_ or ()), gate_init=_gate_init(gate_init, forget_bias),
                 forget_bias=forget_bias, t_max=t_max), progress=status)
         if out is not None:
             data = arrays(r, torch_names)
@@ -570,6 +575,9 @@ def train(
 
     with reported(), np.errstate(all="ignore"):
         settings = resolve(settings)
+        if out is not None and not out.lower().endswith(".npz"):
+            raise UsageError("--out", f"{out!r} must end in .npz (the weights and the settings, for numeric, derive "
+                             "and sensitivity to read)")
         if out is not None:
             check_target(out, "out", force)
         if not json_:

@@ -92,14 +92,14 @@ def judge(weight: str, gamma: sp.Rational, sigma1: float, lags: int, rate: float
     'vanishing'
     >>> r = judge("W_hh", sp.Integer(1), 2.0, 50, rate=-1.66)  # tanh at w = 2, saturated
     >>> r.verdict, r.reason
-    ('vanishing (measured)', 'measured: log10 of the derivative changes by -1.66 per step; the bound (γσ₁ = 2 > 1) allows growth, but φ saturates')
+    ('vanishing (measured)', 'log10 of the derivative changes by -1.66 per step; the bound (γσ₁ = 2 > 1) allows growth, but φ saturates')
     """
     product = float(gamma) * sigma1
     bound = lags * math.log10(product) if product > 0 else -math.inf
     if rate is not None:
-        verdict = _measured_verdict(rate)
+        verdict = _measured_verdict(rate, lags)
         allows = ("guarantees vanishing" if product < 1 else "allows growth" if product > 1 else "is flat")
-        why = f"measured: log10 of the derivative changes by {rate:.4g} per step; the bound (γσ₁ = {product:.4g} " \
+        why = f"log10 of the derivative changes by {rate:.4g} per step; the bound (γσ₁ = {product:.4g} " \
               f"{'<' if product < 1 else '>' if product > 1 else '='} 1) {allows}"
         if product > 1 and rate < 0:
             why += ", but φ saturates"
@@ -113,8 +113,14 @@ def judge(weight: str, gamma: sp.Rational, sigma1: float, lags: int, rate: float
     return Regime(verdict, why, gamma, weight, sigma1, bound, rate)
 
 
-def _measured_verdict(rate: float) -> str:
-    return "vanishing (measured)" if rate < 0 else "exploding (measured)" if rate > 0 else "neutral (measured)"
+#: Over the whole horizon, a derivative within this many decades of 1 is neither vanishing nor exploding.
+NEUTRAL_DECADES = 0.1
+
+
+def _measured_verdict(rate: float, lags: int) -> str:
+    if abs(rate * lags) < NEUTRAL_DECADES:
+        return "neutral (measured)"
+    return "vanishing (measured)" if rate < 0 else "exploding (measured)"
 
 
 def measured(log10_value: float | None, lags: int) -> Regime:
@@ -123,5 +129,5 @@ def measured(log10_value: float | None, lags: int) -> Regime:
     rate = _measured(log10_value, lags)
     if rate is None:
         return Regime("unknown", "the derivative's size could not be measured")
-    return Regime(_measured_verdict(rate), f"measured: log10 of the derivative changes by {rate:.4g} per step",
+    return Regime(_measured_verdict(rate, lags), f"log10 of the derivative changes by {rate:.4g} per step",
                   measured_log10_rate=rate)

@@ -269,7 +269,7 @@ def solve(
         local=block(the_cell, jacobian_step(the_cell), name, name) if kind == "state"
         else param_jacobian(the_cell, name),
         chain=problem.chain, bptt=problem.bptt, truncate=truncate, evaluations=evaluations,
-        regime=evaluations[0].regime if evaluations else regime(the_cell, steps, {}),
+        regime=evaluations[0].regime if evaluations else regime(the_cell, steps, tried[0] if tried else {}),
         notes=tuple(dict.fromkeys([*(r for r in results if isinstance(r, str)),
                                    *([defaults_note] if defaults and defaults_note else [])])),
     )

@@ -19,7 +19,7 @@ from derive.errors import InvalidValue
 from derive.matrixform import constant_jacobian
 from derive.values import parse_array
 
-from .init import as_settings, describe, draw
+from .init import as_settings, check_init, default_t_max, describe, draw
 from .logmatrix import LogMatrix, power
 from .run import LayerRun, Request, check_request, drawn, largest_singular_value, requested_sizes, run, set_values
 
@@ -63,13 +63,14 @@ def drawn_settings(definition, variant: str | None, activation: str | None, n: i
     (4 significant digits, what a reader can type back), with a note of how; nothing for a cell with
     worked examples (the lecture's RNN) or with every parameter given."""
     check_sizes(n, m)
+    check_init(definition, variant or definition.variants[0], gate_init)
     cell = make_cell(definition, variant, activation, n, m)
     names = set(cell.param_names())
     given_names = {item.partition("=")[0].strip() for item in given}
     given_names |= {name for name, alias in definition.scalar_names.items() if alias in given_names}
     if not names or names <= given_names or definition.examples:
         return (), ""
-    t_max = steps if gate_init == "chrono" else None
+    t_max = default_t_max(steps) if gate_init == "chrono" else None
     params = {k: v for k, v in draw(cell, seed=seed, init=gate_init, t_max=t_max).items() if k not in given_names}
     return as_settings(params), (f"{', '.join(cell.display_name(k) for k in params)} drawn: "
                                  f"{describe(gate_init, None, t_max)} initialisation, seed {seed}, "

@@ -57,6 +57,16 @@ def check_init(definition: CellDef, variant: str, init: str, forget_bias: float 
                            f"got {t_max!r} with {init}")
 
 
+def default_t_max(steps: int) -> int:
+    """chrono's T_max when none is given: the sequence length, and at least 3 (u ~ U(1, T_max − 1) needs
+    T_max − 1 > 1 to spread the memories at all).
+
+    >>> default_t_max(54), default_t_max(2)
+    (54, 3)
+    """
+    return max(int(steps), 3)
+
+
 def describe(init: str, forget_bias: float | None = None, t_max: int | None = None) -> str:
     """The initialisation as a user reads it: ``chrono (Tallec & Ollivier 2018), T_max = 54``."""
     if init == "chrono":

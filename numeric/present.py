@@ -105,6 +105,7 @@ def summary(r: LayerRun, steps_table: bool = True) -> str:
         lines = _table(lay.label, lay.n, lay.m, T, r.s0, r.inputs[0], list(r.quantities), r.trace, r.by_lag[-1],
                        {lay.display_name(k): v for k, v in r.grads.items()}, r.mode, out,
                        loss_text(out, r.every_step, r.truncate))
+        lines.insert(1, f"weights: {r.source}")  # where they came from (a file, a draw; the activation assumed)
     elif r.grads:
         lines.append("‖∂L/∂θ‖ (Frobenius norm of each parameter's gradient):")
         norms = [(lay.display_name(k), float(np.linalg.norm(v))) for k, v in r.grads.items()]

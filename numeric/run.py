@@ -21,7 +21,7 @@ from derive.values import parameter_names, parse_array, parse_initial_state, par
 
 from .arrayfiles import read_metadata, read_tensors
 from .batch import Problem, make_problem
-from .init import check_init, describe, draw
+from .init import check_init, default_t_max, describe, draw
 from .inputs import DEFAULT_STEPS, inputs as read_or_draw_inputs
 from .kernels import quantity_names
 from .layer import MAX_HIDDEN, LayerResult, LogMatrix, check_memory, jacobian_norms, value_and_grad
@@ -250,7 +250,7 @@ def set_values(layer: Layer, settings: tuple[str, ...]) -> dict[str, np.ndarray]
 def drawn(form, req: Request, steps: int) -> tuple[dict, str]:
     """(parameters, how they were drawn) when no file gives them: the request's gate initialisation
     (chrono's T_max defaults to the run's T) and seed."""
-    t_max = (req.t_max or steps) if req.gate_init == "chrono" else None
+    t_max = (req.t_max or default_t_max(steps)) if req.gate_init == "chrono" else None
     params = draw(form, (), req.seed, init=req.gate_init, forget_bias=req.forget_bias, t_max=t_max)
     return params, f"{describe(req.gate_init, req.forget_bias, t_max)} initialisation, seed {req.seed}"
 

@@ -9,6 +9,7 @@ one that cannot is sensitive to the last few fillers only.  The one BPTT compute
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, fields
 
 import numpy as np
@@ -18,6 +19,7 @@ from derive.errors import InvalidValue
 
 from . import tasks
 from .arrayfiles import read_metadata, read_tensors
+from .layer import MEMORY_LIMIT, memory_bytes
 from .train import HELD_OUT, Settings, _core, loss_and_grad, loss_function, resolve, score
 
 
@@ -52,8 +54,10 @@ class Sensitivity:
         """Median over sequences of the key steps' mean ‖∂ℓ/∂x_t‖ over the median other step's."""
         key = np.where(self.key, self.norms, np.nan)
         other = np.where(self.key, np.nan, self.norms)
-        with np.errstate(all="ignore"):
-            return float(np.nanmedian(np.nanmean(key, axis=1) / np.nanmedian(other, axis=1)))
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # no other step (adding at lag 2): not defined
+            ratios = np.nanmean(key, axis=1) / np.nanmedian(other, axis=1)
+            return float(np.nanmedian(ratios)) if np.isfinite(ratios).any() else float("nan")
 
 
 def _total(norms: np.ndarray) -> np.ndarray:
@@ -68,6 +72,11 @@ def sensitivity(s: Settings, params, sequences: int = HELD_OUT, seed: int | None
     ℓ_b depends on x_b alone, so ∂ℓ_b/∂x_b = B ∂L/∂x_b for the batch mean L.
     """
     s = resolve(s)
+    steps, m = tasks.steps(s.task, s.lag), tasks.task(s.task).input_size
+    if isinstance(sequences, bool) or not isinstance(sequences, int) or sequences < 1 or \
+            memory_bytes(_core(s), s.hidden, m, sequences, steps) > MEMORY_LIMIT:
+        raise InvalidValue("sequences", f"must be a whole number >= 1 whose run fits {MEMORY_LIMIT / 2**30:.0f} GiB "
+                           f"(hidden {s.hidden}, {steps} steps), got {sequences}")
     x, target = tasks.draw(s.task, s.lag, sequences, np.random.default_rng([s.seed if seed is None else seed, 3]))
     value, y, grads, _ = loss_and_grad(_core(s), params, x, target, loss_function(s.task), wrt_inputs=True)
     norms = sequences * np.linalg.norm(grads["x"], axis=-1)

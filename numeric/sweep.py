@@ -19,7 +19,7 @@ from derive.cells import CELLS
 from derive.errors import InvalidValue, UnrolledError
 from derive.render import finite
 
-from . import workers
+from . import tasks, workers
 from .init import default_init
 from .sensitivity import sensitivity
 from .train import Settings, TrainResult, resolve, train
@@ -95,13 +95,20 @@ def _table(results: list[dict], models, lags) -> dict:
             mine = [r for r in results if r["model"] == key and r["lag"] == lag]
             entry = {"success_rate": sum(r["succeeded"] for r in mine) / len(mine),
                      "median_updates": float(np.median([r["updates"] for r in mine])),
-                     "median_key_share": float(np.median([r["key_share"] for r in mine])),
-                     "median_key_ratio": float(np.median([r["key_ratio"] for r in mine]))}
+                     "median_key_share": _median([r["key_share"] for r in mine]),
+                     "median_key_ratio": _median([r["key_ratio"] for r in mine])}
             for state in mine[0]["log10_first_start"]:
-                entry[f"median_log10_first_{state}_at_init"] = float(np.median(
-                    [r["log10_first_start"][state] for r in mine]))
+                entry[f"median_log10_first_{state}_at_init"] = _median(
+                    [r["log10_first_start"][state] for r in mine])
             table[key][str(lag)] = entry
     return table
+
+
+def _median(values) -> float | None:
+    """The median of the values that are defined (a diverged run's, or a ratio with nothing to divide by,
+    is null), or None if none is."""
+    defined = [v for v in values if v is not None and np.isfinite(v)]
+    return float(np.median(defined)) if defined else None
 
 
 def sweep(base: Settings, models=MODELS, lags=LAGS, seeds: int = SEEDS, jobs: int = 1,
@@ -147,9 +154,9 @@ def read_results(path: str | Path = BUNDLED) -> dict:
             for lag in data["lags"]:
                 entry = data["table"][model][str(lag)]
                 float(entry["success_rate"]), float(entry["median_log10_first_h_at_init"])
-                float(entry["median_key_ratio"])
+                float(entry["median_key_ratio"] if entry["median_key_ratio"] is not None else "nan")
         for run in data["runs"]:
-            str(run["model"]), int(run["lag"]), [float(v) for v in run["share"]]
+            str(run["model"]), int(run["lag"]), [float("nan" if v is None else v) for v in run["share"]]
         str(data["task"]), int(data["seeds"]), str(data["target"])
         int(data["settings"]["updates"]), float(data["settings"]["lr"]), int(data["settings"]["hidden"])
     except (ValueError, KeyError, TypeError, RecursionError):
@@ -174,6 +181,13 @@ def profiles(result: dict, lag: int) -> dict[str, np.ndarray]:
             for m in result["models"]}
 
 
+def _chance_text(task: str) -> str:
+    if tasks.task(task).regression:
+        return f"predicting the mean scores MSE {tasks.chance(task):.3f}"
+    why = " (the cuisines' frequencies)" if task == "cuisine" else ""
+    return f"chance is {tasks.chance(task):.2f}{why}"
+
+
 def caption(result: dict) -> str:
     """What the sweep found, in numbers, for the report's longterm page."""
     t, lags, s = result["table"], result["lags"], result["settings"]
@@ -183,7 +197,7 @@ def caption(result: dict) -> str:
 
     lines = [f"{result['task']}: success = {result['target']} within {s['updates']} updates (Adam, lr {s['lr']}, "
              f"hidden {s['hidden']}, batch {s['batch']}), {result['seeds']} seeds per model and lag; "
-             f"chance is 0.20 (the cuisines' frequencies). Success at L = {', '.join(map(str, lags))}:"]
+             f"{_chance_text(result['task'])}. Success at L = {', '.join(map(str, lags))}:"]
     lines += [f"{model} {rates(model)};" for model in result["models"]]
     last = str(lags[-1])
     signal = ", ".join(f"{m} {memory_signal(t[m][last]):.1f}" for m in result["models"])
@@ -194,10 +208,14 @@ def caption(result: dict) -> str:
     return " ".join(lines)
 
 
+def _ratio(value) -> str:
+    return "n/a" if value is None or not np.isfinite(value) else f"{value:.3g}×"
+
+
 def memory_caption(result: dict) -> str:
     """What the trained models depend on, in numbers, for the report's memory page."""
     t, lag = result["table"], profile_lag(result)
-    ratios = ", ".join(f"{m} {t[m][str(lag)]['median_key_ratio']:.3g}×" for m in result["models"])
+    ratios = ", ".join(f"{m} {_ratio(t[m][str(lag)]['median_key_ratio'])}" for m in result["models"])
     return (f"What the trained answer depends on (after Madsen 2019): for each trained model and 256 held-out "
             f"sequences, ‖∂ℓ/∂x_t‖ of each sequence's own loss ℓ at every input step t, as a share of its sum; "
             f"medians over the seeds. At L = {lag}, the food word's sensitivity over the median other word's "

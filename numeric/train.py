@@ -20,7 +20,7 @@ from derive.errors import InvalidValue
 
 from . import tasks
 from .clip import clip_by_norm, clip_by_value, global_norm
-from .init import check_init, default_init, describe, draw
+from .init import check_init, default_init, default_t_max, describe, draw
 from .layer import MAX_HIDDEN, MEMORY_LIMIT, backward, memory_bytes, scan
 from .logmatrix import log10_norm
 from .optim import optimiser
@@ -119,7 +119,8 @@ def resolve(s: Settings) -> Settings:
         raise InvalidValue("seed", f"must be a whole number >= 0, got {s.seed}")
     optimiser(s.optimiser)
     core = _core(s)
-    gate_init = s.gate_init or default_init(core.definition, core.variant)
+    # a forget bias alone asks for its initialisation
+    gate_init = s.gate_init or ("forget-bias" if s.forget_bias is not None else default_init(core.definition, core.variant))
     check_init(core.definition, core.variant, gate_init, s.forget_bias, s.t_max)
     steps = tasks.steps(s.task, s.lag)
     need = memory_bytes(core, s.hidden, tasks.task(s.task).input_size, max(s.batch, HELD_OUT), steps)
@@ -128,7 +129,7 @@ def resolve(s: Settings) -> Settings:
                            f"{steps} steps, batches of {max(s.batch, HELD_OUT)} including the held-out set); "
                            f"allowed: up to {MEMORY_LIMIT / 2**30:.0f} GiB (a smaller hidden size or lag)")
     return replace(s, variant=core.variant, gate_init=gate_init,
-                   t_max=(s.t_max or steps) if gate_init == "chrono" else None)
+                   t_max=(s.t_max or default_t_max(steps)) if gate_init == "chrono" else None)
 
 
 def activation(cell: str) -> str | None:

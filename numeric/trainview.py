@@ -31,16 +31,19 @@ def eval_line(s: Settings, e: Evaluation) -> str:
 
 
 def init_line(s: Settings) -> str:
-    """The first line of a run: the gate initialisation, why, and how to get the other one."""
-    if s.gate_init == "chrono":
-        return (f"gates: {s.init}: the forget gate starts open and the input gate closed, so the memory "
-                "lasts from the start (--gate-init pytorch for PyTorch's default, whose forget gate starts "
-                "near σ(0) = 0.5)")
-    if s.gate_init == "forget-bias":
-        return f"gates: {s.init} (--gate-init chrono for the literature's choice at long lags)"
-    if s.gate_init == "pytorch" and not CELLS[s.cell].memory:
+    """The first line of a run: the gate initialisation, why, and how to get the other one.  The gates
+    are named from the cell's own data (``derive.cell.Memory``: the LSTM's b_f and b_i, the GRU's b_z)."""
+    gates = CELLS[s.cell].memory.get(s.variant or CELLS[s.cell].variants[0])
+    if gates is None:
         return f"weights: PyTorch's default initialisation (the {s.cell} has no gates)"
-    return ("gates: PyTorch's default: the forget gate starts near σ(0) = 0.5, so the memory fades like 0.5^t "
+    keep = f"the keep gate ({gates.keep})"
+    if s.gate_init == "chrono":
+        write = f" and the write gate ({gates.write}) closed" if gates.write else ""
+        return (f"gates: {s.init}: {keep} starts keeping the state{write}, so the memory lasts from the start "
+                "(--gate-init pytorch for PyTorch's default, which starts it near σ(0) = 0.5)")
+    if s.gate_init == "forget-bias":
+        return f"gates: {s.init}, on {keep} (--gate-init chrono for the literature's choice at long lags)"
+    return (f"gates: PyTorch's default: {keep} starts near σ(0) = 0.5, so the memory fades like 0.5^t "
             "(--gate-init chrono starts it to carry)")
 
 
@@ -79,7 +82,8 @@ def sensitivity_line(seen: Sensitivity) -> str:
     keys = float(seen.key.sum(axis=1).mean())
     return (f"{what} hold{'s' if keys == 1 else ''} {seen.key_share:.1%} of the loss's sensitivity to the "
             f"inputs (Σ_t ‖∂ℓ/∂x_t‖; {keys / steps:.1%} if every step counted alike), "
-            f"{seen.key_ratio:.3g}× the median other step's")
+            + ("and no other step to compare with" if not np.isfinite(seen.key_ratio)
+               else f"{seen.key_ratio:.3g}× the median other step's"))
 
 
 def sensitivity_table(seen: Sensitivity, rows: int = 12) -> str:

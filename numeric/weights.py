@@ -25,6 +25,9 @@ GATES = {"rnn": ("h",), "lstm": ("i", "f", "g", "o"), "gru": ("r", "z", "n")}
 """Each cell's gate blocks in the order PyTorch stacks them; one block for the RNN."""
 
 APART = {"gru": ("n",)}
+
+#: What ``train --out`` saves beside a cell's weights: the readout, in our names and nn.Linear's.
+TRAINED_READOUT = frozenset({"W_hq", "b_q", "fc.weight", "fc.bias"})
 """Gates whose input and hidden biases stay apart: r multiplies W_hn h + b_hn, not b_xn."""
 
 MODULES = {"rnn": "nn.RNN", "lstm": "nn.LSTM", "gru": "nn.GRU"}
@@ -63,6 +66,9 @@ def cell_params(tensors: Mapping[str, np.ndarray], cell: str | CellDef, variant:
         return _from_torch(tensors, cell, table, layer, *found)
     if layer != 0:
         raise InvalidValue("layer", f"a file of Unrolled's parameter names holds one layer; available: 0; got {layer}")
+    if prefix:
+        raise InvalidValue("prefix", f"names a module of a PyTorch state_dict; these weights are in Unrolled's "
+                           f"names ({', '.join(sorted(tensors)[:3])}, …), one cell's, with no modules to choose")
     arrays = _our_arrays(tensors, definition, variant, table)
     return arrays, *_sizes(arrays, table)
 
@@ -133,7 +139,7 @@ def _our_arrays(tensors: Mapping[str, np.ndarray], definition: CellDef, variant:
     aliases = {alias: name for name, alias in definition.scalar_names.items()}
     allowed = [p.name + "".join(f" (or {a})" for a, name in aliases.items() if name == p.name) for p in table]
     names, given = {p.name for p in table}, {}
-    for key in tensors:
+    for key in (k for k in tensors if k not in TRAINED_READOUT):
         name = aliases.get(key, key)
         if name not in names:
             raise _refuse(f"{cell} {variant} has no parameter {key!r}; allowed: {', '.join(allowed)}")

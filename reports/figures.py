@@ -167,6 +167,11 @@ def clipping(r: studies.Clipping, fig=None) -> Figure:
     return fig
 
 
+def _number(value) -> float:
+    """A results file's value, null (not defined) as NaN: a gap in the line, not a crash."""
+    return float("nan") if value is None else float(value)
+
+
 def _model_style(model: str) -> dict:
     """A (cell, initialisation)'s line: colour by cell, solid and filled for chrono, dashed and hollow for PyTorch's."""
     cell, _, init = model.partition(":")
@@ -195,7 +200,7 @@ def longterm(result: dict, fig=None) -> Figure:
     for model in result["models"]:
         style = _model_style(model)
         left.plot(lags, [table[model][str(lag)]["success_rate"] for lag in lags], **style)
-        right.plot(lags, [sweep.memory_signal(table[model][str(lag)]) for lag in lags], **style)
+        right.plot(lags, [_number(sweep.memory_signal(table[model][str(lag)])) for lag in lags], **style)
     pytorch_lstm = "lstm:pytorch" if "lstm:pytorch" in table else None
     if pytorch_lstm:  # the lecture's 0.5^L, anchored at PyTorch's LSTM at the shortest lag
         start = sweep.memory_signal(table[pytorch_lstm][str(lags[0])])
@@ -224,7 +229,7 @@ def memory(result: dict, fig=None) -> Figure:
         style = _model_style(model)
         style.update(marker=None)
         left.plot(np.arange(1, len(share) + 1), share, **style)
-        right.plot(lags, [table[model][str(k)]["median_key_ratio"] for k in lags], **_model_style(model))
+        right.plot(lags, [_number(table[model][str(k)]["median_key_ratio"]) for k in lags], **_model_style(model))
     left.set_yscale("log")
     if result["task"] == "cuisine":
         left.axvline(3, color="0.5", lw=6, alpha=0.25, zorder=0)

@@ -420,3 +420,18 @@ def test_a_pickled_model_and_a_damaged_pt_say_what_to_do(tmp_path):
     torch.save(torch.nn.LSTM(2, 3).state_dict(), damaged)
     damaged.write_bytes(damaged.read_bytes()[:100])
     _refused(["numeric", "--params", str(damaged), "--cell", "lstm"], "damaged, cut short or not written by torch.save")
+
+
+def test_review_fixes_prefix_gate_init_and_neutral_rates(tmp_path):
+    """--prefix on a file of our names is refused; derive checks --gate-init for every cell; a rate that
+    moves the derivative by less than 0.1 decade over the horizon is neutral; the table shows the weights."""
+    path = tmp_path / "ours.json"
+    path.write_text('{"W_hh": 0.5, "W_xh": 1, "b_h": 0}')
+    _refused(["numeric", "--params", str(path), "--prefix", "encoder"], "--prefix", "Unrolled's names")
+    _refused(["derive", "--cell", "rnn", "--gate-init", "bogus"], "--gate-init")
+    assert "regime: neutral (measured)" in _ok(["numeric", "--cell", "lstm", "--hidden", "8", "--gate-init", "chrono"])
+    rnn = tmp_path / "rnn.npz"
+    _torch_rnn(rnn, n=2, m=1)
+    table = _ok(["numeric", "--params", str(rnn), "--steps", "5"])
+    assert "weights: " in table and "nn.RNN's default" in table
+    assert "set w to decide" not in _ok(["derive", "--activation", "tanh", "--set", "w=2"])

@@ -169,3 +169,42 @@ def test_pytorch_init_lstm_at_lag_50_names_its_init_in_the_json():
     assert result.exit_code == 0, result.output
     settings = json.loads(result.output)["settings"]
     assert settings["gate_init"] == "pytorch" and settings["t_max"] is None
+
+
+def test_short_sequences_get_a_usable_chrono_t_max_and_a_sweep_survives_undefined_ratios():
+    """T = 2 (adding at lag 2, latch at lag 1): T_max defaults to 3; a ratio with no other step to compare
+    with is null in the results, not a crash at the end of a sweep."""
+    assert resolve(Settings(cell="lstm", task="latch", lag=1)).t_max == 3
+    from numeric.sweep import sweep
+    result = sweep(Settings(task="adding", updates=10, hidden=4, batch=8, every=10),
+                   models=(("rnn", "pytorch"), ("lstm", "chrono")), lags=(2, 4), seeds=1)
+    assert result["table"]["rnn:pytorch"]["2"]["median_key_ratio"] is None
+    assert result["table"]["rnn:pytorch"]["4"]["median_key_ratio"] is not None
+    json.dumps(result, allow_nan=False)
+
+
+def test_a_forget_bias_alone_asks_for_its_initialisation_and_the_banner_names_the_cells_gates():
+    s = resolve(Settings(cell="lstm", forget_bias=2.0))
+    assert s.gate_init == "forget-bias" and s.forget_bias == 2.0
+    from numeric.trainview import init_line
+    assert "keep gate (b_z)" in init_line(resolve(Settings(cell="gru"))) and "write gate" not in init_line(
+        resolve(Settings(cell="gru")))
+    assert "write gate (b_i) closed" in init_line(resolve(Settings(cell="lstm")))
+
+
+def test_sensitivity_refuses_more_sequences_than_memory_holds(tmp_path):
+    s = resolve(Settings(cell="lstm", task="cuisine", lag=100, hidden=512))  # trainable: 256 sequences fit
+    with pytest.raises(InvalidValue) as error:
+        sensitivity(s, {}, sequences=4096)
+    assert error.value.field == "sequences"
+
+
+def test_a_trained_model_of_any_variant_reads_back_and_its_file_must_be_npz(tmp_path):
+    out = tmp_path / "cho.npz"
+    result = runner.invoke(app, ["train", "--cell", "gru", "--variant", "cho", "--task", "latch", "--lag", "3",
+                                 "--hidden", "3", "--updates", "10", "--every", "10", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    again = runner.invoke(app, ["numeric", "--cell", "gru", "--variant", "cho", "--params", str(out), "--steps", "3"])
+    assert again.exit_code == 0 and "weights: " in again.output, again.output
+    bad = runner.invoke(app, ["train", "--lag", "3", "--updates", "10", "--out", str(tmp_path / "model")])
+    assert bad.exit_code == 2 and "must end in .npz" in bad.output

@@ -161,7 +161,7 @@ def test_ctrl_c_during_training_saves_nothing_and_says_where(tmp_path):
     p = subprocess.Popen([sys.executable, "cli.py", "train", "--task", "latch", "--lag", "20", "--updates", "100000",
                           "--every", "1000", "--out", str(out)], cwd=Path(__file__).resolve().parent.parent,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    assert p.stdout.readline().startswith("gates: chrono")
+    assert p.stdout.readline().startswith("gates: chrono")  # the keep gate open, the write gate closed
     assert p.stdout.readline().startswith("training lstm")
     assert p.stdout.readline().startswith("update      0:")  # training is under way
     p.send_signal(signal.SIGINT)
