@@ -28,7 +28,7 @@ def _placeholder(name: str) -> sp.Symbol:
 def custom_definition(formulas: tuple[str, ...]) -> CellDef:
     """Parse and check ``formulas``; the parameters are the free names in order of appearance."""
     if not formulas:
-        raise InvalidValue("formula", "--cell custom needs at least one --formula, e.g. 'tanh(w*h + u*x + b)'")
+        raise InvalidValue("formula", "a custom cell needs at least one formula, e.g. 'tanh(w*h + u*x + b)'")
     parsed = []
     for text in formulas:
         state, body = split_assignment(text, "h")
@@ -85,7 +85,7 @@ def cell_definition(cell: str, formulas: tuple[str, ...] = ()) -> CellDef:
     if cell == "custom":
         return custom_definition(tuple(formulas))
     if formulas:
-        raise InvalidValue("formula", "goes with --cell custom")
+        raise InvalidValue("formula", f"defines a custom cell; the {cell} cell is already defined")
     if cell not in CELLS:
         raise InvalidValue("cell", f"unknown cell {cell!r}; allowed: {', '.join(CELLS)}, custom")
     return CELLS[cell]

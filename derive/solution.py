@@ -242,7 +242,7 @@ def solve(
     the_cell = make_cell(definition, variant, activation, hidden, input_size)
     kind, name = _resolve_wrt(the_cell, wrt)
     if truncate is not None and (kind != "param" or truncate < 1):
-        raise InvalidValue("truncate", "needs a parameter --wrt (BPTT) and a whole number >= 1")
+        raise InvalidValue("truncate", "needs wrt to be a parameter (BPTT) and a whole number >= 1")
     progress(f"{the_cell.label}: J_t and the chain rule over T = {steps}")
     problem = _Problem(
         cell=the_cell, steps=steps, of=name if kind == "state" else the_cell.output, wrt=name,

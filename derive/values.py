@@ -107,14 +107,14 @@ def parameter_names(cell: Cell) -> dict[str, str]:
 def parse_settings(cell: Cell, settings: list[str]) -> dict[str, sp.ImmutableMatrix]:
     """``--set name=value`` items -> parameter name -> value of the parameter's shape."""
     if settings and cell.definition.fixed:
-        raise InvalidValue("set", f"{cell.name} has fixed weights; use --cell lstm to set them")
+        raise InvalidValue("set", f"{cell.name} has fixed weights; the lstm cell takes them as parameters")
     names = parameter_names(cell)
     values: dict[str, sp.ImmutableMatrix] = {}
     for item in settings:
         name, sep, text = item.partition("=")
         name = name.strip()
         if not sep or not name or not text.strip():
-            raise InvalidValue("set", f"{item!r} is not NAME=VALUE (for example --set w=0.5)")
+            raise InvalidValue("set", f"{item!r} is not NAME=VALUE (for example w=0.5)")
         if name not in names:
             allowed = ", ".join(sorted(names)) or "none (its weights are fixed, or its formula has no parameters)"
             raise InvalidValue("set", f"{cell.label} has no parameter {name!r}; allowed: {allowed}")

@@ -115,7 +115,7 @@ def explain(req: Request, settings: tuple[str, ...] = (), wrt: str | None = None
     check_request(req, definition)
     if req.params_file is not None:
         if settings:
-            raise InvalidValue("set", "give weights by --params or by --set, not both")
+            raise InvalidValue("set", "weights come from a file or from settings, not both")
         numbers = run(replace(req, steps=steps, mode="matrix"), progress=progress)
         return Explained(numbers.layer, steps, numbers, _power(numbers.layer, numbers.params, steps))
     if req.input_size is None:

@@ -35,7 +35,7 @@ def check_replaceable(path: Path, field: str, force: bool) -> None:
     >>> check_replaceable(Path("/dev/null"), "out", force=True)
     Traceback (most recent call last):
     ...
-    derive.errors.InvalidValue: /dev/null is a character device, not a regular file; --force replaces regular files (and symlinks, not their targets) only
+    derive.errors.InvalidValue: /dev/null is a character device, not a regular file; allowed: a new path, or a regular file (or symlink, replaced itself, never its target) to replace
     """
     try:
         mode = path.lstat().st_mode
@@ -43,13 +43,13 @@ def check_replaceable(path: Path, field: str, force: bool) -> None:
         return
     if stat.S_ISREG(mode) or stat.S_ISLNK(mode):
         if not force:
-            raise InvalidValue(field, f"{path} exists; add --force to replace it")
+            raise InvalidValue("force", f"{path} exists; give this to replace it")
         return
     kinds = {stat.S_ISDIR: "folder", stat.S_ISCHR: "character device", stat.S_ISBLK: "block device",
              stat.S_ISFIFO: "named pipe", stat.S_ISSOCK: "socket"}
     kind = next((name for test, name in kinds.items() if test(mode)), "special file")
-    raise InvalidValue(field, f"{path} is a {kind}, not a regular file; --force replaces regular files "
-                             "(and symlinks, not their targets) only")
+    raise InvalidValue(field, f"{path} is a {kind}, not a regular file; allowed: a new path, or a regular "
+                             "file (or symlink, replaced itself, never its target) to replace")
 
 
 def _mode() -> int:

@@ -293,7 +293,7 @@ def compiled(cell: Cell):
     cc = compiler()
     if cc is None:
         raise UnrolledError("the native mode needs a C compiler (set CC, or install gcc); "
-                            "--mode reverse needs none")
+                            "the reverse mode needs none")
     text = source(cell)
     folder = private_folder(cache_folder())
     library = folder / library_name(text, cc)
@@ -347,7 +347,7 @@ def native_pass(p: Problem, truncate: int | None = None, every_step: bool = Fals
                       int(every_step), _pointer(out), int(jacobian), _pointer(jac), _pointer(jac_scale))
     if failed:
         raise UnrolledError(f"the native mode could not allocate its buffers ({p.steps + 1} steps × {width} "
-                            f"values × {block} settings a thread); fewer steps, or --mode forward")
+                            f"values × {block} settings a thread); fewer steps, or the forward mode, which stores none")
     grads = split(p, out.T.reshape(shape + (theta.shape[0],)))
     if not jacobian:
         return grads, None

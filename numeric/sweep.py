@@ -143,8 +143,7 @@ def read_results(path: str | Path = BUNDLED) -> dict:
     path = Path(path)
     if not path.is_file():
         if path == BUNDLED:
-            raise UnrolledError(f"the bundled sweep results {path} are missing; write them with "
-                                f"`python cli.py sweep --out {path}`, or give --longterm-results")
+            raise UnrolledError(f"the bundled sweep results {path} are missing: they are a sweep's results file (docs/training.md says how to write it)")
         raise InvalidValue("longterm_results", f"{str(path)!r} is not a file a sweep wrote")
     if path.stat().st_size > 16 * 2**20:
         raise InvalidValue("longterm_results", f"{path} is over 16 MiB; a sweep's results are far smaller")
@@ -160,7 +159,7 @@ def read_results(path: str | Path = BUNDLED) -> dict:
         str(data["task"]), int(data["seeds"]), str(data["target"])
         int(data["settings"]["updates"]), float(data["settings"]["lr"]), int(data["settings"]["hidden"])
     except (ValueError, KeyError, TypeError, RecursionError):
-        raise InvalidValue("longterm_results", f"{path} is not a results file of `sweep --out` "
+        raise InvalidValue("longterm_results", f"{path} is not a results file a sweep wrote "
                            "(one from before the sweep compared initialisations: write it again)") from None
     return data
 

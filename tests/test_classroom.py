@@ -435,3 +435,23 @@ def test_review_fixes_prefix_gate_init_and_neutral_rates(tmp_path):
     table = _ok(["numeric", "--params", str(rnn), "--steps", "5"])
     assert "weights: " in table and "nn.RNN's default" in table
     assert "set w to decide" not in _ok(["derive", "--activation", "tanh", "--set", "w=2"])
+
+
+def test_the_library_speaks_values_not_options():
+    """Every error the library raises names its field and what is allowed; only cli.py knows option names
+    (a string like '--steps' in a raised message would be wrong for the Python API)."""
+    import ast
+    import re
+    from pathlib import Path
+    root = Path(__file__).resolve().parent.parent
+    errors = {"InvalidValue", "UnrolledError", "NonFinite", "_refuse"}
+    found = []
+    for package in ("derive", "numeric", "reports"):
+        for path in (root / package).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call) and \
+                        getattr(node.exc.func, "id", getattr(node.exc.func, "attr", "")) in errors:
+                    found += [f"{path.name}:{node.lineno}" for sub in ast.walk(node.exc)
+                              if isinstance(sub, ast.Constant) and isinstance(sub.value, str)
+                              and re.search(r"(?<![\w-])--[a-z]", sub.value)]
+    assert found == []
