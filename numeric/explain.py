@@ -21,7 +21,9 @@ from derive.values import parse_array
 
 from .init import as_settings, check_init, default_t_max, describe, draw
 from .logmatrix import LogMatrix, power
-from .run import LayerRun, Request, check_request, drawn, largest_singular_value, requested_sizes, run, set_values
+from .given import drawn, requested_sizes, set_values
+from .run import LayerRun, Request, check_request, run
+from .spectral import largest_singular_value
 
 #: Above this hidden size ``derive`` shows the matrix form alone (element forms grow as n²).
 ELEMENT_LIMIT = 3

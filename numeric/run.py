@@ -16,18 +16,19 @@ import numpy as np
 from derive.cell import Cell, make_cell
 from derive.core import Layer, make_core
 from derive.custom import cell_definition
-from derive.errors import InvalidValue, NonFinite, UnrolledError
-from derive.values import parameter_names, parse_array, parse_initial_state, parse_number, parse_settings
+from derive.errors import InvalidValue, NonFinite
+from derive.values import parameter_names, parse_initial_state, parse_number, parse_settings
 
-from .arrayfiles import read_metadata, read_tensors
+from .arrayfiles import read_tensors
 from .batch import Problem, make_problem
-from .init import check_init, default_t_max, describe, draw
+from .given import drawn, file_weights, file_activation, given_inputs, requested_sizes, set_values
+from .init import check_init
 from .inputs import DEFAULT_STEPS, inputs as read_or_draw_inputs
 from .kernels import quantity_names
-from .layer import MAX_HIDDEN, LayerResult, LogMatrix, check_memory, jacobian_norms, value_and_grad
+from .layer import LayerResult, LogMatrix, check_memory, jacobian_norms, value_and_grad
 from .modes import choose, gradient_and_jacobian, grid_mode
+from .spectral import recurrent_norms
 from .unroll import log10_norm_by_lag, trace
-from .weights import cell_params, torch_keyed
 
 #: A grid's element kernels hold every element of every weight as a symbol: small n only.
 MAX_GRID_HIDDEN = 8
@@ -153,16 +154,6 @@ class LayerRun:
         return self.inputs.shape[1]
 
 
-def requested_sizes(req: Request) -> tuple[int, int]:
-    """(n, m) as the request gives them: n defaults to 1, m to n; each within 1..MAX_HIDDEN."""
-    n = 1 if req.hidden is None else req.hidden
-    m = n if req.input_size is None else req.input_size
-    for field, size in (("hidden", n), ("input_size", m)):
-        if not 1 <= size <= MAX_HIDDEN:
-            raise InvalidValue(field, f"must be a whole number from 1 to {MAX_HIDDEN}, got {size}")
-    return n, m
-
-
 def check_request(req: Request, definition) -> None:
     """What no path can run, refused before any work: one line naming the value."""
     if req.seed < 0:
@@ -183,76 +174,6 @@ def check_request(req: Request, definition) -> None:
     if scalar and (req.hidden not in (None, 1) or req.input_size not in (None, 1)):
         raise InvalidValue("hidden" if req.hidden not in (None, 1) else "input_size",
                            f"{definition.name} is a one-unit (scalar) cell; allowed: 1")
-
-
-def given_inputs(x, m: int, req: Request) -> tuple[np.ndarray, bool]:
-    """Inputs given as an array, (T, m) or (B, T, m), checked as a file's are."""
-    if req.inputs is not None or req.inputs_file is not None or req.batch is not None:
-        raise InvalidValue("inputs", "give the inputs as an array, as text or a file, or drawn: one of them")
-    x = np.asarray(x, dtype=float)
-    if x.ndim == 1 and m == 1:
-        x = x[:, None]
-    if x.ndim not in (2, 3) or x.shape[-1] != m or 0 in x.shape or not np.isfinite(x).all():
-        raise InvalidValue("inputs", f"inputs of shape {x.shape}; allowed: finite numbers shaped (T, {m}) or (B, T, {m})")
-    if req.steps is not None and x.shape[-2] != req.steps:
-        raise InvalidValue("steps", f"the inputs have {x.shape[-2]} steps, not {req.steps}")
-    return (x if x.ndim == 3 else x[None]), x.ndim == 3
-
-
-def file_activation(req: Request, definition, tensors) -> tuple[str | None, str]:
-    """(the activation, why) of a cell that takes one, when a weights file is read and none is asked:
-    what ``train --out`` recorded, else for a PyTorch state_dict nn.RNN's default, tanh.  A state_dict
-    does not record nn.RNN's nonlinearity, and no nn.RNN is linear."""
-    if req.activation is not None or tensors is None or not definition.activations:
-        return req.activation, ""
-    recorded = read_metadata(req.params_file).get("activation") if req.params_file else None
-    if recorded in definition.activations:
-        return recorded, f"activation {recorded}, as the file records"
-    if torch_keyed(tensors):
-        return "tanh", ("activation tanh, nn.RNN's default: a state_dict does not record the nonlinearity "
-                        "(relu if the model was nn.RNN(nonlinearity='relu'))")
-    return None, ""
-
-
-def _weights(req: Request, definition, variant: str, tensors) -> tuple[dict | None, int, int, str | None]:
-    """(parameters or None, n, m, where they came from); n, m from the file or the request."""
-    if tensors is None:
-        return None, *requested_sizes(req), None
-    label = req.params_file or "the weights given"
-    params, n, m = cell_params(tensors, definition, variant, req.layer, req.prefix)
-    for field, given, found in (("hidden", req.hidden, n), ("input_size", req.input_size, m)):
-        if given is not None and given != found:
-            raise InvalidValue(field, f"{label} has {field.replace('_', ' ')} {found}, not {given}")
-    layer = f" (layer {req.layer})" if req.layer else ""
-    return params, n, m, f"{label}{layer}"
-
-
-def set_values(layer: Layer, settings: tuple[str, ...]) -> dict[str, np.ndarray]:
-    """``--set NAME=VALUE`` for the parameters given (one number fills a matrix)."""
-    shapes, names = layer.shapes(), {layer.display_name(k): k for k in layer.param_names()}
-    names.update({k: k for k in layer.param_names()})
-    values = {}
-    for item in settings:
-        name, sep, text = item.partition("=")
-        if not sep or name.strip() not in names:
-            raise InvalidValue("set", f"{item!r} is not NAME=VALUE with NAME one of {', '.join(layer.param_names())}")
-        key = names[name.strip()]
-        value = np.array(parse_array(text, "set"), dtype=float)
-        if len(shapes[key]) == 1 and value.ndim == 2 and value.shape[1] == 1:
-            value = value[:, 0]  # a vector given as a column, [[1], [2]]
-        try:
-            values[key] = np.broadcast_to(value, shapes[key]).copy()
-        except ValueError:
-            raise InvalidValue("set", f"{key} has shape {shapes[key]}; got {value.shape}") from None
-    return values
-
-
-def drawn(form, req: Request, steps: int) -> tuple[dict, str]:
-    """(parameters, how they were drawn) when no file gives them: the request's gate initialisation
-    (chrono's T_max defaults to the run's T) and seed."""
-    t_max = (req.t_max or default_t_max(steps)) if req.gate_init == "chrono" else None
-    params = draw(form, (), req.seed, init=req.gate_init, forget_bias=req.forget_bias, t_max=t_max)
-    return params, f"{describe(req.gate_init, req.forget_bias, t_max)} initialisation, seed {req.seed}"
 
 
 def estimated_seconds(cell: Cell, settings: int, steps: int) -> float:
@@ -299,7 +220,7 @@ def run(req: Request, weights: dict[str, np.ndarray] | None = None,
     if weights is not None:
         params, (n, m) = weights, requested_sizes(req)
     else:
-        params, n, m, source = _weights(req, definition, core.variant, tensors)
+        params, n, m, source = file_weights(req, definition, core.variant, tensors)
     source = f"{source}; {why}" if why and source else source
     if mode == "matrix":
         check_memory(core, n, m, req.batch or 1, req.steps or DEFAULT_STEPS)
@@ -377,52 +298,6 @@ def _trace(layer: Layer, result: LayerResult) -> tuple[tuple[str, ...], np.ndarr
             names.append(f"{quantity}_t" if layer.n == 1 else f"{quantity}_t[{i}]")
             columns.append(values[:, 0, i])
     return tuple(names), np.stack(columns, axis=-1)
-
-
-def recurrent_norms(layer: Layer, params) -> tuple[tuple[str, float], ...]:
-    """σ₁ (the largest singular value) of every weight applied to a previous state."""
-    prev = {sym for _, sym in layer.core.prev}
-    names = [m.weight for m in layer.core.maps if m.operand.free_symbols & prev]
-    return tuple((name, largest_singular_value(np.asarray(params[name], dtype=float))) for name in names)
-
-
-#: σ₁ above ``EXACT_SVD`` rows is iterated until σ₁² is known to this relative error (a residual bound).
-SIGMA_TOLERANCE = 1e-12
-EXACT_SVD = 512
-
-
-def largest_singular_value(w: np.ndarray, max_steps: int = 400) -> float:
-    """σ₁ = ‖W‖₂: by SVD up to 512 × 512, above by Lanczos on WᵀW to ``SIGMA_TOLERANCE``.
-
-    After k steps the largest Ritz value θ of the tridiagonal T_k is within the residual
-    |β_k y_k| of an eigenvalue of WᵀW (y the Ritz vector's last entry); the iteration stops
-    when that bound is below ``SIGMA_TOLERANCE`` θ, so σ₁ = √θ is good to about half of it.
-
-    >>> w = np.random.default_rng(1).standard_normal((700, 700)) / np.sqrt(700)
-    >>> bool(abs(largest_singular_value(w) / np.linalg.norm(w, 2) - 1) < 1e-12)
-    True
-    """
-    w = np.asarray(w, dtype=float)
-    if max(w.shape) <= EXACT_SVD:
-        return float(np.linalg.norm(w, 2))
-    n = w.shape[1]
-    basis = np.zeros((min(max_steps, n) + 1, n))
-    start = np.random.default_rng(0).standard_normal(n)
-    basis[0] = start / np.linalg.norm(start)
-    alphas, betas = [], []
-    for k in range(min(max_steps, n)):
-        u = w.T @ (w @ basis[k])
-        alphas.append(float(basis[k] @ u))
-        u -= basis[:k + 1].T @ (basis[:k + 1] @ u)  # full reorthogonalisation: the Ritz values stay honest
-        u -= basis[:k + 1].T @ (basis[:k + 1] @ u)
-        beta = float(np.linalg.norm(u))
-        theta, vectors = np.linalg.eigh(np.diag(alphas) + np.diag(betas, 1) + np.diag(betas, -1))
-        if beta * abs(vectors[-1, -1]) <= SIGMA_TOLERANCE * theta[-1] or beta == 0:
-            return float(np.sqrt(theta[-1]))
-        betas.append(beta)
-        basis[k + 1] = u / beta
-    raise UnrolledError(f"σ₁ of a {w.shape[0]} × {n} weight did not settle to {SIGMA_TOLERANCE:g} in {max_steps} "
-                        "Lanczos steps")
 
 
 # --- A grid of settings: the elementwise kernels ---------------------------------

@@ -100,7 +100,7 @@ def test_derive_refuses_a_hidden_size_its_weights_do_not_have(tmp_path):
 
 def test_sigma1_of_a_large_weight_is_exact_to_its_stated_tolerance():
     """Item 4: above 512 units Lanczos to 1e-12, against LAPACK's SVD."""
-    from numeric.run import SIGMA_TOLERANCE, largest_singular_value
+    from numeric.spectral import SIGMA_TOLERANCE, largest_singular_value
     n = 600
     w = np.random.default_rng(3).uniform(-1 / np.sqrt(n), 1 / np.sqrt(n), (n, n))
     assert abs(largest_singular_value(w) / np.linalg.norm(w, 2) - 1) < SIGMA_TOLERANCE
