@@ -73,8 +73,11 @@ def regime(cell: Cell, lags: int, values: dict, log10_value: float | None = None
     weight = recurrent_weight(cell)
     if weight is None:
         if rate is None:
-            return Regime("unknown", "Pascanu's bound covers h_t = φ(W_hh h_{t-1} + …) only; "
-                          "set every parameter to measure this cell's rate")
+            missing = [cell.display_name(n) for n in cell.param_names() if n not in values]
+            how = (f"set {', '.join(missing)} to measure this cell's rate" if missing else
+                   "the rate is measured on a state's derivative (∂s_T/∂s_0) stepped through up to T = 10,000 "
+                   "steps, not on a parameter's gradient")
+            return Regime("unknown", f"Pascanu's bound covers h_t = φ(W_hh h_{{t-1}} + …) only; {how}")
         return measured(log10_value, lags)
     gamma = cell.activation.gamma
     if weight not in values:
