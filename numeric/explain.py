@@ -17,7 +17,7 @@ from derive.core import Layer, make_core
 from derive.custom import cell_definition
 from derive.errors import InvalidValue
 from derive.matrixform import constant_jacobian
-from derive.values import parse_array
+from derive.values import parameter_names, parse_array
 
 from .init import as_settings, check_init, default_t_max, describe, draw
 from .logmatrix import LogMatrix, power
@@ -67,9 +67,8 @@ def drawn_settings(definition, variant: str | None, activation: str | None, n: i
     check_sizes(n, m)
     check_init(definition, variant or definition.variants[0], gate_init)
     cell = make_cell(definition, variant, activation, n, m)
-    names = set(cell.param_names())
-    given_names = {item.partition("=")[0].strip() for item in given}
-    given_names |= {name for name, alias in definition.scalar_names.items() if alias in given_names}
+    names, spelled = set(cell.param_names()), parameter_names(cell)
+    given_names = {spelled.get(item.partition("=")[0].strip()) for item in given}
     if not names or names <= given_names or definition.examples:
         return (), ""
     t_max = default_t_max(steps) if gate_init == "chrono" else None

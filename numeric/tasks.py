@@ -91,6 +91,10 @@ def chance(name: str) -> float:
     return 0.5 if name == "latch" else 1 / 6
 
 
+#: The steps ``key_steps`` marks, as a person says them.
+KEY_STEPS = {"cuisine": "the food word", "adding": "the two marked values", "latch": "the bit"}
+
+
 def key_steps(name: str, x: np.ndarray) -> np.ndarray:
     """(B, T) bool: the steps each answer is read from (cuisine: the food; adding: the two marked
     values; latch: the bit)."""

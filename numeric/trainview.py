@@ -77,7 +77,7 @@ def summary(r: TrainResult, seen: Sensitivity | None = None) -> str:
 def sensitivity_line(seen: Sensitivity) -> str:
     """The key steps' share of ‖∂ℓ/∂x_t‖ against an average step's."""
     s = seen.settings
-    what = {"cuisine": "the food word", "adding": "the two marked values", "latch": "the bit"}[s.task]
+    what = tasks.KEY_STEPS[tasks.task(s.task).name]
     steps = seen.norms.shape[1]
     keys = float(seen.key.sum(axis=1).mean())
     return (f"{what} hold{'s' if keys == 1 else ''} {seen.key_share:.1%} of the loss's sensitivity to the "
