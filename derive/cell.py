@@ -229,7 +229,7 @@ def _check_equations(definition: CellDef, equations: Equations, known: set, n: i
         known |= set(quantity(name, "t", n))
 
 
-def _choose(field: str, value: str | None, allowed: tuple[str, ...], what: str) -> str:
+def _one_of(field: str, value: str | None, allowed: tuple[str, ...], what: str) -> str:
     if value is None:
         return allowed[0]
     if value not in allowed:
@@ -237,12 +237,12 @@ def _choose(field: str, value: str | None, allowed: tuple[str, ...], what: str) 
     return value
 
 
-def choose(definition: CellDef, variant: str | None, activation: str | None) -> tuple[str, Activation | None]:
+def variant_and_activation(definition: CellDef, variant: str | None, activation: str | None) -> tuple[str, Activation | None]:
     """The variant and activation a request names (each defaulting to the definition's first),
     or an error naming the one that the definition does not have."""
-    variant = _choose("variant", variant, definition.variants, f"variant of {definition.name}")
+    variant = _one_of("variant", variant, definition.variants, f"variant of {definition.name}")
     if definition.activations:
-        return variant, ACTIVATIONS[_choose("activation", activation, definition.activations, "activation")]
+        return variant, ACTIVATIONS[_one_of("activation", activation, definition.activations, "activation")]
     if activation is not None:
         raise InvalidValue("activation", f"{definition.name} has fixed activations; drop it")
     return variant, None
@@ -264,7 +264,7 @@ def make_cell(
     if (definition.fixed or definition.scalar_only) and (n, m) != (1, 1):
         name = "hidden" if n != 1 else "input_size"
         raise InvalidValue(name, f"{definition.name} is a one-unit (scalar) cell; allowed: 1")
-    variant, act = choose(definition, variant, activation)
+    variant, act = variant_and_activation(definition, variant, activation)
     params, fixed = _param_symbols(definition, variant, n, m)
     prev = tuple((s, quantity(s, "t-1", n)) for s in definition.states)
     x = quantity("x", "t", m)

@@ -21,7 +21,7 @@ from functools import cache
 
 import sympy as sp
 
-from .cell import CellDef, Resolved, StepInputs, choose, display_name, label
+from .cell import CellDef, Resolved, StepInputs, display_name, label, variant_and_activation
 from .symbols import quantity
 
 
@@ -170,7 +170,7 @@ def make_core(definition: CellDef, variant: str | None = None, activation: str |
     >>> [(m.weight, m.operand) for m in core.maps]
     [('W_hh', h_{t-1}), ('W_xh', x_t)]
     """
-    variant, act = choose(definition, variant, activation)
+    variant, act = variant_and_activation(definition, variant, activation)
     inputs, symbols = _scalar_inputs(definition, variant, act)
     weights = {symbols[p.name]: p.cols for p in definition.params[variant]
                if p.cols in ("n", "m") and p.name not in definition.fixed}

@@ -198,7 +198,7 @@ class LayerResult:
     def quantities(self) -> dict[str, np.ndarray]:
         """Every quantity of the step (gates, states) at t = 1..T: name -> (T, B, n)."""
         symbols = {name: self.core.current(name) for name, _ in self.core.equations}
-        return {name: np.stack([env[symbol] for env in self.tape.steps]) for name, symbol in symbols.items()}
+        return {name: np.stack([env[symbol] for env in self.tape.frames]) for name, symbol in symbols.items()}
 
 
 def sizes(core: Core, params: Mapping[str, np.ndarray]) -> tuple[int, int]:
@@ -269,7 +269,7 @@ class Tape:
     """The forward scan: states (T+1, B, n), every step's values, the products' operands."""
 
     states: dict[str, np.ndarray]
-    steps: list[dict]
+    frames: list[dict]  # each step's values, t = 1..T
     operands: dict[sp.Expr, np.ndarray]
     stacked: dict[sp.Expr, np.ndarray]  # the weights as the products used them, for BPTT to reuse
 
@@ -328,7 +328,7 @@ def backward(core: Core, params, x: np.ndarray, tape: Tape, seed: dict[str, np.n
     ``wrt_inputs`` (with the parameters) adds ``"x"``: ∂/∂x_t, (T, B, m), zero before ``first``.
     """
     kernels, stacked = compiled(core), tape.stacked
-    T = len(tape.steps)
+    T = len(tape.frames)
     all_groups = [g for k in kernels for g in k.groups]
     # The stacked products' cotangents of every step, for one Σ_t P̄_tᵀ v_t at the end.
     share = sharing(core)
@@ -343,7 +343,7 @@ def backward(core: Core, params, x: np.ndarray, tape: Tape, seed: dict[str, np.n
     x_bar = np.zeros(x.shape[:1] + batch + x.shape[-1:]) if wrt_inputs else None
     now = [(s, core.current(s)) for s in core.states]
     for t in range(T, first - 1, -1):
-        env = tape.steps[t - 1]
+        env = tape.frames[t - 1]
         cot = {sym: carry[s] for s, sym in now}
         for k in reversed(kernels):
             if k.vjp is not None:

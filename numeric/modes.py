@@ -24,7 +24,7 @@ MODES = ("auto", "matrix", "reverse", "forward", "native")
 REVERSE_MEMORY = 1 << 30
 
 
-def choose(mode: str, grid: bool) -> str:
+def choose_mode(mode: str, grid: bool) -> str:
     """The mode a request runs in: ``auto`` resolved, a combination that cannot run refused."""
     if mode not in MODES:
         raise InvalidValue("mode", f"unknown mode {mode!r}; allowed: {', '.join(MODES)}")

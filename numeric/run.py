@@ -26,7 +26,7 @@ from .init import check_init
 from .inputs import DEFAULT_STEPS, inputs as read_or_draw_inputs
 from .kernels import quantity_names
 from .layer import LayerResult, LogMatrix, check_memory, jacobian_norms, value_and_grad
-from .modes import choose, gradient_and_jacobian, grid_mode
+from .modes import choose_mode, gradient_and_jacobian, grid_mode
 from .spectral import recurrent_norms
 from .unroll import log10_norm_by_lag, trace
 
@@ -212,7 +212,7 @@ def run(req: Request, weights: dict[str, np.ndarray] | None = None,
     PyTorch state_dict, sizes read off the shapes), and the inputs ``x`` as (T, m) or (B, T, m)."""
     definition = cell_definition(req.cell, tuple(req.formulas))
     check_request(req, definition)
-    mode = choose(req.mode, bool(req.grid))
+    mode = choose_mode(req.mode, bool(req.grid))
     tensors = state_dict if state_dict is not None else (
         read_tensors(req.params_file) if req.params_file is not None and weights is None else None)
     activation, why = file_activation(req, definition, tensors)
