@@ -345,40 +345,22 @@ def derive(
     force: Annotated[bool, typer.Option(help="Replace --graph if it is a regular file.")] = False,
 ):
     """Derive ∂h_T/∂h_0 (or ∂L/∂θ by BPTT) for a cell unrolled over T steps, as a worked solution."""
-    from derive.custom import cell_definition
-    from numeric.explain import drawn_settings, wants_matrix_form
+    import numpy as np
 
-    with reported(), Status() as status:
+    from numeric.derivation import derivation
+    from numeric.run import Request
+
+    with reported(), Status() as status, np.errstate(all="ignore"):
         if seed < 0:
             raise UsageError("--seed", f"must be a whole number >= 0, got {seed}")
         if graph is not None:
             _draw_unrolled(graph, force, cell, tuple(formula or ()), steps, variant, activation)
             typer.echo(f"the unrolled picture: {graph}", err=True)
-        data = inputs_file is not None or batch is not None  # the user's data: numbers from the layer path
-        if wants_matrix_form(1 if hidden is None else hidden, params) or data:
-            from numeric.run import Request
-
-            request = Request(cell=cell, variant=variant, activation=activation, formulas=tuple(formula or ()),
-                              hidden=hidden if hidden is not None or params else 1, input_size=input_size,
-                              steps=steps, params_file=params, layer=layer, prefix=prefix, inputs=inputs,
-                              inputs_file=inputs_file, batch=batch, h0=h0, c0=c0, truncate=truncate, seed=seed,
-                              gate_init=_gate_init(gate_init, None))
-            text = _matrix_derivation(request, tuple(set_ or ()), wrt, format, status)
-        else:
-            from derive.render import to_json, to_latex
-            from derive.solution import solve
-            from derive.story import story
-
-            n, m = 1 if hidden is None else hidden, input_size or 1
-            defaults, note = drawn_settings(cell_definition(cell, tuple(formula or ())), variant, activation, n, m,
-                                            steps, tuple(set_ or ()), seed, _gate_init(gate_init, None))
-            d = solve(cell, variant=variant, activation=activation, hidden=n, input_size=m,
-                      steps=steps, wrt=wrt, settings=tuple(set_ or ()), truncate=truncate,
-                      inputs=inputs, h0=h0, c0=c0, formulas=tuple(formula or ()), defaults=defaults,
-                      defaults_note=note and f"{note} (--set any of them to choose it)", progress=status)
-            render = {Format.text: story, Format.latex: to_latex,
-                      Format.json: lambda d: json.dumps(to_json(d), indent=2)}
-            text = render[format](d)
+        request = Request(cell=cell, variant=variant, activation=activation, formulas=tuple(formula or ()),
+                          hidden=hidden, input_size=input_size, steps=steps, params_file=params, layer=layer,
+                          prefix=prefix, inputs=inputs, inputs_file=inputs_file, batch=batch, h0=h0, c0=c0,
+                          truncate=truncate, seed=seed, gate_init=_gate_init(gate_init, None))
+        text = derivation(request, tuple(set_ or ()), wrt, format.value, status)
     typer.echo(text)
 
 
@@ -404,29 +386,6 @@ def _draw_unrolled(path: str, force: bool, cell: str, formulas: tuple[str, ...],
         picture = studies.unrolled(cell_definition(cell, formulas), steps, variant=variant, activation=activation)
     data = figure_bytes(unrolled(picture), fmt, dpi=150)
     write_atomic(path, "graph", lambda f: f.write(data), force=force)
-
-
-def _matrix_derivation(request, settings: tuple[str, ...], wrt, format: Format, status) -> str:
-    import numpy as np
-
-    from derive.matrixstory import matrix_json, matrix_latex, matrix_text
-    from numeric.explain import explain
-    from numeric.present import power_json, power_text, summary, to_json
-
-    with np.errstate(all="ignore"):
-        e = explain(request, settings, wrt, progress=status)
-    if format == Format.json:
-        data = matrix_json(e.layer, e.steps)
-        data["numbers"] = to_json(e.numbers) if e.numbers is not None else None
-        data["power"] = power_json(e.power) if e.power is not None else None
-        return json.dumps(data, indent=2)
-    if format == Format.latex:
-        return matrix_latex(e.layer, e.steps)
-    body = matrix_text(e.layer, e.steps, request.truncate)
-    power = f"\n{power_text(e.power)}" if e.power is not None else ""
-    if e.numbers is None:
-        return body + f"\n\n5. Numbers{power}\n   give --params FILE (or --set every parameter) for every gradient's numbers"
-    return body + f"\n\n5. Numbers for these weights{power}\n{summary(e.numbers, steps_table=False)}"
 
 
 class Mode(str, Enum):

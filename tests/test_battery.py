@@ -159,12 +159,12 @@ def test_existing_output_needs_force(tmp_path):
 
 
 def test_unexpected_error_is_one_line_exit_1_and_debug_shows_it(monkeypatch):
-    import derive.solution
+    import numeric.derivation
 
     def broken(*args, **kwargs):
         raise RuntimeError("simulated")
 
-    monkeypatch.setattr(derive.solution, "solve", broken)
+    monkeypatch.setattr(numeric.derivation, "solve", broken)
     result = runner.invoke(app, ["derive"])
     assert result.exit_code == 1 and result.output.strip() == "Error: internal error, RuntimeError: simulated (--debug shows where)"
     debug = runner.invoke(app, ["--debug", "derive"])
@@ -172,12 +172,12 @@ def test_unexpected_error_is_one_line_exit_1_and_debug_shows_it(monkeypatch):
 
 
 def test_ctrl_c_exits_130(monkeypatch):
-    import derive.solution
+    import numeric.derivation
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(derive.solution, "solve", interrupted)
+    monkeypatch.setattr(numeric.derivation, "solve", interrupted)
     assert runner.invoke(app, ["derive"]).exit_code == 130
 
 
