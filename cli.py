@@ -357,7 +357,7 @@ def derive(
             _draw_unrolled(graph, force, cell, tuple(formula or ()), steps, variant, activation)
             typer.echo(f"the unrolled picture: {graph}", err=True)
         request = Request(cell=cell, variant=variant, activation=activation, formulas=tuple(formula or ()),
-                          hidden=hidden, input_size=input_size, steps=steps, params_file=params, layer=layer,
+                          hidden=hidden, input_size=input_size, steps=steps, params_file=params, layer_index=layer,
                           prefix=prefix, inputs=inputs, inputs_file=inputs_file, batch=batch, h0=h0, c0=c0,
                           truncate=truncate, seed=seed, gate_init=_gate_init(gate_init, None))
         text = derivation(request, tuple(set_ or ()), wrt, format.value, status)
@@ -444,7 +444,7 @@ def numeric(
         with Status() as status:
             r = run(Request(
                 cell=cell, variant=variant, activation=activation, formulas=tuple(formula or ()), hidden=hidden,
-                input_size=input_size, steps=steps, params_file=params, layer=layer, prefix=prefix, seed=seed, inputs=inputs,
+                input_size=input_size, steps=steps, params_file=params, layer_index=layer, prefix=prefix, seed=seed, inputs=inputs,
                 inputs_file=inputs_file, batch=batch, h0=h0, c0=c0, grid=tuple(grid or ()), mode=mode.value,
                 truncate=truncate, every_step=every_step, settings=tuple(set_ or ()), gate_init=_gate_init(gate_init, forget_bias),
                 forget_bias=forget_bias, t_max=t_max), progress=status)

@@ -64,11 +64,11 @@ def file_weights(req: Request, definition, variant: str, tensors) -> tuple[dict 
     if tensors is None:
         return None, *requested_sizes(req), None
     label = req.params_file or "the weights given"
-    params, n, m = cell_params(tensors, definition, variant, req.layer, req.prefix)
+    params, n, m = cell_params(tensors, definition, variant, req.layer_index, req.prefix)
     for field, given, found in (("hidden", req.hidden, n), ("input_size", req.input_size, m)):
         if given is not None and given != found:
             raise InvalidValue(field, f"{label} has {field.replace('_', ' ')} {found}, not {given}")
-    layer = f" (layer {req.layer})" if req.layer else ""
+    layer = f" (layer {req.layer_index})" if req.layer_index else ""
     return params, n, m, f"{label}{layer}"
 
 

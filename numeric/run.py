@@ -59,7 +59,7 @@ class Request:
     input_size: int | None = None
     steps: int | None = None
     params_file: str | None = None
-    layer: int = 0
+    layer_index: int = 0  # which layer of a stacked PyTorch model (weight_ih_l<K>)
     prefix: str | None = None         # the module whose weights to read, where a file holds several
     seed: int = 0
     inputs: str | None = None
@@ -163,8 +163,8 @@ def check_request(req: Request, definition) -> None:
     if req.truncate is not None and req.every_step:
         raise InvalidValue("truncate", "truncated BPTT is defined for the loss on the last step only; "
                            "drop it or the loss on every step")
-    if req.layer < 0:
-        raise InvalidValue("layer", f"must be a whole number >= 0, got {req.layer}")
+    if req.layer_index < 0:
+        raise InvalidValue("layer", f"must be a whole number >= 0, got {req.layer_index}")
     if req.params_file is not None and (req.gate_init != "pytorch" or req.forget_bias is not None
                                         or req.t_max is not None):
         raise InvalidValue("gate_init", f"sets how drawn weights start; the weights of {req.params_file} "
@@ -257,7 +257,7 @@ def _run_layer(req: Request, layer: Layer, params, x, batched: bool, source: str
         layer=layer, params=params, inputs=x, batched=batched, s0=s0, result=result,
         quantities=names, trace=trace_rows, jacobian=lags.jacobian if lags and small else None,
         by_lag=lags.log10_by_lag if lags else None, recurrent=recurrent_norms(layer, params), source=source,
-        layer_index=req.layer, every_step=req.every_step, truncate=req.truncate,
+        layer_index=req.layer_index, every_step=req.every_step, truncate=req.truncate,
     )
 
 
