@@ -97,8 +97,8 @@ def fit_shape(value, rows: int, cols: int, field: str, name: str) -> sp.Immutabl
     return sp.ImmutableMatrix(grid)
 
 
-def parameter_names(cell: Cell) -> dict[str, str]:
-    """Every spelling a user may type for a parameter -> its table name (w -> W_hh)."""
+def parameter_names(cell) -> dict[str, str]:
+    """Every spelling a user may type for a parameter of a ``Cell`` or a ``Layer`` -> its table name (w -> W_hh)."""
     names = {name: name for name in cell.param_names()}
     names.update({cell.display_name(name): name for name in cell.param_names()})
     return names

@@ -9,7 +9,7 @@ import numpy as np
 
 from derive.core import Layer
 from derive.errors import InvalidValue
-from derive.values import parse_array
+from derive.values import parameter_names, parse_array
 
 from .arrayfiles import read_metadata
 from .init import default_t_max, describe, draw
@@ -74,8 +74,7 @@ def file_weights(req: Request, definition, variant: str, tensors) -> tuple[dict 
 
 def set_values(layer: Layer, settings: tuple[str, ...]) -> dict[str, np.ndarray]:
     """``--set NAME=VALUE`` for the parameters given (one number fills a matrix)."""
-    shapes, names = layer.shapes(), {layer.display_name(k): k for k in layer.param_names()}
-    names.update({k: k for k in layer.param_names()})
+    shapes, names = layer.shapes(), parameter_names(layer)
     values = {}
     for item in settings:
         name, sep, text = item.partition("=")

@@ -20,7 +20,7 @@ from derive.errors import InvalidValue
 from . import tasks
 from .arrayfiles import read_metadata, read_tensors
 from .layer import MEMORY_LIMIT, memory_bytes
-from .train import HELD_OUT, Settings, _core, loss_and_grad, loss_function, resolve, score
+from .train import HELD_OUT, Settings, _core, loss_and_grad, loss_function, readout_shapes, resolve, score
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,6 @@ class Sensitivity:
     def key_share(self) -> float:
         """The share that falls on the steps that carry the answer: 1 if the model reads only them."""
         return float(((self.norms * self.key).sum(axis=1, keepdims=True) / _total(self.norms)).mean())
-
 
     @property
     def key_ratio(self) -> float:
@@ -98,8 +97,7 @@ def saved_model(path: str, field: str = "model") -> tuple[Settings, dict[str, np
         raise InvalidValue(field, f"{path}: its training settings are malformed") from None
     tensors = read_tensors(path, field)
     layer = Layer(_core(s), s.hidden, tasks.task(s.task).input_size)
-    shapes = {**layer.shapes(), "W_hq": (max(tasks.task(s.task).classes, 1), s.hidden),
-              "b_q": (max(tasks.task(s.task).classes, 1),)}
+    shapes = {**layer.shapes(), **readout_shapes(s)}
     for name, shape in shapes.items():
         if name not in tensors or tensors[name].shape != shape:
             got = tensors[name].shape if name in tensors else "missing"

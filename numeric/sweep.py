@@ -22,7 +22,7 @@ from derive.render import finite
 from . import tasks, workers
 from .init import default_init
 from .sensitivity import sensitivity
-from .train import Settings, TrainResult, resolve, train
+from .train import Settings, TrainResult, resolve, train, trainable_cells
 
 LAGS = (2, 5, 10, 20, 50, 100)
 #: (cell, gate initialisation): the plain RNN, and each gated cell started as PyTorch does and to carry.
@@ -44,9 +44,9 @@ def parse_models(text: str) -> tuple[tuple[str, str], ...]:
     out = []
     for item in text.split(","):
         cell, _, init = (part.strip() for part in item.partition(":"))
-        if cell not in CELLS or cell == "statquest":
-            raise InvalidValue("models", f"unknown cell {cell!r} in {item.strip()!r}; allowed: rnn, lstm, gru, "
-                               "each optionally :pytorch, :forget-bias or :chrono")
+        if cell not in trainable_cells():
+            raise InvalidValue("models", f"unknown cell {cell!r} in {item.strip()!r}; allowed: "
+                               f"{', '.join(trainable_cells())}, each optionally :pytorch, :forget-bias or :chrono")
         definition = CELLS[cell]
         out.append((cell, init or default_init(definition, definition.variants[0])))
     return tuple(out)

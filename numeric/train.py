@@ -97,10 +97,9 @@ def resolve(s: Settings) -> Settings:
     chrono's T_max filled in where left to their defaults."""
     tasks.task(s.task)
     tasks.check_lag(s.task, s.lag)
-    trainable = [name for name, d in CELLS.items() if not d.fixed and not d.scalar_only]
-    if s.cell not in trainable:
-        raise InvalidValue("cell", f"training takes a cell with weights to learn; allowed: {', '.join(trainable)}, "
-                           f"got {s.cell!r}")
+    if s.cell not in trainable_cells():
+        raise InvalidValue("cell", f"training takes a cell with weights to learn; allowed: "
+                           f"{', '.join(trainable_cells())}, got {s.cell!r}")
     for name, value, low in (("hidden", s.hidden, 1), ("batch", s.batch, 1), ("updates", s.updates, 1),
                              ("every", s.every, 1)):
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
@@ -132,6 +131,17 @@ def resolve(s: Settings) -> Settings:
                    t_max=(s.t_max or default_t_max(steps)) if gate_init == "chrono" else None)
 
 
+def trainable_cells() -> tuple[str, ...]:
+    """The cells of the table with weights to learn: not the lecture's fixed LSTM, not a typed formula."""
+    return tuple(name for name, d in CELLS.items() if not d.fixed and not d.scalar_only)
+
+
+def readout_shapes(s: Settings) -> dict[str, tuple[int, ...]]:
+    """y = W_hq h_T + b_q: one output per class, or one number."""
+    outputs = max(tasks.task(s.task).classes, 1)
+    return {"W_hq": (outputs, s.hidden), "b_q": (outputs,)}
+
+
 def activation(cell: str) -> str | None:
     """The nonlinearity a trained cell uses where it takes one: tanh (nn.RNN's default), else none."""
     choices = CELLS[cell].activations
@@ -150,9 +160,7 @@ def initial_params(s: Settings) -> dict[str, np.ndarray]:
     params = draw(layer, seed=s.seed, init=s.gate_init, forget_bias=s.forget_bias, t_max=s.t_max)
     rng = np.random.default_rng([s.seed, 1])
     bound = 1 / np.sqrt(s.hidden)
-    outputs = max(task.classes, 1)
-    params["W_hq"] = rng.uniform(-bound, bound, (outputs, s.hidden))
-    params["b_q"] = rng.uniform(-bound, bound, outputs)
+    params.update({name: rng.uniform(-bound, bound, shape) for name, shape in readout_shapes(s).items()})
     return params
 
 

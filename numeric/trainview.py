@@ -11,6 +11,7 @@ from derive.render import finite
 
 from . import tasks
 from .arrayfiles import with_metadata
+from .init import memory
 from .sensitivity import Sensitivity
 from .train import READOUT, Evaluation, Settings, TrainResult, activation
 from .weights import GATES, TORCH_VARIANT, torch_names
@@ -33,7 +34,7 @@ def eval_line(s: Settings, e: Evaluation) -> str:
 def init_line(s: Settings) -> str:
     """The first line of a run: the gate initialisation, why, and how to get the other one.  The gates
     are named from the cell's own data (``derive.cell.Memory``: the LSTM's b_f and b_i, the GRU's b_z)."""
-    gates = CELLS[s.cell].memory.get(s.variant or CELLS[s.cell].variants[0])
+    gates = memory(CELLS[s.cell], s.variant or CELLS[s.cell].variants[0])
     if gates is None:
         return f"weights: PyTorch's default initialisation (the {s.cell} has no gates)"
     keep = f"the keep gate ({gates.keep})"
