@@ -372,7 +372,7 @@ def _draw_unrolled(path: str, force: bool, cell: str, formulas: tuple[str, ...],
 
     from derive.custom import cell_definition
     from numeric import studies
-    from numeric.files import check_target, write_atomic
+    from numeric.io.files import check_target, write_atomic
     from reports.build import figure_bytes
     from reports.figures import unrolled
 
@@ -390,7 +390,6 @@ def _draw_unrolled(path: str, force: bool, cell: str, formulas: tuple[str, ...],
 
 class Mode(str, Enum):
     auto = "auto"
-    matrix = "matrix"
     reverse = "reverse"
     forward = "forward"
     native = "native"
@@ -413,8 +412,8 @@ def numeric(
     batch: BatchOption = None,
     h0: Annotated[Optional[str], typer.Option("--h0", help="Initial hidden state h_0 (default 0).")] = None,
     c0: Annotated[Optional[str], typer.Option("--c0", help="Initial cell state c_0 (default 0).")] = None,
-    grid: Annotated[Optional[list[str]], typer.Option(help="NAME=START:STOP:COUNT, repeatable: sweep parameters (n <= 8).")] = None,
-    mode: Annotated[Mode, typer.Option(help="auto; matrix (BPTT with weight matrices, any n); for grids: reverse (BPTT), forward (tangent), native (C).")] = Mode.auto,
+    grid: Annotated[Optional[list[str]], typer.Option(help="NAME=START:STOP:COUNT, repeatable: sweep parameters (each setting its own weights, one input sequence).")] = None,
+    mode: Annotated[Mode, typer.Option(help="How ∂L/∂θ is computed: reverse (BPTT, NumPy), forward (tangent mode, stores no steps), native (BPTT as generated C); auto: reverse unless its steps would not fit.")] = Mode.auto,
     truncate: Annotated[Optional[int], typer.Option(help="Truncated BPTT through the last τ steps.")] = None,
     every_step: Annotated[bool, typer.Option(help="Loss on every step, L = Σ_t Σ_i h_t[i].")] = False,
     json_: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
@@ -430,13 +429,11 @@ def numeric(
     """Unroll a cell numerically over a batch of sequences or a grid of settings, with gradients through time."""
     import numpy as np
 
-    from numeric.files import check_target, write_atomic
-    from numeric.present import arrays, to_json, to_text
+    from numeric.io.files import check_target, write_atomic
+    from numeric.present.run import arrays, to_json, to_text
     from numeric.run import Request, run
 
     with reported(), np.errstate(all="ignore"):
-        if json_ and grid:
-            raise UsageError("--json", "describes one setting; use --out FILE.npz for a grid")
         if torch_names and not out:
             raise UsageError("--torch-names", "names the arrays of --out FILE.npz; give --out too")
         if out is not None:
@@ -465,7 +462,7 @@ def check(
     mpmath.diff of the forward pass, independent of derive; forward mode and mpmath at 50 digits, which
     share derive's Jacobians) and the law slope = log10|w|; exit 1 if any fails."""
     from numeric.check import check_all, check_one
-    from numeric.present import check_table, law_passed
+    from numeric.present.run import check_table, law_passed
 
     import numpy as np
 
@@ -512,10 +509,10 @@ def train(
     """Train a cell and a linear readout on a long-term dependency task, with Unrolled's own BPTT."""
     import numpy as np
 
-    from numeric import trainview
-    from numeric.files import check_target, write_atomic
-    from numeric.sensitivity import sensitivity
-    from numeric.train import Settings, resolve, train as run_training
+    from numeric.present import trainview
+    from numeric.io.files import check_target, write_atomic
+    from numeric.training.sensitivity import sensitivity
+    from numeric.training.train import Settings, resolve, train as run_training
 
     settings = Settings(cell=cell, variant=variant, task=task, lag=lag, hidden=hidden, batch=batch, updates=updates,
                         optimiser=optimiser, lr=lr, momentum=momentum, clip=clip, threshold=threshold, seed=seed,
@@ -566,8 +563,8 @@ def sensitivity(
     """What a trained answer depends on: ‖∂ℓ/∂x_t‖ for every input step t (Madsen 2019)."""
     import numpy as np
 
-    from numeric import trainview
-    from numeric.sensitivity import saved_model, sensitivity as measure
+    from numeric.present import trainview
+    from numeric.training.sensitivity import saved_model, sensitivity as measure
 
     with reported(), np.errstate(all="ignore"):
         if not 1 <= sequences <= 4096:
@@ -598,10 +595,10 @@ def sweep(
     """Success rate against lag for each cell and gate initialisation over several seeds, with a fixed update budget."""
     import numpy as np
 
-    from numeric import trainview
-    from numeric.files import check_target, write_atomic
-    from numeric.sweep import parse_models, sweep as run_sweep
-    from numeric.train import Settings
+    from numeric.present import trainview
+    from numeric.io.files import check_target, write_atomic
+    from numeric.training.sweep import parse_models, sweep as run_sweep
+    from numeric.training.train import Settings
 
     def numbers(text: str, option: str) -> list[int]:
         try:
@@ -655,7 +652,7 @@ def report(
     from reports.build import build
 
     with reported(), np.errstate(all="ignore"), Status() as status:
-        from numeric.sweep import BUNDLED
+        from numeric.training.sweep import BUNDLED
 
         paths = build(out, only=tuple(only or ()), fmt=format.value, steps=steps, seed=seed, dpi=dpi,
                       force=force, progress=status, longterm=longterm_results or BUNDLED)

@@ -3,7 +3,7 @@
     python bench/train.py [--rounds 7] [--updates 10]
 
 One update = forward over T = 54 steps, the readout's cross-entropy, BPTT,
-clipping by norm (1.0) and one Adam step.  Ours: ``numeric.train`` (float64).
+clipping by norm (1.0) and one Adam step.  Ours: ``numeric.training.train`` (float64).
 PyTorch (optional, when installed): ``nn.LSTM`` + ``nn.Linear`` in float64 with
 the same initial weights and the same batches, ``clip_grad_norm_`` and
 ``torch.optim.Adam``; PyTorch's redundant second bias (bias_hh) is frozen at 0, so
@@ -34,11 +34,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from numeric import tasks  # noqa: E402
-from numeric.clip import clip_by_norm  # noqa: E402
-from numeric.optim import AdamState, adam  # noqa: E402
-from numeric.train import Settings, _core, cross_entropy, initial_params, loss_and_grad, resolve  # noqa: E402
-from numeric.weights import torch_names  # noqa: E402
+from numeric.training import tasks  # noqa: E402
+from numeric.training.clip import clip_by_norm  # noqa: E402
+from numeric.training.optim import AdamState, adam  # noqa: E402
+from numeric.training.train import Settings, _core, cross_entropy, initial_params, loss_and_grad, resolve  # noqa: E402
+from numeric.io.weights import torch_names  # noqa: E402
 
 SETTINGS = resolve(Settings(cell="lstm", task="cuisine", lag=50, hidden=32, batch=64, seed=0))
 

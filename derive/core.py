@@ -55,7 +55,8 @@ class Core(Resolved):
     equations: tuple[tuple[str, sp.Expr], ...]
 
     def current(self, name: str) -> sp.Symbol:
-        return quantity(name, "t", 1)[0]
+        """The scalar symbol of quantity ``name`` at step t (h_t)."""
+        return _current(name)
 
     def param_table(self):
         """(name, rows, cols) of every free parameter, rows and cols ``"n"``, ``"m"`` or ``"1"``."""
@@ -66,6 +67,11 @@ class Core(Resolved):
         """Each parameter's array shape at hidden size n, input size m (vectors as (n,))."""
         size = {"n": n, "m": m, "1": 1}
         return {name: (size[r], size[c]) if c != "1" else (size[r],) for name, r, c in self.param_table()}
+
+
+@cache
+def _current(name: str) -> sp.Symbol:
+    return quantity(name, "t", 1)[0]
 
 
 @dataclass(frozen=True)
@@ -188,6 +194,25 @@ def make_core(definition: CellDef, variant: str | None = None, activation: str |
     )
 
 
+@cache
+def scalar_core(core: Core) -> Core:
+    """The core at n = m = 1, where every product W v is the scalar w·v: its maps multiplied out
+    and its weights elementwise parameters, so that a step is one elementwise stage.
+
+    >>> from derive.cells import CELLS
+    >>> fused = scalar_core(make_core(CELLS["rnn"], activation="tanh"))
+    >>> fused.maps, [name for name, _ in fused.params], fused.equations[0][1]
+    ((), ['W_xh', 'W_hh', 'b_h'], tanh(W_hh*h_{t-1} + W_xh*x_t + b_h))
+    """
+    weight = {name: sp.Symbol(name, real=True) for name in core.weights}
+    product = {m.symbol: weight[m.weight] * m.operand for m in core.maps}
+    order = [p.name for p in core.definition.params[core.variant] if p.name not in core.definition.fixed]
+    symbols = {**dict(core.params), **weight}
+    return Core(core.definition, core.variant, core.activation, core.prev, core.x,
+                params=tuple((name, symbols[name]) for name in order), weights=(), maps=(),
+                equations=tuple((name, expr.xreplace(product)) for name, expr in core.equations))
+
+
 def stages(core: Core) -> tuple[Stage, ...]:
     """The step as alternating runs of products and elementwise equations, in an order
     where everything is computed after what it reads (LSTM: one run of each)."""
@@ -243,6 +268,26 @@ def stage_vjp(core: Core, stage: Stage) -> tuple[tuple[sp.Symbol, ...], tuple[sp
             else:
                 total[u] = total[u] + bar * partial
     return cot_in, tuple(result[u] for u in inputs)
+
+
+def stage_jvp(core: Core, stage: Stage) -> tuple[tuple[sp.Symbol, ...], tuple[sp.Expr, ...]]:
+    """The Jacobian-vector product of an elementwise stage, unit by unit: q̇ = Σ_u (dq/du) u̇.
+
+    Given a tangent u̇ for each ``stage_inputs`` (one symbol each, named ``dot_u``), the
+    tangent of each quantity, the total derivative running forwards through the stage's own
+    equations.  Local partials are renamed to the quantity they differentiate, as in
+    ``stage_vjp``.  Returns (the tangent symbols, one expression per quantity).
+    """
+    inputs = stage_inputs(core, stage)
+    dots = tuple(sp.Symbol(f"dot_{u}", real=True) for u in inputs)
+    tangent = dict(zip(inputs, dots))
+    out = []
+    for name, expr in stage.equations:
+        rename = {expr: core.current(name)}
+        d = sum((sp.diff(expr, u).xreplace(rename) * tangent[u] for u in expr.free_symbols), sp.Integer(0))
+        tangent[core.current(name)] = d
+        out.append(d)
+    return dots, tuple(out)
 
 
 def operand_partials(m: LinearMap) -> tuple[tuple[sp.Symbol, sp.Expr], ...]:

@@ -1,5 +1,5 @@
-"""Numeric layer: a layer of any size through BLAS (``layer``), grids of settings through
-elementwise kernels (``unroll``, ``native``), weights and inputs from files, checks and studies.
+"""Numeric layer: one engine (``engine``) runs a layer of any size and a grid of settings alike,
+by BPTT, forward mode or generated C; weights and inputs from files, checks and studies.
 
 The public entry point is ``gradients`` (what ``python cli.py numeric`` calls), taking the
 command's options as keywords, and a model's weights and inputs as arrays::
@@ -27,8 +27,8 @@ def gradients(weights=None, inputs=None, **options):
     ``state_dict`` (``weight_ih_l0`` …, under any module prefix; torch tensors are converted), its
     sizes read off the shapes.  ``inputs``: x as an array, (T, m) or (B, T, m).  ``options`` are
     ``numeric.run.Request``'s fields (cell, hidden, steps, batch, params_file, grid, mode, settings, ...).
-    Returns a ``LayerRun`` (shared weights, any hidden size) or a ``NumericResult`` (a grid of
-    settings).  A bad value raises ``derive.errors.InvalidValue`` naming the argument.
+    Returns a ``numeric.run.Run``: a layer's (shared weights, any hidden size) or a grid's (``grid``
+    names its axes).  A bad value raises ``derive.errors.InvalidValue`` naming the argument.
     """
     from derive.errors import named
 

@@ -6,9 +6,10 @@ References, and whether each is independent of derive's derivatives:
   analytic): independent, float64;
 - ``mpmath.diff`` of the stepped forward pass at 50 digits, along random
   directions: independent, high precision (only the step equations are shared);
-- forward (tangent) mode and mpmath at 50 digits: they multiply derive's own
-  Jacobians, so they check the compiled code and the accumulation, not the
-  derivatives themselves.
+- forward (tangent) mode and mpmath at 50 digits: forward mode pushes tangents through
+  the stages' JVPs (derived apart from the VJPs that BPTT uses) and mpmath multiplies
+  derive's element Jacobians; both share derive's derivation of the step, so they check
+  the code and the accumulation more than the derivatives themselves.
 """
 
 from __future__ import annotations
@@ -21,10 +22,14 @@ import sympy as sp
 from derive import reference
 from derive.cell import Cell, make_cell
 from derive.cells import CELLS
+from derive.core import Layer, make_core
 
-from .batch import Problem, loss_gradient, make_problem
+from .engine.grad import value_and_grad
+from .engine.jacobian import state_jacobian
+from .engine.scan import scan
+from .engine.shapes import prepare
+from .engine.tangent import gradient_forward
 from .init import draw
-from .unroll import forward, gradient_forward, gradient_reverse, state_jacobian
 
 TOLERANCES = {"forward mode": 1e-12, "finite differences": 1e-6, "complex step": 1e-12, "mpmath 50 digits": 1e-12,
               "mpmath.diff": 1e-12}
@@ -57,53 +62,77 @@ class CheckRow:
         return self.reference in INDEPENDENT
 
 
-def _flat(grads: dict, cell: Cell) -> np.ndarray:
-    return np.concatenate([np.reshape(grads[name], grads[name].shape[: grads[name].ndim - 2] + (-1,)) for name in cell.param_names()], axis=-1)
+@dataclass(frozen=True)
+class Case:
+    """One point to check a cell at: the element form (for the exact references) and the core
+    (what the engine runs), with θ, x_1..x_T (T, m) and s_0 (S,)."""
+
+    cell: Cell
+    layer: Layer
+    params: dict
+    x: np.ndarray
+    s0: np.ndarray
+
+    def initial(self) -> dict[str, np.ndarray]:
+        n = self.layer.n
+        return {s: self.s0[j * n:(j + 1) * n] for j, s in enumerate(self.layer.states)}
+
+
+def _flat(grads: dict, case: Case, lead: int = 0) -> np.ndarray:
+    """Every parameter element in the cell's table order (row-major), a grid's settings in front."""
+    parts = [np.reshape(grads[name], np.shape(grads[name])[:lead] + (-1,)) for name in case.layer.param_names()]
+    return np.concatenate(parts, axis=-1) if parts else np.zeros(0)
 
 
 def relative_error(ours: np.ndarray, ref: np.ndarray) -> float:
     return float(np.max(np.abs(ours - ref)) / max(np.max(np.abs(ref)), 1e-300))
 
 
-def loss(p: Problem) -> np.ndarray:
-    return forward(p)[-1] @ loss_gradient(p)
+def loss(case: Case, params: dict, lead: tuple[int, ...]) -> np.ndarray:
+    """L = Σ_i (output)_T[i] for every setting of a grid of parameters."""
+    u = prepare(case.layer.core, params, case.x, case.initial(), lead)
+    return np.sum(scan(u).states[u.core.output][-1], axis=(-2, -1))
 
 
-def _perturbed(p: Problem, delta) -> Problem:
-    """A batch of P problems, the j-th with θ_j moved by ``delta`` (real or imaginary)."""
-    sizes = [len(v) for _, v in p.cell.params]
+def _perturbed(case: Case, delta) -> dict:
+    """A grid of P settings, the j-th with θ_j moved by ``delta`` (real or imaginary)."""
+    shapes = case.layer.shapes()
+    sizes = [int(np.prod(shapes[name])) for name in case.layer.param_names()]
     total, params, start = sum(sizes), {}, 0
-    for (name, symbols), size in zip(p.cell.params, sizes):
+    for name, size in zip(case.layer.param_names(), sizes):
         bump = np.zeros((total, size), dtype=np.result_type(delta, float))
-        bump[start : start + size] = np.eye(size) * delta
-        params[name] = p.params[name] + bump.reshape((total,) + symbols.shape)
+        bump[start:start + size] = np.eye(size) * delta
+        params[name] = case.params[name] + bump.reshape((total, *shapes[name]))
         start += size
-    return make_problem(p.cell, params, p.inputs, p.s0)
+    return params
 
 
-def finite_differences(p: Problem, eps: float = 1e-6) -> np.ndarray:
-    return (loss(_perturbed(p, eps)) - loss(_perturbed(p, -eps))) / (2 * eps)
+def finite_differences(case: Case, eps: float = 1e-6) -> np.ndarray:
+    total = len(_flat(case.params, case))
+    return (loss(case, _perturbed(case, eps), (total,)) - loss(case, _perturbed(case, -eps), (total,))) / (2 * eps)
 
 
-def complex_step(p: Problem, h: float = 1e-30) -> np.ndarray:
-    return loss(_perturbed(p, 1j * h)).imag / h
+def complex_step(case: Case, h: float = 1e-30) -> np.ndarray:
+    total = len(_flat(case.params, case))
+    return loss(case, _perturbed(case, 1j * h), (total,)).imag / h
 
 
-def mpmath_gradient(p: Problem, digits: int = 50) -> np.ndarray:
-    cell = p.cell
-    values, inputs, s0 = _exact_problem(p)
-    rows = reference.bptt_all(cell, values, inputs, s0, cell.param_names(), digits=digits)
-    return np.array([float(v) for name in cell.param_names() for v in rows[name]])
+def exact_values(case: Case) -> tuple[dict, tuple, sp.ImmutableMatrix]:
+    """θ (in the element form's shapes), x_t and s_0 as the exact rationals they denote."""
+    shapes = {name: value.shape for name, value in case.cell.params}
+    values = {name: sp.ImmutableMatrix(np.vectorize(reference.exact, otypes=[object])(
+        np.reshape(case.params[name], shapes[name]))) for name in shapes}
+    inputs = tuple(sp.ImmutableMatrix([reference.exact(v) for v in row]) for row in case.x)
+    return values, inputs, sp.ImmutableMatrix([reference.exact(v) for v in case.s0])
 
 
-def _exact_problem(p: Problem) -> tuple[dict, tuple, sp.ImmutableMatrix]:
-    """θ, x_t and s_0 of a float64 problem as the exact rationals they denote."""
-    values = {n: sp.ImmutableMatrix(np.vectorize(reference.exact, otypes=[object])(v)) for n, v in p.params.items()}
-    inputs = tuple(sp.ImmutableMatrix([reference.exact(x) for x in row]) for row in p.inputs)
-    return values, inputs, sp.ImmutableMatrix([reference.exact(v) for v in p.s0])
+def mpmath_gradient(case: Case, digits: int = 50) -> np.ndarray:
+    values, inputs, s0 = exact_values(case)
+    rows = reference.bptt_all(case.cell, values, inputs, s0, case.cell.param_names(), digits=digits)
+    return np.array([float(v) for name in case.cell.param_names() for v in rows[name]])
 
 
-def directional(p: Problem, ours: np.ndarray, seed: int = 0, of_state: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def directional(case: Case, ours: np.ndarray, seed: int = 0, of_state: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """(ours·v, d/ds L(θ + s v) by mpmath.diff) along ``DIRECTIONS`` random unit directions v.
 
     ``ours`` is ∂L/∂θ, or ∂L/∂s_0 when ``of_state`` (then s_0 moves).
@@ -111,8 +140,8 @@ def directional(p: Problem, ours: np.ndarray, seed: int = 0, of_state: bool = Fa
     rng = np.random.default_rng(seed)
     directions = rng.standard_normal((DIRECTIONS, ours.size))
     directions /= np.linalg.norm(directions, axis=1, keepdims=True)
-    values, inputs, s0 = _exact_problem(p)
-    ref = [float(reference.directional_derivative(p.cell, values, inputs, s0, v, of_state)) for v in directions]
+    values, inputs, s0 = exact_values(case)
+    ref = [float(reference.directional_derivative(case.cell, values, inputs, s0, v, of_state)) for v in directions]
     return directions @ ours, np.array(ref)
 
 
@@ -120,45 +149,55 @@ def analytic(cell: Cell) -> bool:
     return cell.activation is None or cell.activation.name != "relu"
 
 
-def random_problem(cell: Cell, steps: int, seed: int = 0) -> Problem:
+def random_case(cell: Cell, steps: int, seed: int = 0) -> Case:
     """Random θ (PyTorch's init), x_t ~ U(−1, 1), s_0 ~ U(−0.5, 0.5).
 
     A ReLU cell can die (every gradient exactly 0), which would make any
     comparison vacuous: then the next seed is drawn, up to 50 times.
     """
+    activation = cell.activation.name if cell.activation is not None else None
+    layer = Layer(make_core(cell.definition, cell.variant, activation), cell.n, cell.m)
     for attempt in range(50):
         rng = np.random.default_rng(seed + attempt)
-        p = make_problem(cell, draw(cell, seed=seed + attempt), rng.uniform(-1, 1, (steps, cell.m)),
-                         rng.uniform(-0.5, 0.5, len(cell.states) * cell.n))
-        if not cell.params or np.any(_flat(gradient_forward(p), cell) != 0):
-            return p
+        case = Case(cell, layer, draw(layer, seed=seed + attempt), rng.uniform(-1, 1, (steps, cell.m)),
+                    rng.uniform(-0.5, 0.5, len(cell.states) * cell.n))
+        if not layer.param_names() or np.any(_flat(_gradient(case), case) != 0):
+            return case
     raise ValueError(f"{cell.label}: no seed gave a non-zero gradient")
 
 
-def _state_jacobian_rows(p: Problem) -> dict:
+def _gradient(case: Case) -> dict:
+    return value_and_grad(case.layer.core, case.params, case.x, case.initial()).grads
+
+
+def _jacobian(case: Case) -> np.ndarray:
+    return state_jacobian(prepare(case.layer.core, case.params, case.x, case.initial())).to_float()[0]
+
+
+def _state_jacobian_rows(case: Case) -> dict:
     """For a cell without free parameters: ∂s_T/∂s_0 against mpmath, and ∂L/∂s_0 against mpmath.diff."""
-    cell = p.cell
-    ours = state_jacobian(p).to_float()
-    _, inputs, s0 = _exact_problem(p)
-    ref = reference.state_jacobian(cell, {}, inputs, s0, digits=50)
-    adjoint = loss_gradient(p) @ ours  # ∂L/∂s_0 = (∂L/∂s_T) ∂s_T/∂s_0
+    ours = _jacobian(case)
+    _, inputs, s0 = exact_values(case)
+    ref = reference.state_jacobian(case.cell, {}, inputs, s0, digits=50)
+    adjoint = np.concatenate([_gradient(case)[f"{s}_0"][0] for s in case.layer.states])  # ∂L/∂s_0
     return {"mpmath 50 digits": (ours.ravel(), np.array([float(v) for v in ref])),
-            "mpmath.diff": directional(p, np.ravel(adjoint), of_state=True)}
+            "mpmath.diff": directional(case, adjoint, of_state=True)}
 
 
 def check_cell(cell: Cell, steps: int, seed: int = 0) -> tuple[CheckRow, ...]:
     """Every reference for one cell at one horizon, on random parameters and inputs."""
-    p = random_problem(cell, steps, seed)
+    case = random_case(cell, steps, seed)
     if not cell.params:
-        pairs = _state_jacobian_rows(p)
+        pairs = _state_jacobian_rows(case)
     else:
-        ours = _flat(gradient_reverse(p), cell)
-        pairs = {"forward mode": (ours, _flat(gradient_forward(p), cell)),
-                 "finite differences": (ours, finite_differences(p))}
+        ours = _flat(_gradient(case), case)
+        forward = gradient_forward(prepare(case.layer.core, case.params, case.x, case.initial()))
+        pairs = {"forward mode": (ours, _flat(forward, case)),
+                 "finite differences": (ours, finite_differences(case))}
         if analytic(cell):
-            pairs["complex step"] = (ours, complex_step(p))
-        pairs["mpmath 50 digits"] = (ours, mpmath_gradient(p))
-        pairs["mpmath.diff"] = directional(p, ours, seed)
+            pairs["complex step"] = (ours, complex_step(case))
+        pairs["mpmath 50 digits"] = (ours, mpmath_gradient(case))
+        pairs["mpmath.diff"] = directional(case, ours, seed)
     activation = cell.activation.name if cell.activation is not None else None
     return tuple(CheckRow(cell.name, cell.variant, cell.n, steps, name, relative_error(a, b), TOLERANCES[name],
                           activation)
@@ -167,11 +206,11 @@ def check_cell(cell: Cell, steps: int, seed: int = 0) -> tuple[CheckRow, ...]:
 
 def law_slope(w: float, horizons=(10, 20, 40, 80)) -> float:
     """The fitted slope of log10|∂h_T/∂h_0| against T for the linear RNN (should be log10|w|)."""
-    cell = make_cell(CELLS["rnn"])
+    core = make_core(CELLS["rnn"])
     logs = []
     for T in horizons:
-        p = make_problem(cell, {"W_hh": [[w]], "W_xh": [[1.0]], "b_h": [[0.0]]}, np.ones(T))
-        logs.append(float(state_jacobian(p).log10_norm()))
+        u = prepare(core, {"W_hh": [[w]], "W_xh": [[1.0]], "b_h": [0.0]}, np.ones((T, 1)))
+        logs.append(float(state_jacobian(u).log10_norm()[0]))
     return float(np.polyfit(horizons, logs, 1)[0])
 
 

@@ -14,7 +14,7 @@ from derive.solution import solve
 from derive.story import story
 
 from .explain import drawn_settings, explain, wants_matrix_form
-from .present import power_json, power_text, summary, to_json as numbers_json
+from .present.run import power_json, power_text, summary, to_json as numbers_json
 from .run import Request
 
 FORMATS = ("text", "latex", "json")

@@ -2,7 +2,7 @@
 
 The forms come from ``derive.matrixform`` (SymPy, the same for every n); the
 numbers for a user's weights (``--params`` or every parameter ``--set``) from
-``numeric.layer``, through the same request as ``numeric``.
+``numeric.run``, through the same request and engine as ``numeric``.
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ from derive.matrixform import constant_jacobian
 from derive.values import parameter_names, parse_array
 
 from .init import as_settings, check_init, default_t_max, describe, draw
-from .logmatrix import LogMatrix, power
-from .given import drawn, requested_sizes, set_values
-from .run import LayerRun, Request, check_request, run
-from .spectral import largest_singular_value
+from .engine.logmatrix import LogMatrix, power
+from .io.given import drawn, requested_sizes, set_values
+from .run import Request, Run, check_request, run
+from .engine.spectral import largest_singular_value
 
 #: Above this hidden size ``derive`` shows the matrix form alone (element forms grow as n²).
 ELEMENT_LIMIT = 3
@@ -50,7 +50,7 @@ class Explained:
 
     layer: Layer
     steps: int
-    numbers: LayerRun | None
+    numbers: Run | None
     power: Power | None = None
 
 
@@ -117,7 +117,7 @@ def explain(req: Request, settings: tuple[str, ...] = (), wrt: str | None = None
     if req.params_file is not None:
         if settings:
             raise InvalidValue("set", "weights come from a file or from settings, not both")
-        numbers = run(replace(req, steps=steps, mode="matrix"), progress=progress)
+        numbers = run(replace(req, steps=steps, mode="reverse"), progress=progress)
         return Explained(numbers.layer, steps, numbers, _power(numbers.layer, numbers.params, steps))
     if req.input_size is None:
         req = replace(req, input_size=_input_size(core, settings))
@@ -125,12 +125,12 @@ def explain(req: Request, settings: tuple[str, ...] = (), wrt: str | None = None
     values = set_values(layer, settings)
     power_ = _power(layer, values, steps)
     if set(values) == set(layer.shapes()):
-        numbers = run(replace(req, steps=steps, mode="matrix"), weights=values, progress=progress)
+        numbers = run(replace(req, steps=steps, mode="reverse"), weights=values, progress=progress)
         return Explained(numbers.layer, steps, numbers, power_)
     params, how = drawn(layer, req, steps)
     source = how + (f"; {', '.join(values)} set" if values else "")
     try:
-        numbers = run(replace(req, steps=steps, mode="matrix"), weights={**params, **values}, progress=progress,
+        numbers = run(replace(req, steps=steps, mode="reverse"), weights={**params, **values}, progress=progress,
                       source=source)
     except InvalidValue as error:
         if error.field not in ("memory", "steps") or power_ is None:

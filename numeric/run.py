@@ -1,8 +1,8 @@
 """The ``numeric`` command's work: one request record in, one result out.
 
 Weights come from a file (ours or PyTorch's names) or are drawn (``numeric.init``);
-inputs are typed, read or drawn.  Shared weights run through ``numeric.layer``
-(any hidden size); a grid of settings through the elementwise kernels.
+inputs are typed, read or drawn.  A layer (weights shared by a batch of sequences) and
+a grid of settings (``numeric.grid``: each its own weights) run through the one engine.
 """
 
 from __future__ import annotations
@@ -13,32 +13,29 @@ from typing import Callable, Mapping
 
 import numpy as np
 
-from derive.cell import Cell, make_cell
 from derive.core import Layer, make_core
 from derive.custom import cell_definition
 from derive.errors import InvalidValue, NonFinite
-from derive.values import parameter_names, parse_initial_state, parse_number, parse_settings
+from derive.values import parse_initial_state
 
-from .arrayfiles import read_tensors
-from .batch import Problem, make_problem
-from .given import drawn, file_weights, file_activation, given_inputs, requested_sizes, set_values
+from .io.arrayfiles import read_tensors
+from .engine.grad import value_and_grad
+from .engine.jacobian import LagNorms, jacobian_norms, state_jacobian
+from .engine.modes import MODES, check_fits, choose_mode, gradient, resolve
+from .engine.shapes import MEMORY_LIMIT, memory_bytes, prepare
+from .io.given import drawn, file_activation, file_weights, given_inputs, requested_sizes, set_values
 from .init import check_init
-from .inputs import DEFAULT_STEPS, inputs as read_or_draw_inputs
-from .kernels import quantity_names
-from .layer import LayerResult, LogMatrix, check_memory, jacobian_norms, value_and_grad
-from .modes import choose_mode, gradient_and_jacobian, grid_mode
-from .spectral import recurrent_norms
-from .unroll import log10_norm_by_lag, trace
+from .io.inputs import DEFAULT_STEPS, inputs as read_or_draw_inputs
+from .engine.logmatrix import LogMatrix
+from .engine.spectral import recurrent_norms
 
-#: A grid's element kernels hold every element of every weight as a symbol: small n only.
-MAX_GRID_HIDDEN = 8
-MAX_GRID = 10**7
 #: A run's time is estimated before it starts and refused above this many seconds.
 MAX_SECONDS = 120
-#: Measured on 2 cores (2026-11): each step costs about this much Python on the element path,
-#: and each setting-step about (quantities + 4 S²) / ELEMENT_RATE seconds of NumPy.
+#: Measured on 2 cores (2026-11, 2026-12): each step costs about this much Python, each product flop
+#: 1/FLOP_RATE s, and each unit's elementwise value or product of a step (forwards and back) UNIT_SECONDS.
 STEP_SECONDS = 2e-4
-ELEMENT_RATE = 2e7
+FLOP_RATE = 2e9
+UNIT_SECONDS = 2.5e-9
 #: Per-step tables and full state Jacobians are shown for at most this many state elements.
 SMALL = 8
 #: ‖∂s_T/∂s_{T−k}‖ runs the identity backwards as a batch of S rows: up to this S.
@@ -78,80 +75,43 @@ class Request:
 
 
 @dataclass(frozen=True)
-class NumericResult:
-    """A grid of settings (each its own weights); arrays carry the grid's shape in front."""
-
-    problem: Problem
-    grid: tuple[tuple[str, np.ndarray], ...]
-    quantities: tuple[str, ...]
-    trace: np.ndarray | None
-    grads: dict
-    jacobian: LogMatrix
-    by_lag: np.ndarray | None
-    mode: str
-    every_step: bool = False
-    truncate: int | None = None
-
-    def _repr_html_(self) -> str:
-        """Jupyter's rich display: the grid in a short table."""
-        norms = self.jacobian.log10_norm()
-        finite = norms[np.isfinite(norms)]
-        spread = f"{finite.min():.4g} … {finite.max():.4g}" if finite.size else "none finite"
-        return _html([("cell", self.problem.cell.label), ("steps", str(self.problem.steps)),
-                      ("settings", str(norms.size)), ("mode", self.mode),
-                      ("log10 ‖∂s_T/∂s_0‖₂", spread)])
-
-
-def _html(rows: list[tuple[str, str]]) -> str:
-    """A two-column HTML table, escaped."""
-    from html import escape
-
-    body = "".join(f"<tr><th style='text-align:left'>{escape(k)}</th><td style='text-align:left'>{escape(v)}</td></tr>"
-                   for k, v in rows)
-    return f"<table>{body}</table>"
-
-
-@dataclass(frozen=True)
-class LayerRun:
-    """One layer's weights shared by a batch of sequences, as PyTorch runs it.
-
-    ``trace`` (every quantity of every step) and ``jacobian`` (∂s_T/∂s_0) are for
-    sequence 0 of a small layer; ``by_lag`` is log10‖∂s_T/∂s_{T−k}‖₂ of sequence 0.
-    """
+class Run:
+    """One request's answer.  A layer: weights shared by a batch of B sequences; ``states``
+    (T+1, B, n), ``trace`` (every quantity of sequence 0), ``jacobian`` (∂s_T/∂s_0 of sequence 0
+    of a small layer) and ``by_lag`` (log10‖∂s_T/∂s_{T−k}‖₂ of sequence 0).  A grid: ``grid``
+    names its axes, every setting its own weights; ``grads`` and ``jacobian`` carry the grid's
+    shape in front, and what is per step is not kept."""
 
     layer: Layer
     params: dict[str, np.ndarray]
     inputs: np.ndarray  # (B, T, m)
     batched: bool       # the inputs came as a batch (B, T, m), not one sequence (T, m)
     s0: np.ndarray      # (S,), states stacked in order
-    result: LayerResult
-    quantities: tuple[str, ...]
-    trace: np.ndarray | None
-    jacobian: LogMatrix | None
-    by_lag: np.ndarray | None
-    recurrent: tuple[tuple[str, float], ...]
+    grads: dict[str, np.ndarray]
     source: str
+    mode: str
+    grid: tuple[tuple[str, np.ndarray], ...] = ()
+    states: dict[str, np.ndarray] | None = None
+    initial_grads: dict[str, np.ndarray] | None = None  # ∂L/∂s_0 per state, (B, n)
+    log10_adjoint: np.ndarray | None = None              # log10‖∂L/∂s_t‖₂, (T+1, B)
+    quantities: tuple[str, ...] = ()
+    trace: np.ndarray | None = None
+    jacobian: LogMatrix | None = None
+    by_lag: np.ndarray | None = None
+    recurrent: tuple[tuple[str, float], ...] = ()
     layer_index: int = 0
-    mode: str = "matrix"
     every_step: bool = False
     truncate: int | None = None
-
-    def _repr_html_(self) -> str:
-        """Jupyter's rich display: the run in a short table."""
-        norm = float(self.by_lag[-1]) if self.by_lag is not None else float("nan")
-        return _html([("cell", self.layer.label), ("hidden, input", f"{self.layer.n}, {self.layer.m}"),
-                      ("steps, batch", f"{self.steps}, {self.inputs.shape[0]}"), ("weights", self.source),
-                      ("log10 ‖∂s_T/∂s_0‖₂ (sequence 0)", f"{norm:.4g}"),
-                      *((f"‖∂L/∂{k}‖", f"{float(np.linalg.norm(v)):.4g}") for k, v in self.grads.items()
-                        if k in self.params)])
-
-    @property
-    def grads(self) -> dict[str, np.ndarray]:
-        return {name: self.result.grads[name] for name in self.layer.param_names()}
 
     @property
     def steps(self) -> int:
         return self.inputs.shape[1]
+
+    def _repr_html_(self) -> str:
+        """Jupyter's rich display: the run in a short table."""
+        from .present.run import html_table
+
+        return html_table(self)
 
 
 def check_request(req: Request, definition) -> None:
@@ -170,49 +130,36 @@ def check_request(req: Request, definition) -> None:
         raise InvalidValue("gate_init", f"sets how drawn weights start; the weights of {req.params_file} "
                            "are read, not drawn")
     check_init(definition, req.variant or definition.variants[0], req.gate_init, req.forget_bias, req.t_max)
+    choose_mode(req.mode)
     scalar = definition.fixed or definition.scalar_only
     if scalar and (req.hidden not in (None, 1) or req.input_size not in (None, 1)):
         raise InvalidValue("hidden" if req.hidden not in (None, 1) else "input_size",
                            f"{definition.name} is a one-unit (scalar) cell; allowed: 1")
 
 
-def estimated_seconds(cell: Cell, settings: int, steps: int) -> float:
-    """A rough upper estimate of a grid run's time (rnn: 10^5 settings × 10^3 steps ≈ 25 s)."""
-    S = len(cell.states) * cell.n
-    units = len(quantity_names(cell)) + 4 * S * S
-    return steps * (STEP_SECONDS + settings * units / ELEMENT_RATE)
-
-
-def check_layer_time(layer: Layer, batch: int, steps: int) -> None:
-    """The matrix path: Python per step (forward, backward, the lag norms) and its matrix products."""
+def check_time(layer: Layer, settings: int, batch: int, steps: int) -> None:
+    """Refuse a run estimated over ``MAX_SECONDS``: Python per step (forward, backward, the lag norms)
+    and the products' flops, for every setting of a grid."""
     rows = len(layer.core.maps) * layer.n  # every product W v yields n values (inputs' and states' alike)
-    flops = 6 * batch * steps * rows * max(layer.n, layer.m)  # forward, and backward's two products
-    seconds = steps * 3 * STEP_SECONDS + flops / 2e9
+    flops = 6 * settings * batch * steps * max(rows, 1) * max(layer.n, layer.m, 4)
+    units = settings * batch * steps * layer.n * (len(layer.core.equations) + len(layer.core.maps))
+    seconds = steps * 3 * STEP_SECONDS + flops / FLOP_RATE + units * UNIT_SECONDS
     if seconds > MAX_SECONDS:
-        raise InvalidValue("steps", f"{batch} sequence{'s' if batch > 1 else ''} × {steps} steps at hidden size "
-                           f"{layer.n} would take about {seconds:.0f} s; allowed: runs estimated under "
-                           f"{MAX_SECONDS} s (fewer steps or a smaller batch)")
-
-
-def check_time(cell: Cell, settings: int, steps: int) -> None:
-    """Refuse a grid run (or one setting on the element path) estimated over ``MAX_SECONDS``."""
-    seconds = estimated_seconds(cell, settings, steps)
-    if seconds > MAX_SECONDS:
-        raise InvalidValue("steps" if settings == 1 else "grid",
-                           f"{settings} setting{'s' if settings > 1 else ''} × {steps} steps would take about "
-                           f"{seconds:.0f} s; allowed: runs estimated under {MAX_SECONDS} s (fewer steps or settings)")
+        what = f"{settings} settings" if settings > 1 else f"{batch} sequence{'s' if batch > 1 else ''}"
+        raise InvalidValue("grid" if settings > 1 else "steps",
+                           f"{what} × {steps} steps at hidden size {layer.n} would take about {seconds:.0f} s; "
+                           f"allowed: runs estimated under {MAX_SECONDS} s (fewer steps, settings or sequences)")
 
 
 def run(req: Request, weights: dict[str, np.ndarray] | None = None,
         progress: Callable[[str], None] = lambda doing: None, source: str = "the values set",
-        state_dict: Mapping[str, np.ndarray] | None = None, x: np.ndarray | None = None) -> NumericResult | LayerRun:
+        state_dict: Mapping[str, np.ndarray] | None = None, x: np.ndarray | None = None) -> Run:
     """Unroll a cell and differentiate it through time, as ``req`` asks; ``progress`` hears what is
     being done as each stage starts.  From Python, arrays instead of files: ``weights`` in our names
     at the request's sizes (``source`` says where they came from), or ``state_dict`` (our names or a
     PyTorch state_dict, sizes read off the shapes), and the inputs ``x`` as (T, m) or (B, T, m)."""
     definition = cell_definition(req.cell, tuple(req.formulas))
     check_request(req, definition)
-    mode = choose_mode(req.mode, bool(req.grid))
     tensors = state_dict if state_dict is not None else (
         read_tensors(req.params_file) if req.params_file is not None and weights is None else None)
     activation, why = file_activation(req, definition, tensors)
@@ -222,43 +169,72 @@ def run(req: Request, weights: dict[str, np.ndarray] | None = None,
     else:
         params, n, m, source = file_weights(req, definition, core.variant, tensors)
     source = f"{source}; {why}" if why and source else source
-    if mode == "matrix":
-        check_memory(core, n, m, req.batch or 1, req.steps or DEFAULT_STEPS)
+    layer = Layer(core, n, m)
+    if not req.grid:  # before the inputs are drawn: they alone could be too large
+        check_fits(core, n, m, req.batch or 1, req.steps or DEFAULT_STEPS, choose_mode(req.mode), 1, req.truncate)
     x, batched = given_inputs(x, m, req) if x is not None else read_or_draw_inputs(
         req.inputs, req.inputs_file, req.steps, m, req.batch, req.seed)
-    if mode == "matrix":
-        check_layer_time(Layer(core, n, m), x.shape[0], x.shape[1])
-        return _run_layer(req, Layer(core, n, m), params, x, batched, source, progress)
-    return _run_grid(req, definition, core.variant, n, m, params, x, mode, progress)
-
-
-def _run_layer(req: Request, layer: Layer, params, x, batched: bool, source: str, progress) -> LayerRun:
     if params is None:
         params, source = drawn(layer, req, x.shape[1])
     if req.settings:
         given = set_values(layer, req.settings)
         params, source = {**params, **given}, f"{source}; {', '.join(given)} set"
     s0 = np.array(parse_initial_state(layer, req.h0, req.c0), dtype=float).ravel()
-    initial = {s: s0[j * layer.n:(j + 1) * layer.n] for j, s in enumerate(layer.states)}
-    progress(f"{layer.label}, n = {layer.n}: unrolling {x.shape[1]} steps of {x.shape[0]} sequences and BPTT")
-    result = value_and_grad(layer.core, params, x, initial, every_step=req.every_step, truncate=req.truncate,
+    if req.grid:
+        from .grid import run_grid
+
+        return run_grid(req, layer, params, x, s0, source, progress)
+    check_time(layer, 1, x.shape[0], x.shape[1])
+    return _run_layer(req, layer, params, x, batched, s0, source, progress)
+
+
+def initial(layer: Layer, s0: np.ndarray) -> dict[str, np.ndarray]:
+    """s_0 stacked (S,) -> state -> (n,)."""
+    return {s: s0[j * layer.n:(j + 1) * layer.n] for j, s in enumerate(layer.states)}
+
+
+def _stored(layer: Layer, batch: int, steps: int) -> bool:
+    """Whether the steps fit in memory (forward mode is for when they do not)."""
+    return memory_bytes(layer.core, layer.n, layer.m, batch, steps) <= MEMORY_LIMIT
+
+
+def _run_layer(req: Request, layer: Layer, params, x, batched: bool, s0, source: str, progress) -> Run:
+    init, T = initial(layer, s0), x.shape[1]
+    mode = resolve(req.mode, prepare(layer.core, params, x, init), req.truncate)
+    progress(f"{layer.label}, n = {layer.n}: unrolling {T} steps of {x.shape[0]} sequences, mode {mode}")
+    if _stored(layer, x.shape[0], T):
+        fields = _layer_views(req, layer, params, x, init, progress)
+    else:  # forward mode over a horizon whose steps do not fit: ∂s_T/∂s_0 stepping along
+        jacobian = state_jacobian(prepare(layer.core, params, x[:1], init))
+        fields = {"jacobian": LogMatrix(jacobian.mantissa[0], jacobian.log10_scale[0])}
+    result = fields.pop("result", None)
+    if mode == "reverse":
+        grads = {name: result.grads[name] for name in layer.param_names()}
+    else:
+        grads, _ = gradient(layer.core, params, x, init, mode=mode, every_step=req.every_step, truncate=req.truncate)
+    check_finite({}, grads, ())
+    return Run(layer=layer, params=params, inputs=x, batched=batched, s0=s0, grads=grads, source=source, mode=mode,
+               states=result.states if result else None, log10_adjoint=result.log10_adjoint if result else None,
+               initial_grads={s: result.grads[f"{s}_0"] for s in layer.states} if result else None,
+               recurrent=recurrent_norms(layer, params), layer_index=req.layer_index, every_step=req.every_step,
+               truncate=req.truncate, **fields)
+
+
+def _layer_views(req: Request, layer: Layer, params, x, init, progress) -> dict:
+    """What a person reads beside the gradients: states, the adjoint by step, the trace, the lags."""
+    result = value_and_grad(layer.core, params, x, init, every_step=req.every_step, truncate=req.truncate,
                             adjoint_norms=True)
-    check_finite(result.states, result.grads, ("sequence", "unit"))
+    check_finite(result.states, {}, ("sequence", "unit"))
     S = len(layer.states) * layer.n
-    # Below 64 state elements every lag's SVD is cheap; above, the summary's lags only.
-    shown = None if S <= 64 else {k for k in LAGS}
-    lags = None
+    lags: LagNorms | None = None
     if S <= MAX_JACOBIAN_ROWS:
         progress(f"{layer.label}, n = {layer.n}: ‖∂s_T/∂s_(T−k)‖ by lag ({S} rows back through the steps)")
-        lags = jacobian_norms(layer.core, params, x, initial, lags=shown)
-    small = S <= SMALL
-    names, trace_rows = _trace(layer, result) if small else ((), None)
-    return LayerRun(
-        layer=layer, params=params, inputs=x, batched=batched, s0=s0, result=result,
-        quantities=names, trace=trace_rows, jacobian=lags.jacobian if lags and small else None,
-        by_lag=lags.log10_by_lag if lags else None, recurrent=recurrent_norms(layer, params), source=source,
-        layer_index=req.layer_index, every_step=req.every_step, truncate=req.truncate,
-    )
+        # Below 64 state elements every lag's SVD is cheap; above, the summary's lags only.
+        lags = jacobian_norms(prepare(layer.core, params, x[:1], init), lags=None if S <= 64 else set(LAGS))
+    names, rows = _trace(layer, result) if S <= SMALL else ((), None)
+    return {"result": result, "quantities": names, "trace": rows,
+            "jacobian": lags.jacobian if lags and S <= SMALL else None,
+            "by_lag": lags.log10_by_lag if lags else None}
 
 
 def check_finite(series: dict[str, np.ndarray], grads: dict[str, np.ndarray], axes: tuple[str, ...],
@@ -290,8 +266,8 @@ def check_finite(series: dict[str, np.ndarray], grads: dict[str, np.ndarray], ax
             raise NonFinite(f"∂L/∂{name}", None, str(flat[~np.isfinite(flat)][0]))
 
 
-def _trace(layer: Layer, result: LayerResult) -> tuple[tuple[str, ...], np.ndarray]:
-    """Every quantity of every step of sequence 0, named as the grid path names them."""
+def _trace(layer: Layer, result) -> tuple[tuple[str, ...], np.ndarray]:
+    """Every quantity of every step of sequence 0: h_t (one unit) or h_t[i]."""
     names, columns = [], []
     for quantity, values in result.quantities.items():
         for i in range(layer.n):
@@ -300,79 +276,4 @@ def _trace(layer: Layer, result: LayerResult) -> tuple[tuple[str, ...], np.ndarr
     return tuple(names), np.stack(columns, axis=-1)
 
 
-# --- A grid of settings: the elementwise kernels ---------------------------------
-
-
-def parse_grid(cell: Cell, items: list[str]) -> tuple[tuple[str, np.ndarray], ...]:
-    """NAME=START:STOP:COUNT items -> (parameter, values) axes, at most ``MAX_GRID`` settings."""
-    names, axes, total = parameter_names(cell), [], 1
-    if items and not names:
-        raise InvalidValue("grid", f"{cell.label} has no parameters to sweep (its weights are fixed)")
-    for item in items:
-        name, _, spec = item.partition("=")
-        parts = spec.split(":")
-        if name in names and names[name] in {a for a, _ in axes}:
-            raise InvalidValue("grid", f"{name} is swept twice; allowed: one axis per parameter")
-        if name not in names or len(parts) != 3:
-            raise InvalidValue("grid", f"{item!r} is not NAME=START:STOP:COUNT with NAME one of "
-                               f"{', '.join(cell.param_names())}")
-        start, stop = (float(parse_number(v, "grid")) for v in parts[:2])
-        count = int(parts[2]) if parts[2].strip().isdigit() else 0
-        total *= max(count, 1)
-        if count < 1 or total > MAX_GRID:
-            raise InvalidValue("grid", f"COUNT in {item!r} must be a whole number from 1, and at most "
-                               f"{MAX_GRID} settings in all")
-        axes.append((names[name], np.linspace(start, stop, count)))
-    return tuple(axes)
-
-
-def _gridded(params: dict, axes) -> dict:
-    out = dict(params)
-    shape = tuple(len(v) for _, v in axes)
-    for i, (name, values) in enumerate(axes):
-        index = [1] * len(axes)
-        index[i] = len(values)
-        grid = values.reshape(index + [1, 1])
-        out[name] = np.broadcast_to(grid, shape + out[name].shape[-2:]).copy()
-    return out
-
-
-def _run_grid(req: Request, definition, variant: str, n: int, m: int, params, x, mode: str,
-              progress) -> NumericResult:
-    how = "a grid" if req.grid else f"mode {req.mode}"
-    if max(n, m) > MAX_GRID_HIDDEN:
-        raise InvalidValue("hidden", f"{how} runs element by element: hidden and input size 1 to "
-                           f"{MAX_GRID_HIDDEN}, got {n} and {m}; the matrix mode takes any size")
-    if x.shape[0] != 1:
-        raise InvalidValue("batch" if req.batch else "inputs",
-                           f"{how} takes one input sequence, got a batch of {x.shape[0]}")
-    cell = make_cell(definition, variant, req.activation, n, m)
-    if params is None:
-        params, _ = drawn(cell, req, x.shape[1])
-    if req.settings:
-        params = {**params, **{name: np.array(v.tolist(), dtype=float)
-                               for name, v in parse_settings(cell, list(req.settings)).items()}}
-    params = {name: np.asarray(v, dtype=float).reshape(v.shape if np.ndim(v) == 2 else (-1, 1))
-              for name, v in params.items()}
-    axes = parse_grid(cell, list(req.grid))
-    check_time(cell, int(np.prod([len(v) for _, v in axes])), x.shape[1])
-    s0 = np.array(parse_initial_state(cell, req.h0, req.c0), dtype=float).ravel()
-    problem = make_problem(cell, _gridded(params, axes), x[0], s0)
-    if req.truncate is not None and grid_mode(problem, mode, req.truncate) == "forward":
-        raise InvalidValue("truncate", "truncated BPTT needs reverse mode")
-    progress(f"{cell.label}: {problem.steps} steps for {int(np.prod(problem.batch_shape))} settings "
-             f"(the first run compiles the cell's kernels)")
-    grads, jacobian = gradient_and_jacobian(problem, mode, req.truncate, req.every_step)
-    single = not axes
-    rows = trace(problem) if single else None
-    if single:
-        progress(f"{cell.label}: the trace and ‖∂s_T/∂s_(T−k)‖ by lag")
-        names = quantity_names(cell)
-        # every quantity of every step (gates too), named q_t: the first to leave float64 is named
-        check_finite({q: rows[:, i] for i, q in enumerate(names)}, grads, (), first_step=1)
-    return NumericResult(
-        problem=problem, grid=axes, quantities=quantity_names(cell),
-        trace=rows, grads=grads,
-        jacobian=jacobian, by_lag=log10_norm_by_lag(problem) if single else None,
-        mode=grid_mode(problem, mode, req.truncate), every_step=req.every_step, truncate=req.truncate,
-    )
+__all__ = ["MODES", "Request", "Run", "run", "check_request", "check_finite"]

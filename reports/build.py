@@ -27,9 +27,10 @@ from derive.errors import InvalidValue
 from derive.matrixstory import matrix_latex_sections
 from derive.printing import align
 from derive.render import to_latex
-from numeric import studies, sweep, workers
+from numeric import studies
+from numeric.training import sweep, workers
 from numeric.check import check_all
-from numeric.files import check_replaceable, write_all
+from numeric.io.files import check_replaceable, write_all
 
 from . import figures, pages
 

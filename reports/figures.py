@@ -11,7 +11,8 @@ from matplotlib.colors import TwoSlopeNorm
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyBboxPatch
 
-from numeric import studies, sweep
+from numeric import studies
+from numeric.training import sweep
 
 SIZE = (8.0, 5.0)
 COLORS = {"rnn (tanh)": "tab:red", "lstm": "tab:blue", "gru": "tab:green"}

@@ -59,18 +59,16 @@ BATTERY = [
     (["numeric", "--inputs-file", "{tmp}/missing.json"], 2, "--inputs-file"),
     (["numeric", "--c0", "1"], 2, "--c0"),
     (["numeric", "--hidden", "5000"], 2, "--hidden"),
-    (["numeric", "--hidden", "9", "--grid", "b_h=0:1:2"], 2, "the matrix mode takes any size"),
     (["numeric", "--hidden", "4096", "--batch", "4096", "--steps", "1000"], 2, "GiB"),
     (["numeric", "--steps", "1000001"], 2, "--steps"),
     (["numeric", "--inputs-file", "/dev/zero"], 2, "character device"),
     (["numeric", "--batch", "0"], 2, "--batch"),
     (["numeric", "--torch-names"], 2, "--out"),
-    (["numeric", "--json", "--grid", "W_hh=0:1:2"], 2, "--json"),
     (["numeric", "--mode", "sideways"], 2, "--mode"),
     (["numeric", "--out", "{tmp}/no/such/folder/x.npz"], 2, "--out"),
     (["numeric", "--truncate", "2", "--mode", "forward"], 2, "--truncate"),
     (["numeric", "--cell", "custom", "--formula", "lambda: 1"], 2, "lambdas"),
-    (["numeric", "--mode", "reverse", "--steps", "9000", "--grid", "W_hh=0:1:8192"], 2, "forward mode"),
+    (["numeric", "--mode", "reverse", "--steps", "90000", "--grid", "W_hh=0:1:8192"], 2, "forward mode"),
     (["numeric", "--mode", "reverse", "--steps", "900000", "--grid", "W_hh=0:1:8192"], 2, "would take about"),
     (["numeric", "--steps", "1000000", "--mode", "forward"], 2, "would take about"),
     (["numeric", "--grid", "W_hh=0:1:10000000", "--steps", "1000"], 2, "would take about"),
@@ -220,7 +218,7 @@ def test_force_replaces_a_symlink_itself_not_its_target(tmp_path):
     (["numeric", "--cell", "custom", "--formula", "h = tanh(w*h + x)", "--hidden", "2"], "--hidden: custom is a one-unit"),
     (["numeric", "--batch", "4", "--grid", "w=0:1:3"], "--batch"),
     (["numeric", "--cell", "statquest", "--grid", "w=0:1:3"], "no parameters to sweep"),
-    (["numeric", "--cell", "lstm", "--steps", "1000000"], "GiB"),
+    (["numeric", "--cell", "lstm", "--steps", "1000000"], "would take about"),
     (["derive", "--hidden", "4", "--steps", "-3"], "--steps"),
 ])
 def test_found_in_review_one_line_exit_2(args, text):
@@ -242,7 +240,7 @@ def test_every_step_loss_is_named():
     assert result.exit_code == 0 and "L = Σ_t Σ_i c_t[i]" in result.output
 
 
-@pytest.mark.parametrize("mode", ["matrix", "reverse"])
+@pytest.mark.parametrize("mode", ["reverse", "forward"])
 def test_json_jacobian_that_underflows_is_null_with_its_mantissa_and_scale(tmp_path, mode):
     path = tmp_path / "p.json"
     path.write_text('{"W_xh": 1, "W_hh": 0.001, "b_h": 0}')

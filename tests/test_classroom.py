@@ -100,7 +100,7 @@ def test_derive_refuses_a_hidden_size_its_weights_do_not_have(tmp_path):
 
 def test_sigma1_of_a_large_weight_is_exact_to_its_stated_tolerance():
     """Item 4: above 512 units Lanczos to 1e-12, against LAPACK's SVD."""
-    from numeric.spectral import SIGMA_TOLERANCE, largest_singular_value
+    from numeric.engine.spectral import SIGMA_TOLERANCE, largest_singular_value
     n = 600
     w = np.random.default_rng(3).uniform(-1 / np.sqrt(n), 1 / np.sqrt(n), (n, n))
     assert abs(largest_singular_value(w) / np.linalg.norm(w, 2) - 1) < SIGMA_TOLERANCE
@@ -158,7 +158,7 @@ def test_json_lists_small_arrays_and_names_the_large_ones():
 
 def test_a_run_too_large_for_reverse_mode_names_the_mode_option():
     """Item 12."""
-    _refused(["numeric", "--steps", "100000000"], "--mode")
+    _refused(["numeric", "--steps", "1000000", "--mode", "reverse"], "--mode", "forward mode stores no steps")
 
 
 def test_statquest_prints_the_day_5_prediction_and_elides_nothing_at_t_4():
@@ -387,7 +387,7 @@ def test_two_modules_in_one_file_are_picked_by_prefix(tmp_path):
                       "dec.weight_ih_l0": rng.normal(size=(12, 3)), "dec.weight_hh_l0": rng.normal(size=(12, 4))})
     _refused(["numeric", "--params", str(path), "--cell", "lstm"], "--prefix", "'dec', 'enc'")
     assert json.loads(_ok(["numeric", "--params", str(path), "--cell", "gru", "--prefix", "dec", "--json",
-                           "--mode", "matrix", "--steps", "3"]))["hidden"] == 4
+                           "--mode", "reverse", "--steps", "3"]))["hidden"] == 4
     _refused(["numeric", "--params", str(path), "--cell", "gru", "--prefix", "mid"], "--prefix", "no RNN weights")
 
 
@@ -404,11 +404,11 @@ def test_a_bfloat16_safetensors_file_is_widened_exactly(tmp_path):
     text = json.dumps(header).encode()
     path = tmp_path / "bf16.safetensors"
     path.write_bytes(struct.pack("<Q", len(text)) + text + blob)
-    from numeric.arrayfiles import read_tensors
+    from numeric.io.arrayfiles import read_tensors
     got = read_tensors(str(path))
     truncated = (arrays["weight_hh_l0"].view(np.uint32) & 0xFFFF0000).view(np.float32)
     np.testing.assert_array_equal(got["weight_hh_l0"], truncated)
-    assert json.loads(_ok(["numeric", "--params", str(path), "--steps", "3", "--json", "--mode", "matrix"]))["hidden"] == 3
+    assert json.loads(_ok(["numeric", "--params", str(path), "--steps", "3", "--json", "--mode", "reverse"]))["hidden"] == 3
 
 
 def test_a_pickled_model_and_a_damaged_pt_say_what_to_do(tmp_path):

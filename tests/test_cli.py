@@ -102,7 +102,7 @@ def test_every_help_ends_with_examples(command):
 
 def test_numeric_says_which_mode_ran_for_a_grid():
     result = runner.invoke(app, ["numeric", "--grid", "W_hh=0:1:3", "--steps", "5"])
-    assert result.exit_code == 0 and result.output.splitlines()[0].endswith("; mode reverse"), result.output
+    assert result.exit_code == 0 and "(mode reverse: BPTT)" in result.output.splitlines()[1], result.output
 
 
 @pytest.mark.parametrize("suffix,magic", [("png", b"\x89PNG"), ("svg", b"<?xml"), ("pdf", b"%PDF")])

@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cli import app
-from numeric.files import write_all
+from numeric.io.files import write_all
 
 ROOT = Path(__file__).resolve().parent.parent
 runner = CliRunner()

@@ -1,5 +1,5 @@
-"""The matrix path (any hidden size) against the element path, finite differences, exact
-SymPy and PyTorch's layout; its matrix-form derivations against the element ones."""
+"""The engine at any hidden size against mpmath at 30 digits, finite differences, exact SymPy
+and PyTorch's layout; its matrix-form derivations against the element ones."""
 
 from __future__ import annotations
 
@@ -19,12 +19,13 @@ from derive.graph import jacobian_step
 from derive.chain import block
 from derive.matrixform import diag, matrix_form
 from derive.symbols import parameter, quantity
-from numeric.batch import make_problem
+from derive import reference
+from numeric.check import Case, exact_values, mpmath_gradient
+from numeric.engine.grad import value_and_grad
+from numeric.engine.jacobian import jacobian_norms
+from numeric.engine.shapes import prepare
 from numeric.init import draw
-from numeric.layer import jacobian_norms, value_and_grad
-from numeric.modes import gradient
-from numeric.unroll import log10_norm_by_lag
-from numeric.weights import torch_names
+from numeric.io.weights import torch_names
 
 from .conftest import ALL_CELLS, cell_id
 
@@ -36,23 +37,23 @@ def _params(layer: Layer, seed: int) -> dict:
 
 
 @pytest.mark.parametrize("spec", ALL_CELLS, ids=cell_id)
-def test_matrix_path_equals_element_path(spec):
+def test_engine_equals_the_mpmath_reference(spec):
+    """BPTT of the matrix stages and the lag norms against derive's element form at 30 digits."""
     name, variant, activation = spec
     definition = CELLS[name]
     n, m = (1, 1) if definition.fixed else (3, 2)
     layer = Layer(make_core(definition, variant, activation), n, m)
-    params = _params(layer, seed=7)
-    x = np.random.default_rng(1).normal(size=(1, 9, m))
-    s0 = np.random.default_rng(2).uniform(-0.5, 0.5, len(layer.states) * n)
-    ours = value_and_grad(layer.core, params, x, {s: s0[j * n:(j + 1) * n] for j, s in enumerate(layer.states)})
     cell = make_cell(definition, variant, activation, n, m)
-    problem = make_problem(cell, {k: v.reshape(v.shape if v.ndim == 2 else (-1, 1)) for k, v in params.items()},
-                           x[0], s0)
-    ref = gradient(problem, "reverse")
-    for k in ref:
-        assert np.allclose(ours.grads[k].reshape(ref[k].shape), ref[k], rtol=1e-12, atol=1e-14), k
-    lags = jacobian_norms(layer.core, params, x, {s: s0[j * n:(j + 1) * n] for j, s in enumerate(layer.states)})
-    assert np.allclose(lags.log10_by_lag, log10_norm_by_lag(problem), rtol=1e-12, atol=1e-12, equal_nan=True)
+    case = Case(cell, layer, _params(layer, seed=7), np.random.default_rng(1).normal(size=(9, m)),
+                np.random.default_rng(2).uniform(-0.5, 0.5, len(layer.states) * n))
+    ours = value_and_grad(layer.core, case.params, case.x, case.initial())
+    flat = np.concatenate([ours.grads[k].ravel() for k in layer.param_names()]) if layer.param_names() else []
+    np.testing.assert_allclose(flat, mpmath_gradient(case, digits=30), rtol=1e-12, atol=1e-14)
+    lags = jacobian_norms(prepare(layer.core, case.params, case.x, case.initial()))
+    values, inputs, s0 = exact_values(case)
+    exact = reference.state_jacobian(cell, values, inputs, s0)
+    norm = np.linalg.norm(np.array(exact.tolist(), dtype=float), 2)
+    assert lags.log10_by_lag[-1] == pytest.approx(np.log10(norm), rel=1e-12, abs=1e-13)
 
 
 def _loss(core, params, x, s0):
@@ -204,5 +205,5 @@ def test_law_slope_of_the_matrix_path():
     core = make_core(CELLS["rnn"], None, "linear")
     n, w = 16, 7.0
     params = {"W_hh": w * np.eye(n), "W_xh": np.ones((n, n)), "b_h": np.zeros(n)}
-    lags = jacobian_norms(core, params, np.zeros((1, 500, n))).log10_by_lag  # h_t = 0: no state overflows
+    lags = jacobian_norms(prepare(core, params, np.zeros((500, n)))).log10_by_lag  # h_t = 0: no state overflows
     assert np.allclose(np.diff(lags), np.log10(w), rtol=1e-12) and lags[-1] > 400

@@ -1,4 +1,4 @@
-"""How the gates start (numeric.init) and what a trained answer depends on (numeric.sensitivity)."""
+"""How the gates start (numeric.init) and what a trained answer depends on (numeric.training.sensitivity)."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ from cli import app
 from derive.cells import CELLS
 from derive.core import Layer, make_core
 from derive.errors import InvalidValue
-from numeric import tasks
+from numeric.training import tasks
 from numeric.init import draw, summed
-from numeric.sensitivity import saved_model, sensitivity
-from numeric.train import Settings, _core, loss_and_grad, loss_function, resolve, train
+from numeric.training.sensitivity import saved_model, sensitivity
+from numeric.training.train import Settings, _core, loss_and_grad, loss_function, resolve, train
 
 runner = CliRunner()
 N = 64  # k = 1/8
@@ -99,7 +99,7 @@ def test_the_input_sensitivity_equals_finite_differences_of_each_sequences_loss(
     """‖∂ℓ_b/∂x_{b,t}‖ from BPTT against central differences of ℓ_b in every input element."""
     for cell, task in (("lstm", "cuisine"), ("gru", "adding"), ("rnn", "latch")):
         s = resolve(Settings(cell=cell, task=task, lag=3, hidden=3, seed=1))
-        from numeric.train import initial_params
+        from numeric.training.train import initial_params
         params = initial_params(s)
         seen = sensitivity(s, params, sequences=2)
         x, target = tasks.draw(task, 3, 2, np.random.default_rng([s.seed, 3]))
@@ -175,7 +175,7 @@ def test_short_sequences_get_a_usable_chrono_t_max_and_a_sweep_survives_undefine
     """T = 2 (adding at lag 2, latch at lag 1): T_max defaults to 3; a ratio with no other step to compare
     with is null in the results, not a crash at the end of a sweep."""
     assert resolve(Settings(cell="lstm", task="latch", lag=1)).t_max == 3
-    from numeric.sweep import sweep
+    from numeric.training.sweep import sweep
     result = sweep(Settings(task="adding", updates=10, hidden=4, batch=8, every=10),
                    models=(("rnn", "pytorch"), ("lstm", "chrono")), lags=(2, 4), seeds=1)
     assert result["table"]["rnn:pytorch"]["2"]["median_key_ratio"] is None
@@ -186,7 +186,7 @@ def test_short_sequences_get_a_usable_chrono_t_max_and_a_sweep_survives_undefine
 def test_a_forget_bias_alone_asks_for_its_initialisation_and_the_banner_names_the_cells_gates():
     s = resolve(Settings(cell="lstm", forget_bias=2.0))
     assert s.gate_init == "forget-bias" and s.forget_bias == 2.0
-    from numeric.trainview import init_line
+    from numeric.present.trainview import init_line
     assert "keep gate (b_z)" in init_line(resolve(Settings(cell="gru"))) and "write gate" not in init_line(
         resolve(Settings(cell="gru")))
     assert "write gate (b_i) closed" in init_line(resolve(Settings(cell="lstm")))

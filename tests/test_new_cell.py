@@ -54,11 +54,13 @@ def test_a_new_cell_derives_computes_checks_trains_and_sweeps(mgu):
     assert "∂h_4/∂h_0 = " in _ok(["derive", "--cell", mgu, "--steps", "4"])
     assert "diag(" in _ok(["derive", "--cell", mgu, "--hidden", "4", "--steps", "5"])
     grads = {}
-    for mode in ("reverse", "forward", "native", "matrix"):
+    for mode in ("auto", "reverse", "forward", "native"):
         data = json.loads(_ok(["numeric", "--cell", mgu, "--hidden", "2", "--steps", "6", "--mode", mode, "--json"]))
         grads[mode] = np.array(data["grad"]["W_hh"], dtype=float).reshape(2, 2)
     for mode, g in grads.items():
-        np.testing.assert_allclose(g, grads["matrix"], rtol=1e-9, err_msg=mode)
+        np.testing.assert_allclose(g, grads["reverse"], rtol=1e-9, err_msg=mode)
+    grid = _ok(["numeric", "--cell", mgu, "--hidden", "3", "--grid", "W_hh=0:1:3", "--steps", "6", "--mode", "native"])
+    assert "3 settings" in grid and "mode native" in grid
     assert "0 failed" in _ok(["check", "--cell", mgu])
     trained = json.loads(_ok(["train", "--cell", mgu, "--task", "latch", "--lag", "3", "--hidden", "4",
                               "--updates", "20", "--every", "10", "--json"]))

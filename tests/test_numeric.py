@@ -1,4 +1,4 @@
-"""The numeric core: compiled values, gradients against references, modes, log domain, memory."""
+"""The numeric engine: compiled values, gradients against references, modes, log domain, memory."""
 
 from __future__ import annotations
 
@@ -14,27 +14,33 @@ from bench.handwritten import lstm_grad, rnn_tanh_grad
 from cli import app
 from derive.cell import make_cell
 from derive.cells import CELLS
-from derive.graph import expanded
 from derive.compile import ordered_lambdify
-from numeric.batch import make_problem
+from derive.core import Layer, make_core
+from derive.graph import expanded
+from numeric.check import check_cell, law_slope, random_case
+from numeric.training.clip import clip_by_norm, clip_by_value, global_norm
+from numeric.engine.grad import value_and_grad
+from numeric.engine.jacobian import jacobian_norms, state_jacobian
+from numeric.engine.modes import gradient, resolve
+from numeric.engine.shapes import prepare
 from numeric.init import draw
-from numeric.check import check_cell, law_slope, random_problem
-from numeric.clip import clip_by_norm, clip_by_value, global_norm
-from numeric.modes import gradient, grid_mode, reverse_bytes
-from numeric.unroll import (gradient_forward, gradient_reverse, log10_norm_by_lag,
-                            state_jacobian, trace)
 
 runner = CliRunner()
 
 
-def test_step_kernel_matches_subs_evalf(any_cell):
-    """Compiled values against SymPy's own .subs().evalf() at a random point."""
+def _layer(name: str, n: int = 1, m: int = 1, activation=None, variant=None) -> Layer:
+    return Layer(make_core(CELLS[name], variant, activation), n, m)
+
+
+def test_step_values_match_subs_evalf(any_cell):
+    """Compiled values against SymPy's own .subs().evalf() of the element form at a random point."""
     cell = any_cell
-    p = random_problem(cell, 1, seed=3)
-    ours = trace(p)[0]
-    point = {s: sp.Float(float(v), 30) for s, v in zip(cell.state_prev(), p.s0)}
-    point.update({s: sp.Float(float(v), 30) for s, v in zip(cell.x, p.inputs[0])})
-    point.update({s: sp.Float(float(v), 30) for name, sy in cell.params for s, v in zip(sy, np.ravel(p.params[name]))})
+    case = random_case(cell, 1, seed=3)
+    quantities = value_and_grad(case.layer.core, case.params, case.x, case.initial()).quantities
+    ours = [float(v[0, 0, i]) for v in quantities.values() for i in range(cell.n)]
+    point = {s: sp.Float(float(v), 30) for s, v in zip(cell.state_prev(), case.s0)}
+    point.update({s: sp.Float(float(v), 30) for s, v in zip(cell.x, case.x[0])})
+    point.update({s: sp.Float(float(v), 30) for name, sy in cell.params for s, v in zip(sy, np.ravel(case.params[name]))})
     expected = [e.subs(point).evalf(30) for e in expanded(cell).values()]
     assert np.allclose(ours, [float(v) for v in expected], rtol=1e-14, atol=1e-15)
 
@@ -51,69 +57,85 @@ def test_vector_cells_against_references(name):
     assert all(r.passed for r in rows), [(r.reference, r.error) for r in rows]
 
 
-def test_matches_handwritten_bptt():
-    x = np.linspace(-1, 1, 30)
-    rnn = make_cell(CELLS["rnn"], activation="tanh")
+def test_a_grid_matches_handwritten_bptt():
+    """Seven settings as one batch of weights against the hand-written NumPy BPTT of each."""
+    x = np.linspace(-1, 1, 30)[:, None]
+    rnn = _layer("rnn", activation="tanh")
     pr = draw(rnn, (7,), seed=4)
-    ours = gradient(make_problem(rnn, pr, x))
-    hand = rnn_tanh_grad(pr["W_hh"][:, 0, 0], pr["W_xh"][:, 0, 0], pr["b_h"][:, 0, 0], x)
-    assert np.allclose([ours[k][:, 0, 0] for k in ("W_hh", "W_xh", "b_h")], hand, rtol=1e-13)
-    lstm = make_cell(CELLS["lstm"])
+    ours, _ = gradient(rnn.core, pr, x, lead=(7,))
+    hand = rnn_tanh_grad(pr["W_hh"][:, 0, 0], pr["W_xh"][:, 0, 0], pr["b_h"][:, 0], x[:, 0])
+    assert np.allclose([ours[k].reshape(7) for k in ("W_hh", "W_xh", "b_h")], hand, rtol=1e-13)
+    lstm = _layer("lstm")
     pl = draw(lstm, (7,), seed=5)
-    ours = gradient(make_problem(lstm, pl, x))
-    hand = lstm_grad({k: v[:, 0, 0] for k, v in pl.items()}, x)
-    assert all(np.allclose(ours[k][:, 0, 0], hand[k], rtol=1e-12, atol=1e-15) for k in hand)
+    ours, _ = gradient(lstm.core, pl, x, lead=(7,))
+    hand = lstm_grad({k: v.reshape(7) for k, v in pl.items()}, x[:, 0])
+    assert all(np.allclose(ours[k].reshape(7), hand[k], rtol=1e-12, atol=1e-15) for k in hand)
 
 
-def test_batch_axes_broadcast_and_chunks_agree(monkeypatch):
-    cell = make_cell(CELLS["lstm"])
-    pr = draw(cell, (5, 3), seed=6)
-    p = make_problem(cell, pr, np.linspace(0, 1, 9))
-    whole = gradient(p)
-    monkeypatch.setattr("numeric.unroll.CHUNK", 4)
-    chunked = gradient(p)
+@pytest.mark.parametrize("n", [1, 3])
+def test_grid_axes_chunks_and_single_settings_agree(monkeypatch, n):
+    """A (5, 3) grid of weights, whole or in chunks of 4 settings, equals each setting run as a layer."""
+    layer = _layer("lstm", n, 2)
+    pr = draw(layer, (5, 3), seed=6)
+    x = np.linspace(0, 1, 18).reshape(9, 2)
+    whole, _ = gradient(layer.core, pr, x, lead=(5, 3))
+    monkeypatch.setattr("numeric.engine.grad.CHUNK", 4)
+    chunked, _ = gradient(layer.core, pr, x, lead=(5, 3))
     assert all(np.array_equal(whole[k], chunked[k]) for k in whole)
-    one = gradient(make_problem(cell, {k: v[2, 1] for k, v in pr.items()}, np.linspace(0, 1, 9)))
-    assert all(np.allclose(whole[k][2, 1], one[k], rtol=1e-14) for k in one)
+    one, _ = gradient(layer.core, {k: v[2, 1] for k, v in pr.items()}, x)
+    assert all(np.allclose(whole[k][2, 1], one[k], rtol=1e-14, atol=1e-16) for k in one)
+    forward, _ = gradient(layer.core, pr, x, lead=(5, 3), mode="forward")
+    assert all(np.allclose(forward[k], whole[k], rtol=1e-12, atol=1e-15) for k in whole)
+
+
+def test_a_shared_parameter_in_a_grid_gets_each_settings_gradient():
+    """Only W_hh swept: the shared W_xh and b_h still get one gradient per setting."""
+    layer = _layer("rnn", 2, 2, activation="tanh")
+    params = draw(layer, seed=1)
+    params["W_hh"] = np.stack([params["W_hh"], 0.5 * params["W_hh"]])
+    x = np.random.default_rng(0).normal(size=(6, 2))
+    grid, _ = gradient(layer.core, params, x, lead=(2,))
+    for i in range(2):
+        one, _ = gradient(layer.core, {**params, "W_hh": params["W_hh"][i]}, x)
+        assert all(np.allclose(grid[k][i], one[k], rtol=1e-14) for k in one)
 
 
 def test_truncated_and_every_step_losses():
-    cell = make_cell(CELLS["rnn"])
-    p = make_problem(cell, {"W_hh": [[0.9]], "W_xh": [[1.0]], "b_h": [[0.0]]}, np.ones(6))
+    core = make_core(CELLS["rnn"])
+    params, x = {"W_hh": [[0.9]], "W_xh": [[1.0]], "b_h": [0.0]}, np.ones((6, 1))
     h = np.cumsum(0.9 ** np.arange(6))  # h_1..h_6
     h_prev = np.concatenate([[0.0], h[:-1]])
     tau = 3
     expected = sum(0.9 ** (6 - k) * h_prev[k - 1] for k in range(6 - tau + 1, 7))
-    assert gradient(p, truncate=tau)["W_hh"].item() == pytest.approx(expected, rel=1e-14)
-    every = gradient_reverse(p, every_step=True)["W_hh"].item()
-    assert every == pytest.approx(gradient_forward(p, every_step=True)["W_hh"].item(), rel=1e-14)
+    assert gradient(core, params, x, truncate=tau)[0]["W_hh"].item() == pytest.approx(expected, rel=1e-14)
+    every = gradient(core, params, x, every_step=True, mode="reverse")[0]["W_hh"].item()
+    assert every == pytest.approx(gradient(core, params, x, every_step=True, mode="forward")[0]["W_hh"].item(), rel=1e-14)
     full_sum = sum(sum(0.9 ** (T - k) * h_prev[k - 1] for k in range(1, T + 1)) for T in range(1, 7))
     assert every == pytest.approx(full_sum, rel=1e-14)
 
 
 @pytest.mark.parametrize("w,log10", [(2.0, 1e4 * np.log10(2)), (0.5, -1e4 * np.log10(2))])
 def test_log_domain_at_ten_thousand_steps(w, log10):
-    cell = make_cell(CELLS["rnn"])
-    p = make_problem(cell, {"W_hh": [[w]], "W_xh": [[0.0]], "b_h": [[0.0]]}, np.zeros(10_000))
-    value = state_jacobian(p).log10_norm()
-    assert np.isfinite(value) and value == pytest.approx(log10, rel=1e-12)
-    by_lag = log10_norm_by_lag(p)
+    u = prepare(make_core(CELLS["rnn"]), {"W_hh": [[w]], "W_xh": [[0.0]], "b_h": [0.0]}, np.zeros((10_000, 1)))
+    value = state_jacobian(u).log10_norm()
+    assert np.isfinite(value).all() and value.item() == pytest.approx(log10, rel=1e-12)
+    by_lag = jacobian_norms(u).log10_by_lag
     assert by_lag[-1] == pytest.approx(log10, rel=1e-12) and np.all(np.isfinite(by_lag))
 
 
 def test_log_domain_lstm_ten_thousand_steps_stays_finite():
-    cell = make_cell(CELLS["lstm"], n=2, m=1)
-    p = make_problem(cell, draw(cell, (3,), seed=0, scale=2.0), np.ones(10_000))
-    assert np.all(np.isfinite(state_jacobian(p).log10_norm()))
+    layer = _layer("lstm", 2, 1)
+    u = prepare(layer.core, draw(layer, (3,), seed=0, scale=2.0), np.ones((10_000, 1)), lead=(3,))
+    assert np.all(np.isfinite(state_jacobian(u).log10_norm()))
 
 
 def test_forward_mode_memory_does_not_grow_with_T():
-    cell = make_cell(CELLS["lstm"])
-    pr = draw(cell, (2000,), seed=1)
+    layer = _layer("lstm")
+    pr = draw(layer, (2000,), seed=1)
 
     def peak(T):
         tracemalloc.start()
-        gradient(make_problem(cell, pr, np.ones(T)), mode="forward")
+        gradient(layer.core, pr, np.ones((T, 1)), lead=(2000,), mode="forward")
         _, top = tracemalloc.get_traced_memory()
         tracemalloc.stop()
         return top
@@ -122,13 +144,15 @@ def test_forward_mode_memory_does_not_grow_with_T():
 
 
 def test_auto_mode_switches_to_forward_for_long_horizons(monkeypatch):
-    cell = make_cell(CELLS["rnn"], activation="tanh")
-    p = make_problem(cell, draw(cell, (10,), seed=2), np.ones(40))
-    assert grid_mode(p, "auto") == "reverse"
-    monkeypatch.setattr("numeric.modes.REVERSE_MEMORY", reverse_bytes(p) - 1)
-    assert grid_mode(p, "auto") == "forward" and grid_mode(p, "auto", truncate=5) == "reverse"
-    auto, forward = gradient(p), gradient_forward(p)
-    assert all(np.array_equal(auto[k], forward[k]) for k in forward)
+    layer = _layer("rnn", activation="tanh")
+    params, x = draw(layer, (10,), seed=2), np.ones((40, 1))
+    u = prepare(layer.core, params, x, lead=(10,))
+    assert resolve("auto", u) == "reverse"
+    monkeypatch.setattr("numeric.engine.modes.MEMORY_LIMIT", 1000)
+    assert resolve("auto", u) == "forward" and resolve("auto", u, truncate=5) == "reverse"
+    auto, mode = gradient(layer.core, params, x, lead=(10,))
+    forward, _ = gradient(layer.core, params, x, lead=(10,), mode="reverse")
+    assert mode == "forward" and all(np.allclose(auto[k], forward[k], rtol=1e-13) for k in forward)
 
 
 def test_law_slope():
@@ -138,12 +162,12 @@ def test_law_slope():
 
 def test_clipping():
     g = {"w": np.array([[[3.0]], [[0.3]]]), "u": np.array([[[4.0]], [[0.4]]])}
-    clipped = clip_by_norm(g, 1.0)
-    assert np.allclose(global_norm(clipped), [1.0, 0.5])
+    clipped = clip_by_norm(g, 1.0, batch_ndim=1)
+    assert np.allclose(global_norm(clipped, batch_ndim=1), [1.0, 0.5])
     assert np.allclose(clipped["w"][0], 0.6)
     assert clip_by_value({"w": np.array([[-7.0, 2.0]])})["w"].tolist() == [[-5.0, 2.0]]
     with pytest.raises(ValueError):
-        clip_by_norm(g, 0.0)
+        clip_by_norm(g, 0.0, batch_ndim=1)
 
 
 def test_missing_symbol_is_named():
@@ -192,7 +216,8 @@ def test_cli_check_passes():
     assert cases == [["rnn", "linear"], ["rnn", "tanh"], ["rnn", "sigmoid"], ["rnn", "relu"]], result.output
 
 
-needs_cc = pytest.mark.skipif(__import__("numeric.native").native.compiler() is None, reason="no C compiler")
+needs_cc = pytest.mark.skipif(__import__("numeric.engine.native.build").engine.native.build.compiler() is None,
+                              reason="no C compiler")
 
 
 @needs_cc
@@ -204,81 +229,66 @@ def test_native_matches_the_handwritten_reference(name, variant, activation):
     """The generated C against the hand-written NumPy BPTT (no SymPy in it): an independent value."""
     from . import numpy_reference as ref
 
-    cell = make_cell(CELLS[name], variant, activation, n=2, m=3)
+    core = make_core(CELLS[name], variant, activation)
     rng = np.random.default_rng(5)
     theta = ref.random_params(name, variant, 2, 3, rng)
     x = rng.uniform(-1, 1, (30, 3))
     _, want = ref.forward_backward(name, variant, theta, x[None], activation=activation or "tanh")
-    params = {k: (v if v.ndim == 2 else v[:, None])[None] for k, v in theta.items()}
-    ours = gradient(make_problem(cell, params, x), "native")
+    ours, mode = gradient(core, {k: v[None] for k, v in theta.items()}, x, lead=(1,), mode="native")
+    assert mode == "native"
     for k in theta:
-        np.testing.assert_allclose(ours[k][0].reshape(want[k].shape), want[k], rtol=1e-12, atol=1e-14, err_msg=k)
+        np.testing.assert_allclose(ours[k][0], want[k], rtol=1e-12, atol=1e-14, err_msg=k)
 
 
 @needs_cc
 def test_native_options_agree_with_reverse_mode(any_cell):
-    """Truncation and a loss on every step reach the C pass as they reach the NumPy one (plumbing;
-    the values themselves are checked against the hand-written reference above)."""
+    """Truncation and a loss on every step reach the C pass as they reach the NumPy one."""
     cell = any_cell
-    if not cell.params:
+    layer = Layer(make_core(cell.definition, cell.variant, cell.activation.name if cell.activation else None), 1, 1)
+    if not layer.param_names():
         pytest.skip("no parameters")
-    p = make_problem(cell, draw(cell, (37,), seed=9), np.random.default_rng(1).uniform(-1, 1, (25, cell.m)),
-                     np.random.default_rng(2).uniform(-0.5, 0.5, len(cell.states) * cell.n))
+    params = draw(layer, (37,), seed=9)
+    x = np.random.default_rng(1).uniform(-1, 1, (25, 1))
+    s0 = {s: np.random.default_rng(2).uniform(-0.5, 0.5, 1) for s in layer.states}
     for kwargs in ({}, {"truncate": 7}, {"every_step": True}):
-        ours, ref = gradient(p, "native", **kwargs), gradient_reverse(p, **kwargs)
+        ours, _ = gradient(layer.core, params, x, s0, lead=(37,), mode="native", **kwargs)
+        ref, _ = gradient(layer.core, params, x, s0, lead=(37,), mode="reverse", **kwargs)
         for name in ref:
             assert np.allclose(ours[name], ref[name], rtol=1e-12, atol=1e-14 * np.max(np.abs(ref[name]))), (name, kwargs)
 
 
 @needs_cc
-def test_native_vector_cells_and_batch_axes():
-    cell = make_cell(CELLS["lstm"], n=3, m=2)
-    pr = draw(cell, (4, 5), seed=3)
-    p = make_problem(cell, pr, np.random.default_rng(0).uniform(-1, 1, (9, 2)))
-    ours, ref = gradient(p, "native"), gradient_reverse(p)
+def test_native_vector_cells_grid_axes_and_a_layer():
+    layer = _layer("lstm", 3, 2)
+    pr = draw(layer, (4, 5), seed=3)
+    x = np.random.default_rng(0).uniform(-1, 1, (9, 2))
+    ours, _ = gradient(layer.core, pr, x, lead=(4, 5), mode="native")
+    ref, _ = gradient(layer.core, pr, x, lead=(4, 5), mode="reverse")
     assert all(ours[k].shape == ref[k].shape and np.allclose(ours[k], ref[k], rtol=1e-12, atol=1e-15) for k in ref)
+    one, _ = gradient(layer.core, {k: v[1, 2] for k, v in pr.items()}, x, mode="native")
+    assert all(np.allclose(one[k], ref[k][1, 2], rtol=1e-12, atol=1e-15) for k in ref)
 
 
 @needs_cc
-def test_native_refuses_batched_inputs():
-    cell = make_cell(CELLS["rnn"], activation="tanh")
-    p = make_problem(cell, draw(cell, (3,), seed=1), np.ones((4, 3, 1)))
-    with pytest.raises(ValueError, match="shared by the batch"):
-        gradient(p, "native")
+def test_native_refuses_a_batch_of_sequences():
+    from derive.errors import InvalidValue
 
-
-@needs_cc
-def test_native_jacobian_product_in_the_same_pass(any_cell):
-    """∂s_T/∂s_0 carried backwards in the C pass equals the forward product of the NumPy path,
-    mantissa and log10 scale, far past float64's range (T = 2000)."""
-    from numeric.native import native_pass
-
-    cell = any_cell
-    if not cell.params:
-        pytest.skip("no parameters")
-    p = make_problem(cell, draw(cell, (5,), seed=4, scale=1.5),
-                     np.random.default_rng(3).uniform(-1, 1, (2000, cell.m)))
-    grads, ours = native_pass(p, jacobian=True)
-    ref = state_jacobian(p)
-    zero = ~ref.mantissa.any(axis=(-2, -1))  # relu can end at exactly 0: its scale then means nothing
-    assert np.array_equal(zero, ~ours.mantissa.any(axis=(-2, -1)))
-    assert np.allclose(ours.log10_scale[~zero], ref.log10_scale[~zero], rtol=1e-10, atol=1e-9)
-    assert np.allclose(ours.mantissa, ref.mantissa, rtol=1e-8, atol=1e-10)
-    plain, none = native_pass(p)
-    assert none is None and all(np.array_equal(plain[k], grads[k]) for k in grads)
+    layer = _layer("rnn", activation="tanh")
+    with pytest.raises(InvalidValue, match="one input sequence"):
+        gradient(layer.core, draw(layer, (3,), seed=1), np.ones((4, 3, 1)), lead=(3,), mode="native")
 
 
 def test_mpmath_diff_is_an_independent_reference_that_can_fail():
     """mpmath.diff of the forward pass finds a gradient that is off by 1e-9, and needs no derive Jacobian."""
-    from numeric.check import INDEPENDENT, _flat, directional
+    from numeric.check import INDEPENDENT, _flat, _gradient, directional
     cell = make_cell(CELLS["lstm"], n=2, m=1)
-    p = random_problem(cell, 10, seed=2)
-    ours = _flat(gradient_reverse(p), cell)
-    a, b = directional(p, ours)
+    case = random_case(cell, 10, seed=2)
+    ours = _flat(_gradient(case), case)
+    a, b = directional(case, ours)
     assert np.max(np.abs(a - b) / np.abs(b)) < 1e-13
     wrong = ours.copy()
     wrong[3] *= 1 + 1e-9
-    a, b = directional(p, wrong)
+    a, b = directional(case, wrong)
     assert np.max(np.abs(a - b) / np.abs(b)) > 1e-12
     assert "mpmath.diff" in INDEPENDENT and "forward mode" not in INDEPENDENT
 
@@ -289,7 +299,7 @@ def test_the_cliff_gradient_and_clipped_steps():
     from derive.custom import cell_definition
     from numeric.studies import CLIFF_FORMULA, _cliff_loss_and_grad, cliff
 
-    cell = make_cell(cell_definition("custom", (CLIFF_FORMULA,)))
+    cell = make_core(cell_definition("custom", (CLIFF_FORMULA,)))
     w, b = np.array([3.0, 8.0, 11.0]), np.array([-1.0, -3.5, -5.2])
     _, gw, gb = _cliff_loss_and_grad(cell, w, b, 50, 0.5, 0.7)
     h = 1e-6

@@ -95,9 +95,9 @@ def test_failure_leaves_nothing(tmp_path, monkeypatch, error):
 
 
 def test_failure_while_writing_leaves_no_temporary(tmp_path, monkeypatch):
-    import numeric.files
+    import numeric.io.files
 
-    real = numeric.files.os.replace
+    real = numeric.io.files.os.replace
     calls = []
 
     def replace(src, dst):
@@ -107,7 +107,7 @@ def test_failure_while_writing_leaves_no_temporary(tmp_path, monkeypatch):
         real(src, dst)
 
     (tmp_path / "clipping.png").write_bytes(b"old")
-    monkeypatch.setattr(numeric.files.os, "replace", replace)
+    monkeypatch.setattr(numeric.io.files.os, "replace", replace)
     with pytest.raises(UnrolledError, match="No space left on device; nothing was written"):
         reports.build.build(str(tmp_path), only=("explode", "clipping"), fmt="png", force=True)
     # the first rename is undone and the replaced file restored: the whole set or nothing, no temporary
@@ -118,7 +118,7 @@ def test_failure_while_writing_leaves_no_temporary(tmp_path, monkeypatch):
 def test_longterm_reads_a_results_file_and_refuses_a_bad_one(tmp_path):
     """The pages state the numbers of the file they read; a file that is not a sweep's (or one from before
     the sweep compared initialisations) is exit 2, before any work."""
-    from numeric.sweep import caption, memory_caption, memory_signal, profile_lag, read_results
+    from numeric.training.sweep import caption, memory_caption, memory_signal, profile_lag, read_results
     bundled = read_results()
     text, lags = caption(bundled), bundled["lags"]
     assert "chance is 0.20" in text

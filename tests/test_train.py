@@ -11,10 +11,10 @@ from typer.testing import CliRunner
 from cli import app
 from derive.cells import CELLS
 from derive.core import make_core
-from numeric import tasks
-from numeric.layer import value_and_grad
-from numeric.optim import AdamState, SGDState, adam, sgd
-from numeric.train import (Settings, cross_entropy, initial_params, loss_and_grad, loss_function, resolve,
+from numeric.training import tasks
+from numeric.engine.grad import value_and_grad
+from numeric.training.optim import AdamState, SGDState, adam, sgd
+from numeric.training.train import (Settings, cross_entropy, initial_params, loss_and_grad, loss_function, resolve,
                            squared_error, train)
 
 runner = CliRunner()
@@ -182,7 +182,7 @@ def test_sweep_bad_input_is_one_line_exit_2(args, text):
 
 
 def test_a_sweep_does_not_depend_on_its_number_of_workers():
-    from numeric.sweep import sweep
+    from numeric.training.sweep import sweep
     base = Settings(task="latch", updates=20, hidden=4, batch=8, every=10)
     one = sweep(base, models=(("rnn", "pytorch"), ("gru", "chrono")), lags=(2, 3), seeds=1, jobs=1)
     two = sweep(base, models=(("rnn", "pytorch"), ("gru", "chrono")), lags=(2, 3), seeds=1, jobs=2)

@@ -13,8 +13,8 @@ import pytest
 
 from derive.cells import CELLS
 from derive.errors import InvalidValue
-from numeric.arrayfiles import MAX_JSON_BYTES, read_tensors
-from numeric.weights import cell_params, torch_names
+from numeric.io.arrayfiles import MAX_JSON_BYTES, read_tensors
+from numeric.io.weights import cell_params, torch_names
 
 N, M = 3, 2
 # PyTorch's documented gate order (nn.RNN, nn.LSTM, nn.GRU), written out here on purpose

@@ -1,4 +1,4 @@
-"""numeric.workers: a worker's value or error comes back whole, a dead worker is an error (not a
+"""numeric.training.workers: a worker's value or error comes back whole, a dead worker is an error (not a
 hang), and the parent's environment is left as it was."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import os
 import pytest
 
 from derive.errors import InvalidValue, NonFinite, UnrolledError
-from numeric import workers
+from numeric.training import workers
 
 
 def _blas_threads() -> str | None:

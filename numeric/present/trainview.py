@@ -9,12 +9,12 @@ import numpy as np
 from derive.cells import CELLS
 from derive.render import finite
 
-from . import tasks
-from .arrayfiles import with_metadata
-from .init import memory
-from .sensitivity import Sensitivity
-from .train import READOUT, Evaluation, Settings, TrainResult, activation
-from .weights import GATES, TORCH_VARIANT, torch_names
+from ..training import tasks
+from ..io.arrayfiles import with_metadata
+from ..init import memory
+from ..training.sensitivity import Sensitivity
+from ..training.train import READOUT, Evaluation, Settings, TrainResult, activation
+from ..io.weights import GATES, TORCH_VARIANT, torch_names
 
 
 def _score(task: str, value: float) -> str:

@@ -3,7 +3,7 @@
 The model: the cell's layer over x_1..x_T, then y = W_hq h_T + b_q (d2l's names;
 PyTorch's ``nn.Linear`` shape (q, n)), and softmax cross-entropy (a class) or
 squared error (a number), averaged over the batch.  The readout's loss gives
-∂L/∂s_T; ``numeric.layer.backward``, the one BPTT, carries it back through time.
+∂L/∂s_T; ``numeric.engine.grad.bptt``, the one BPTT, carries it back through time.
 """
 
 from __future__ import annotations
@@ -20,9 +20,11 @@ from derive.errors import InvalidValue
 
 from . import tasks
 from .clip import clip_by_norm, clip_by_value, global_norm
-from .init import check_init, default_init, default_t_max, describe, draw
-from .layer import MAX_HIDDEN, MEMORY_LIMIT, backward, memory_bytes, scan
-from .logmatrix import log10_norm
+from ..init import check_init, default_init, default_t_max, describe, draw
+from ..engine.grad import bptt
+from ..engine.scan import scan
+from ..engine.shapes import MAX_HIDDEN, MEMORY_LIMIT, memory_bytes, prepare
+from ..engine.logmatrix import log10_norm
 from .optim import optimiser
 
 READOUT = ("W_hq", "b_q")
@@ -191,12 +193,12 @@ def loss_and_grad(core, params: Mapping[str, np.ndarray], x: np.ndarray, target:
                   wrt_inputs: bool = False):
     """(loss, y, ∂L/∂θ for every parameter, readout included, and ∂L/∂s_1 per state).
 
-    x is (B, T, m).  The readout's ∂L/∂h_T seeds ``numeric.layer.backward``.
+    x is (B, T, m).  The readout's ∂L/∂h_T seeds ``numeric.engine.grad.bptt``.
     ``wrt_inputs`` adds ∂L/∂x as ``"x"``, (B, T, m).
     """
-    xs = np.ascontiguousarray(np.transpose(x, (1, 0, 2)))
     B, n = x.shape[0], params["W_hq"].shape[1]
-    tape = scan(core, params, xs, {s: np.zeros((B, n)) for s in core.states})
+    u = prepare(core, {name: params[name] for name, _, _ in core.param_table()}, x)
+    tape = scan(u)
     h = tape.states[core.output][-1]
     y = h @ params["W_hq"].T + params["b_q"]
     value, dy = loss(y, target)
@@ -208,7 +210,7 @@ def loss_and_grad(core, params: Mapping[str, np.ndarray], x: np.ndarray, target:
             first.update({s: np.array(v) for s, v in carry.items()})
         return carry
 
-    carry, grads = backward(core, params, xs, tape, seed, on_step=record, wrt_inputs=wrt_inputs)
+    carry, grads = bptt(u, tape, seed, on_step=record, wrt_inputs=wrt_inputs)
     if wrt_inputs:
         grads["x"] = np.transpose(grads["x"], (1, 0, 2))
     if not first:  # T = 1: s_1 is s_T

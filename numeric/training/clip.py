@@ -1,25 +1,20 @@
-"""Gradient clipping on a computed gradient (a dict of arrays with a common batch shape)."""
+"""Gradient clipping on a computed gradient (a dict of arrays, a grid's settings in front)."""
 
 from __future__ import annotations
 
 import numpy as np
 
 
-def global_norm(grads: dict, batch_ndim: int | None = None) -> np.ndarray:
-    """‖g‖₂ over every parameter's elements, per batch element.
-
-    A grid's parameters are matrices behind the batch axes (the default); with
-    ``batch_ndim`` the first that many axes are the batch and the rest the parameter
-    (0: one model, biases as vectors).
-    """
+def global_norm(grads: dict, batch_ndim: int = 0) -> np.ndarray:
+    """‖g‖₂ over every parameter's elements, per setting: the first ``batch_ndim`` axes are a
+    grid's settings and the rest the parameter (0: one model)."""
     def squares(g):
-        axes = (-2, -1) if batch_ndim is None else tuple(range(batch_ndim, np.ndim(g)))
-        return np.sum(np.abs(g) ** 2, axis=axes)
+        return np.sum(np.abs(g) ** 2, axis=tuple(range(batch_ndim, np.ndim(g))))
 
     return np.sqrt(sum(squares(g) for g in grads.values()))
 
 
-def clip_by_norm(grads: dict, threshold: float, batch_ndim: int | None = None) -> dict:
+def clip_by_norm(grads: dict, threshold: float, batch_ndim: int = 0) -> dict:
     """Pascanu, Mikolov & Bengio (2013), Algorithm 1: if ‖g‖ ≥ threshold, g ← (threshold/‖g‖) g.
 
     >>> clip_by_norm({"w": np.array([[3.0]]), "u": np.array([[4.0]])}, 1.0)["u"]
@@ -29,8 +24,6 @@ def clip_by_norm(grads: dict, threshold: float, batch_ndim: int | None = None) -
         raise ValueError("the threshold must be > 0")
     norm = global_norm(grads, batch_ndim)
     scale = np.where(norm >= threshold, threshold / np.where(norm > 0, norm, 1.0), 1.0)
-    if batch_ndim is None:
-        return {name: g * scale[..., None, None] for name, g in grads.items()}
     return {name: g * scale.reshape(scale.shape + (1,) * (np.ndim(g) - batch_ndim)) for name, g in grads.items()}
 
 

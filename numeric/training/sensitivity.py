@@ -4,7 +4,7 @@ For a sequence b and its own loss ℓ_b, ‖∂ℓ_b/∂x_{b,t}‖₂ at every s
 Madsen, "Visualizing memorization in RNNs", Distill 2019).  A model that carries
 "Dhaval eats samosa" to the question is sensitive to the food word 50 steps back;
 one that cannot is sensitive to the last few fillers only.  The one BPTT computes it
-(``numeric.layer.backward`` with ``wrt_inputs``): ∂L/∂x_t = Σ_g W_xgᵀ δ_{g,t}.
+(``numeric.engine.grad.bptt`` with ``wrt_inputs``): ∂L/∂x_t = Σ_g W_xgᵀ δ_{g,t}.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from derive.core import Layer
 from derive.errors import InvalidValue
 
 from . import tasks
-from .arrayfiles import read_metadata, read_tensors
-from .layer import MEMORY_LIMIT, memory_bytes
+from ..io.arrayfiles import read_metadata, read_tensors
+from ..engine.shapes import MEMORY_LIMIT, memory_bytes
 from .train import HELD_OUT, Settings, _core, loss_and_grad, loss_function, readout_shapes, resolve, score
 
 

@@ -8,16 +8,16 @@ import math
 
 import numpy as np
 
-from .check import INDEPENDENT, CheckRow
+from ..check import INDEPENDENT, CheckRow
 from derive.activations import ACTIVATIONS
 from derive.regime import judge, measured
 
 from derive.errors import InvalidValue
 from derive.render import finite, regime_json
 
-from .logmatrix import log10_norm
-from .run import LAGS, LayerRun, NumericResult
-from .weights import torch_names
+from ..engine.logmatrix import log10_norm
+from ..run import LAGS, Run
+from ..io.weights import torch_names
 
 GATE_NAMES = {"i": "input gate", "f": "forget gate", "g": "potential memory", "o": "output gate",
               "c": "long-term memory c", "h": "short-term memory h", "r": "reset gate",
@@ -62,22 +62,13 @@ def _table(label, n, m, steps, s0, inputs, names, trace, log10_jacobian, grads, 
     return lines
 
 
-def walkthrough(r: NumericResult) -> str:
-    """Each step's input, gates and states for one setting, then the gradients."""
-    p, cell = r.problem, r.problem.cell
-    grads = {cell.display_name(n): (g[..., 0] if g.shape[-1] == 1 and g.ndim == 2 else g) for n, g in r.grads.items()}
-    return "\n".join(_table(cell.label, cell.n, cell.m, p.steps, p.s0, p.inputs, list(r.quantities), r.trace,
-                            r.jacobian.log10_norm(), grads, r.mode, cell.output,
-                            loss_text(cell.output, r.every_step, r.truncate)))
-
-
 def _power(log10: float) -> str:
     if math.isfinite(log10):
         return f"10^{log10:.3f}"
     return {-math.inf: "0", math.inf: "inf"}.get(log10, "not computed" if math.isnan(log10) else "nan")
 
 
-def _regime(r: LayerRun):
+def _regime(r: Run):
     """The verdict from the measured ‖∂s_T/∂s_0‖ of sequence 0, with Pascanu's bound where it applies."""
     core = r.layer.core
     log10 = float(r.by_lag[-1]) if r.by_lag is not None else None
@@ -92,14 +83,14 @@ def _regime(r: LayerRun):
 TABLE_STEPS = 200
 
 
-def summary(r: LayerRun, steps_table: bool = True) -> str:
+def summary(r: Run, steps_table: bool = True) -> str:
     """What a person reads for a layer of any size: norms, σ₁, the regime, lags; arrays elsewhere.
     A small layer's single sequence also gets its per-step table (``steps_table``)."""
-    lay, res, T = r.layer, r.result, r.steps
+    lay, T = r.layer, r.steps
     B = r.inputs.shape[0]
     out = lay.core.output
     lines = [f"{lay.label}, hidden size {lay.n}, input size {lay.m}, T = {T}, batch {B}; weights: {r.source}",
-             f"{loss_text(out, r.every_step, r.truncate, batch=B > 1)} (mode {r.mode}: BPTT with the weights as matrices)"]
+             f"{loss_text(out, r.every_step, r.truncate, batch=B > 1)} (mode {r.mode}: {MODE_WORDS[r.mode]})"]
     table = steps_table and r.trace is not None and B == 1 and T <= TABLE_STEPS
     if table:
         lines = _table(lay.label, lay.n, lay.m, T, r.s0, r.inputs[0], list(r.quantities), r.trace, r.by_lag[-1],
@@ -118,33 +109,36 @@ def summary(r: LayerRun, steps_table: bool = True) -> str:
     lags = [k for k in LAGS if k < T] + [T]
     if r.by_lag is not None:
         lines.append("‖∂s_T/∂s_{T−k}‖₂ (sequence 0): " + ", ".join(f"k={k}: {_power(r.by_lag[k])}" for k in lags))
+    elif r.jacobian is not None:
+        lines.append(f"‖∂s_T/∂s_0‖₂ (sequence 0): {_power(float(r.jacobian.log10_norm()))}")
     else:
         lines.append(f"‖∂s_T/∂s_{{T−k}}‖₂: not computed for {len(lay.states) * lay.n} state elements "
                      "(more than 1024); the adjoint below is")
-    adjoint = res.log10_adjoint[::-1]
-    which = "sequence 0" if B == 1 else "median over the batch"
-    lines.append(f"‖∂L/∂s_{{T−k}}‖₂ ({which}): "
-                 + ", ".join(f"k={k}: {_power(float(np.median(adjoint[k])))}" for k in lags))
-    if not table:
-        final = res.states[out][-1, 0]
+    if r.log10_adjoint is not None:
+        adjoint = r.log10_adjoint[::-1]
+        which = "sequence 0" if B == 1 else "median over the batch"
+        lines.append(f"‖∂L/∂s_{{T−k}}‖₂ ({which}): "
+                     + ", ".join(f"k={k}: {_power(float(np.median(adjoint[k])))}" for k in lags))
+    if not table and r.states is not None:
+        final = r.states[out][-1, 0]
         shown = ", ".join(_fmt(v) for v in final[:8]) + (", …" if lay.n > 8 else "")
         lines.append(f"{out}_T (sequence 0): {shown}")
-        lines.append("every array: numeric --json, or numeric --out FILE.npz")
     return "\n".join(lines)
 
 
-def grid_summary(r: NumericResult) -> str:
+def grid_summary(r: Run) -> str:
     """One line per grid point (the first 25), then the spread."""
     norms = r.jacobian.log10_norm()
     grad_norm = _grad_log10_norm(r)
-    names = [r.problem.cell.display_name(n) for n, _ in r.grid]
-    lines = [f"{r.problem.cell.label}, T = {r.problem.steps}, {norms.size} settings; mode {r.mode}",
+    names = [r.layer.display_name(n) for n, _ in r.grid]
+    lines = [f"{r.layer.label}, hidden size {r.layer.n}, T = {r.steps}, {norms.size} settings; weights: {r.source}",
+             f"{loss_text(r.layer.core.output, r.every_step, r.truncate)} (mode {r.mode}: {MODE_WORDS[r.mode]})",
              "  ".join(f"{h:>12}" for h in [*names, "log10‖∂s_T/∂s_0‖", "log10‖∇L‖"])]
     for idx in list(np.ndindex(norms.shape))[:25]:
         values = [r.grid[i][1][j] for i, j in enumerate(idx)]
         lines.append("  ".join(f"{v:>12.6g}" for v in [*values, norms[idx], grad_norm[idx]]))
     if norms.size > 25:
-        lines.append(f"... {norms.size - 25} more (use --out FILE.npz)")
+        lines.append(f"... {norms.size - 25} more (every setting is in the arrays)")
     finite = norms[np.isfinite(norms)]
     if finite.size:
         lines.append(f"log10‖∂s_T/∂s_0‖: min {finite.min():.4g}, median {np.median(finite):.4g}, max {finite.max():.4g}")
@@ -157,13 +151,17 @@ def grid_summary(r: NumericResult) -> str:
     return "\n".join(lines)
 
 
-def _grad_log10_norm(r: NumericResult) -> np.ndarray:
+def _grad_log10_norm(r: Run) -> np.ndarray:
     """log10 ‖∇L‖₂ over every parameter element, per setting, without squares over- or underflowing."""
     if not r.grads:
         return np.full(r.jacobian.log10_scale.shape, np.nan)
     shape = r.jacobian.log10_scale.shape
     flat = np.concatenate([np.abs(g).reshape(shape + (-1,)) for g in r.grads.values()], axis=-1)
     return log10_norm(flat)
+
+
+#: How each mode computes ∂L/∂θ, in the words of the summary's second line.
+MODE_WORDS = {"reverse": "BPTT", "forward": "forward (tangent) mode", "native": "BPTT as compiled C"}
 
 
 def _jacobian_json(m) -> dict:
@@ -182,23 +180,7 @@ def _finite_or_none(values):
     return finite(np.ravel(values).tolist())
 
 
-def _grid_json(r: NumericResult) -> dict:
-    cell, q = r.problem.cell, r.quantities
-    states = {s: r.trace[:, [q.index(f"{s}_t" if cell.n == 1 else f"{s}_t[{i}]") for i in range(cell.n)]].tolist()
-              for s in cell.states}
-    return {
-        "cell": cell.name, "variant": cell.variant, "hidden": cell.n, "steps": r.problem.steps,
-        "states": states,
-        "quantities": {name: r.trace[:, i].tolist() for i, name in enumerate(q)},
-        "grad": {n: (g[..., 0] if g.shape[-1] == 1 and g.shape[-2] > 1 else g).squeeze().tolist() if g.size > 1 else float(g.ravel()[0]) for n, g in r.grads.items()},
-        **_jacobian_json(r.jacobian),
-        "log10_norm_jacobian": float(r.jacobian.log10_norm()),
-        "log10_norm_by_lag": _finite_or_none(r.by_lag),
-        "mode": r.mode,
-    }
-
-
-def _unbatched(r: LayerRun, a: np.ndarray) -> np.ndarray:
+def _unbatched(r: Run, a: np.ndarray) -> np.ndarray:
     """An array with the batch axis first, without it when the inputs were one sequence."""
     return a if r.batched else a[0]
 
@@ -216,56 +198,74 @@ def _listed(a: np.ndarray, name: str, omitted: dict, scalar: bool = False):
     return float(a.ravel()[0]) if scalar and a.size == 1 else a.tolist()
 
 
-def _layer_json(r: LayerRun) -> dict:
-    lay, res = r.layer, r.result
-    regime = _regime(r)
-    omitted: dict[str, list[int]] = {}
-    return {
+def _per_sequence(r: Run, a: np.ndarray | None, name: str, omitted: dict):
+    return None if a is None else _listed(_unbatched(r, a), name, omitted)
+
+
+def _grad_norms(r: Run, omitted: dict) -> dict:
+    """‖∂L/∂θ‖ (Frobenius) per parameter, per setting of a grid."""
+    shapes = r.layer.shapes()
+    return {k: _listed(np.sqrt(np.sum(np.square(v), axis=tuple(range(v.ndim - len(shapes[k]), v.ndim)))),
+                       f"grad_norm.{k}", omitted, scalar=True) for k, v in r.grads.items()}
+
+
+def to_json(r: Run) -> dict:
+    """A run as JSON-ready data (keys listed in docs/numeric.md); a grid's settings with their
+    gradients and norms, and every array of a layer that is small enough to list."""
+    lay, omitted = r.layer, {}
+    out = {
         "cell": lay.name, "variant": lay.variant, "hidden": lay.n, "input_size": lay.m, "steps": r.steps,
         "batch": int(r.inputs.shape[0]), "mode": r.mode, "weights": r.source,
-        "states": {s: _listed(_unbatched(r, v[1:].transpose(1, 0, 2)), f"states.{s}", omitted)
-                   for s, v in res.states.items()},
-        "quantities": {name: r.trace[:, i].tolist() for i, name in enumerate(r.quantities)} if r.trace is not None else None,
         "grad": {k: _listed(v, f"grad.{k}", omitted, scalar=True) for k, v in r.grads.items()},
-        "grad_norm": {k: float(np.linalg.norm(v)) for k, v in r.grads.items()},
-        "grad_initial_state": {f"{s}_0": _listed(_unbatched(r, res.grads[f"{s}_0"]), f"grad_initial_state.{s}_0",
-                                                 omitted) for s in lay.states},
-        **_jacobian_json(r.jacobian),
-        "log10_norm_jacobian": float(r.by_lag[-1]) if r.by_lag is not None else None,
-        "log10_norm_by_lag": _finite_or_none(r.by_lag) if r.by_lag is not None else None,
-        "log10_adjoint": [_finite_or_none(row) for row in res.log10_adjoint.T] if r.batched
-        else _finite_or_none(res.log10_adjoint[:, 0]),
-        "recurrent_sigma1": dict(r.recurrent),
-        "regime": regime_json(regime),
-        "omitted": omitted,  # field -> shape of each array too large to list (null above)
+        "grad_norm": _grad_norms(r, omitted),
     }
+    if r.grid:
+        out["grid"] = {name: values.tolist() for name, values in r.grid}
+        out["log10_norm_jacobian"] = _listed(np.where(np.isfinite(r.jacobian.log10_norm()), r.jacobian.log10_norm(),
+                                                      np.nan), "log10_norm_jacobian", omitted)
+        out["omitted"] = omitted
+        return out
+    out.update({
+        "states": None if r.states is None else
+        {s: _listed(_unbatched(r, v[1:].transpose(1, 0, 2)), f"states.{s}", omitted) for s, v in r.states.items()},
+        "quantities": {name: r.trace[:, i].tolist() for i, name in enumerate(r.quantities)} if r.trace is not None else None,
+        "grad_initial_state": None if r.initial_grads is None else
+        {f"{s}_0": _per_sequence(r, v, f"grad_initial_state.{s}_0", omitted) for s, v in r.initial_grads.items()},
+        **_jacobian_json(r.jacobian),
+        "log10_norm_jacobian": float(r.by_lag[-1]) if r.by_lag is not None else (
+            float(r.jacobian.log10_norm()) if r.jacobian is not None else None),
+        "log10_norm_by_lag": _finite_or_none(r.by_lag) if r.by_lag is not None else None,
+        "log10_adjoint": None if r.log10_adjoint is None else (
+            [_finite_or_none(row) for row in r.log10_adjoint.T] if r.batched else _finite_or_none(r.log10_adjoint[:, 0])),
+        "recurrent_sigma1": dict(r.recurrent),
+        "regime": regime_json(_regime(r)),
+        "omitted": omitted,  # field -> shape of each array too large to list (null above)
+    })
+    return out
 
 
-def to_json(r: NumericResult | LayerRun) -> dict:
-    """One setting, or one layer's batch, as JSON-ready data (keys listed in the README)."""
-    return _layer_json(r) if isinstance(r, LayerRun) else _grid_json(r)
-
-
-def to_text(r: NumericResult | LayerRun) -> str:
+def to_text(r: Run) -> str:
     """What ``numeric`` prints for a person."""
-    if isinstance(r, LayerRun):
-        return summary(r)
-    return grid_summary(r) if r.grid else walkthrough(r)
+    return grid_summary(r) if r.grid else summary(r)
 
 
-def arrays(r: NumericResult | LayerRun, torch_keys: bool = False) -> dict[str, np.ndarray]:
+def arrays(r: Run, torch_keys: bool = False) -> dict[str, np.ndarray]:
     """Everything computed, as arrays for ``np.savez``; gradients as ``grad_<name>`` in our
     names at every size, and with ``torch_keys`` under PyTorch's too (``grad_weight_ih_l0``)."""
-    if isinstance(r, NumericResult):
-        if torch_keys:
-            raise InvalidValue("torch_names", "PyTorch's keys name one layer's weights; a grid has many")
-        return _grid_arrays(r)
-    res = r.result
+    if r.grid and torch_keys:
+        raise InvalidValue("torch_names", "PyTorch's keys name one layer's weights; a grid has many")
     out = {f"grad_{k}": v for k, v in r.grads.items()}
-    out.update({f"grad_{s}_0": _unbatched(r, res.grads[f"{s}_0"]) for s in r.layer.states})
-    out.update({s: _unbatched(r, v.transpose(1, 0, 2)) for s, v in res.states.items()})
-    out["inputs"] = _unbatched(r, r.inputs)
-    out["log10_adjoint"] = _unbatched(r, res.log10_adjoint.T)
+    out.update({f"grid_{name}": v for name, v in r.grid})
+    if r.grid:
+        out["log10_norm_jacobian"] = r.jacobian.log10_norm()
+    else:
+        out["inputs"] = _unbatched(r, r.inputs)
+    if r.initial_grads is not None:
+        out.update({f"grad_{s}_0": _unbatched(r, v) for s, v in r.initial_grads.items()})
+    if r.states is not None:
+        out.update({s: _unbatched(r, v.transpose(1, 0, 2)) for s, v in r.states.items()})
+    if r.log10_adjoint is not None:
+        out["log10_adjoint"] = _unbatched(r, r.log10_adjoint.T)
     if r.by_lag is not None:
         out["log10_norm_by_lag"] = r.by_lag
     if r.jacobian is not None:
@@ -278,16 +278,25 @@ def arrays(r: NumericResult | LayerRun, torch_keys: bool = False) -> dict[str, n
     return out
 
 
-def _grid_arrays(r: NumericResult) -> dict[str, np.ndarray]:
-    out = {f"grid_{name}": v for name, v in r.grid}
-    out["log10_norm_jacobian"] = r.jacobian.log10_norm()
-    out["jacobian_mantissa"] = r.jacobian.mantissa
-    out["jacobian_log10_scale"] = r.jacobian.log10_scale
-    out.update({f"grad_{name}": g for name, g in r.grads.items()})
-    if r.trace is not None:
-        out["quantities"] = r.trace
-        out["log10_norm_by_lag"] = r.by_lag
-    return out
+def html_table(r: Run) -> str:
+    """Jupyter's rich display of a run: a short two-column table, escaped."""
+    from html import escape
+
+    if r.grid:
+        norms = r.jacobian.log10_norm()
+        shown = norms[np.isfinite(norms)]
+        spread = f"{shown.min():.4g} … {shown.max():.4g}" if shown.size else "none finite"
+        rows = [("cell", r.layer.label), ("steps", str(r.steps)), ("settings", str(norms.size)), ("mode", r.mode),
+                ("log10 ‖∂s_T/∂s_0‖₂", spread)]
+    else:
+        norm = float(r.by_lag[-1]) if r.by_lag is not None else float("nan")
+        rows = [("cell", r.layer.label), ("hidden, input", f"{r.layer.n}, {r.layer.m}"),
+                ("steps, batch", f"{r.steps}, {r.inputs.shape[0]}"), ("weights", r.source),
+                ("log10 ‖∂s_T/∂s_0‖₂ (sequence 0)", f"{norm:.4g}"),
+                *((f"‖∂L/∂{k}‖", f"{float(np.linalg.norm(v)):.4g}") for k, v in r.grads.items())]
+    body = "".join(f"<tr><th style='text-align:left'>{escape(k)}</th><td style='text-align:left'>{escape(v)}</td></tr>"
+                   for k, v in rows)
+    return f"<table>{body}</table>"
 
 
 #: The check table's columns: (reference, short heading), derive's own Jacobians first.

@@ -1,6 +1,6 @@
 """Success rate against lag: every (cell, gate initialisation), every lag, several seeds, one fixed budget.
 
-Each run is ``numeric.train.train`` with the sweep's settings; runs are
+Each run is ``numeric.training.train.train`` with the sweep's settings; runs are
 independent and deterministic, so they are spread over worker processes and the
 result does not depend on how many there are.
 """
@@ -20,7 +20,7 @@ from derive.errors import InvalidValue, UnrolledError
 from derive.render import finite
 
 from . import tasks, workers
-from .init import default_init
+from ..init import default_init
 from .sensitivity import sensitivity
 from .train import Settings, TrainResult, resolve, train, trainable_cells
 
@@ -68,7 +68,7 @@ def runs(base: Settings, models=MODELS, lags=LAGS, seeds: int = SEEDS) -> list[S
 
 def summary(result: TrainResult) -> dict:
     """One run as JSON-ready data (a value that is not finite, as after divergence, is null), with the
-    trained model's sensitivity to each input step on the held-out set (``numeric.sensitivity``)."""
+    trained model's sensitivity to each input step on the held-out set (``numeric.training.sensitivity``)."""
     s, start, end = result.settings, result.curve[0], result.final
     seen = sensitivity(s, result.params)
     return finite({"model": model_key(s.cell, s.gate_init), "cell": s.cell, "gate_init": s.gate_init,
@@ -135,7 +135,7 @@ def sweep(base: Settings, models=MODELS, lags=LAGS, seeds: int = SEEDS, jobs: in
 
 
 #: The sweep the report shows by default: ``python cli.py sweep --out reports/data/longterm-cuisine.json``.
-BUNDLED = Path(__file__).resolve().parent.parent / "reports" / "data" / "longterm-cuisine.json"
+BUNDLED = Path(__file__).resolve().parents[2] / "reports" / "data" / "longterm-cuisine.json"
 
 
 def read_results(path: str | Path = BUNDLED) -> dict:

@@ -1,7 +1,7 @@
 """Products of many Jacobians in the log domain: mantissa × 10^scale, never over- or underflowing.
 
 Each product step is followed by ``renormalise``; the one accumulator for every
-path (the grid kernels' ``numeric.unroll``, the matrix path's ``numeric.layer``).
+path of the engine (``numeric.engine.jacobian``) and ``power`` below.
 """
 
 from __future__ import annotations

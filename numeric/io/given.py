@@ -12,12 +12,12 @@ from derive.errors import InvalidValue
 from derive.values import parameter_names, parse_array
 
 from .arrayfiles import read_metadata
-from .init import default_t_max, describe, draw
-from .layer import MAX_HIDDEN
+from ..init import default_t_max, describe, draw
+from ..engine.shapes import MAX_HIDDEN
 from .weights import cell_params, torch_keyed
 
 if TYPE_CHECKING:
-    from .run import Request
+    from ..run import Request
 
 
 def requested_sizes(req: Request) -> tuple[int, int]:

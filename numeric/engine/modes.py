@@ -1,0 +1,96 @@
+"""Which backend computes ∂L/∂θ: the one place that picks a mode.
+
+``reverse``: BPTT in NumPy (stores the steps); ``forward``: tangent mode in NumPy (stores
+nothing, carries one tangent per parameter element); ``native``: BPTT as C generated from
+the same stages.  ``auto`` takes reverse unless its stored steps would not fit, then forward.
+A layer and a grid of settings take every mode alike.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import numpy as np
+
+from derive.core import Core
+from derive.errors import InvalidValue
+
+from .grad import CHUNK, chunks, grid_gradients, value_and_grad
+from .shapes import MEMORY_LIMIT, Unroll, check_memory, memory_bytes, prepare
+from .tangent import TANGENT_MEMORY, gradient_forward
+
+MODES = ("auto", "reverse", "forward", "native")
+
+
+def choose_mode(mode: str) -> str:
+    """``mode`` checked against ``MODES``."""
+    if mode not in MODES:
+        raise InvalidValue("mode", f"unknown mode {mode!r}; allowed: {', '.join(MODES)}")
+    return mode
+
+
+def settings(u: Unroll) -> int:
+    return int(np.prod(u.lead, dtype=np.int64))
+
+
+def _needs(core: Core, n: int, m: int, batch: int, steps: int, count: int) -> tuple[int, int]:
+    """(bytes reverse mode stores, bytes forward mode carries) for ``count`` settings, a chunk at a time."""
+    chunk = min(count, CHUNK)
+    directions = sum(int(np.prod(shape)) for shape in core.shapes(n, m).values())
+    forward = 8 * directions * chunk * batch * n * (len(core.equations) + len(core.maps) + 2)
+    return memory_bytes(core, n, m, batch, steps, chunk), forward
+
+
+def check_fits(core: Core, n: int, m: int, batch: int, steps: int, mode: str, count: int = 1,
+               truncate: int | None = None) -> str:
+    """The mode that will run (``auto`` resolved), refused before any work when what it holds would not
+    fit: reverse stores every step, forward carries a tangent per parameter element."""
+    reverse, forward = _needs(core, n, m, batch, steps, count)
+    if mode == "auto":
+        mode = "reverse" if reverse <= MEMORY_LIMIT or truncate is not None or forward > TANGENT_MEMORY else "forward"
+    if mode == "reverse":
+        check_memory(core, n, m, batch, steps, min(count, CHUNK))
+    if mode == "forward" and forward > TANGENT_MEMORY:
+        raise InvalidValue("mode", f"forward mode would carry {forward / 2**30:.1f} GiB of tangents (one per parameter "
+                           f"element); allowed: up to {TANGENT_MEMORY / 2**30:.0f} GiB (reverse mode carries one)")
+    return mode
+
+
+def resolve(mode: str, u: Unroll, truncate: int | None = None) -> str:
+    """``mode`` checked, and auto resolved by memory: reverse, or forward when reverse would store too much."""
+    return check_fits(u.core, u.n, u.m, u.batch, u.steps, choose_mode(mode), settings(u), truncate)
+
+
+def gradient(core: Core, params: Mapping[str, np.ndarray], x, s0=None, *, lead: tuple[int, ...] = (),
+             mode: str = "auto", every_step: bool = False, truncate: int | None = None) -> tuple[dict, str]:
+    """(∂L/∂θ, the mode that computed it) for L = Σ_i (output)_T[i] (or Σ over every step): each
+    parameter lead + its own shape."""
+    u = prepare(core, params, x, s0, lead)
+    if truncate is not None and mode == "forward":
+        raise InvalidValue("truncate", "truncated BPTT runs backwards; allowed with the reverse and native modes")
+    mode = resolve(mode, u, truncate)
+    if mode == "native":
+        return _native(core, u, every_step, truncate), mode
+    if mode == "forward":
+        return _forward(core, params, x, s0, lead, every_step), mode
+    if lead:
+        return grid_gradients(core, params, x, s0, lead=lead, every_step=every_step, truncate=truncate), mode
+    grads = value_and_grad(core, params, x, s0, every_step=every_step, truncate=truncate).grads
+    return {name: grads[name] for name, _, _ in core.param_table()}, mode
+
+
+def _forward(core, params, x, s0, lead, every_step) -> dict:
+    if not lead:
+        return gradient_forward(prepare(core, params, x, s0), every_step)
+    own = prepare(core, params, x, s0, lead)
+    shapes = own.core.shapes(own.n, own.m)
+    parts = [gradient_forward(prepare(core, chunk, x, s0, size), every_step) for size, chunk in chunks(params, lead, shapes)]
+    return {name: np.concatenate([p[name] for p in parts]).reshape((*lead, *shapes[name])) for name in shapes}
+
+
+def _native(core: Core, u: Unroll, every_step: bool, truncate: int | None) -> dict:
+    from .native import native_gradient  # needs a C compiler: imported only when asked for
+
+    if u.batch != 1 or any(np.ndim(v) != 1 for v in u.s0.values()):
+        raise InvalidValue("batch", f"the native mode takes one input sequence, got a batch of {u.batch}")
+    return native_gradient(core, u.params, u.x[:, 0], u.s0, lead=u.lead, every_step=every_step, truncate=truncate)

@@ -1,0 +1,171 @@
+"""What the C printer needs of a core: each stage ready to print, what a step keeps, C names.
+
+Derived once per core from ``derive.core.stages`` (the same stages the NumPy engine runs):
+an elementwise stage's forward equations with its own quantities inlined, and its
+vector-Jacobian product from ``stage_vjp``, where a quantity no later stage reads gets no
+cotangent from outside (0).  Transcendental values the VJP would recompute (tanh(c_t) in
+h_t = o_t tanh(c_t)) are computed by the forward pass and kept, as autograd keeps them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+
+import sympy as sp
+
+from derive.activations import relu
+from derive.core import Core, LinearMap, Stage, operand_partials, stage_inputs, stage_vjp, stages
+
+#: Functions cheaper to recompute than to keep in the frame.
+CHEAP = (sp.Heaviside, relu)
+
+
+@dataclass(frozen=True)
+class Run:
+    """An elementwise stage: per unit, forward values, then each input's cotangent."""
+
+    quantities: tuple[sp.Symbol, ...]
+    forward: tuple[sp.Expr, ...]  # the quantities, then the saved values, in the stage's inputs alone
+    saved: tuple[sp.Symbol, ...]
+    inputs: tuple[sp.Symbol, ...]
+    vjp: tuple[sp.Expr, ...]  # ū = Σ_q cot_q dq/du for each input u, in terms of the saved values
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The stages in order (a ``Run``, or the products of one stage), and a step's frame."""
+
+    steps: tuple[Run | tuple[LinearMap, ...], ...]
+    operands: tuple[sp.Expr, ...]  # operands that are not a plain symbol (r_t h_{t-1}), computed per unit
+    stored: tuple[sp.Symbol, ...]  # kept per unit at every step: the states first, then what BPTT reads
+
+
+def _expanded(core: Core, stage: Stage) -> list[sp.Expr]:
+    """The stage's equations in its inputs alone (a later one's use of an earlier one inlined)."""
+    done: dict[sp.Symbol, sp.Expr] = {}
+    for name, expr in stage.equations:
+        done[core.current(name)] = expr.xreplace(done)
+    return list(done.values())
+
+
+def _read_later(core: Core, later: tuple[Stage, ...]) -> set:
+    """Symbols read after a stage (the states, by the next step): their cotangents come from outside."""
+    read = {core.current(s) for s in core.states}
+    for stage in later:
+        read |= {u for _, e in stage.equations for u in e.free_symbols}
+        read |= {u for m in stage.maps for u in m.operand.free_symbols}
+    return read
+
+
+def _run(core: Core, stage: Stage, read: set, first_saved: int) -> Run:
+    quantities = tuple(core.current(name) for name, _ in stage.equations)
+    cot, exprs = stage_vjp(core, stage)
+    exprs = [e.xreplace({c: 0 for q, c in zip(quantities, cot) if q not in read}) for e in exprs]
+    again = sorted({f for e in exprs for f in e.atoms(sp.Function) if not isinstance(f, CHEAP)}, key=str)
+    saved = tuple(sp.Symbol(f"saved_{first_saved + i}", real=True) for i in range(len(again)))
+    forward = _expanded(core, stage)
+    expand = dict(zip(quantities, forward))
+    return Run(quantities, tuple(forward) + tuple(f.xreplace(expand) for f in again), saved,
+               stage_inputs(core, stage), tuple(e.xreplace(dict(zip(again, saved))) for e in exprs))
+
+
+def _stored(core: Core, runs: list[Run], operands: tuple[sp.Expr, ...]) -> tuple[sp.Symbol, ...]:
+    """The states, then every quantity, product and saved value the backward pass reads."""
+    partials = [d for m in core.maps for _, d in operand_partials(m)]
+    needed = set().union(*(e.free_symbols for r in runs for e in r.vjp),
+                         *(e.free_symbols for e in (*operands, *partials)))
+    states = [core.current(s) for s in core.states]
+    quantities = [core.current(name) for name, _ in core.equations]
+    return tuple(states + [q for q in quantities if q in needed and q not in states]
+                 + [m.symbol for m in core.maps if m.symbol in needed] + [s for r in runs for s in r.saved])
+
+
+@cache
+def plan(core: Core) -> Plan:
+    """The core's stages ready to print (the same for every n and m).
+
+    >>> from derive.cells import CELLS
+    >>> from derive.core import make_core
+    >>> p = plan(make_core(CELLS["rnn"], activation="tanh"))
+    >>> [type(s).__name__ for s in p.steps], p.stored
+    (['tuple', 'Run'], (h_t,))
+    >>> p.steps[1].vjp
+    (cot_h*(1 - h_t**2), cot_h*(1 - h_t**2), cot_h*(1 - h_t**2))
+    """
+    all_stages, steps, runs = stages(core), [], []
+    for index, stage in enumerate(all_stages):
+        if stage.maps:
+            steps.append(stage.maps)
+            continue
+        run = _run(core, stage, _read_later(core, all_stages[index + 1:]), sum(len(r.saved) for r in runs))
+        runs.append(run)
+        steps.append(run)
+    operands = tuple(dict.fromkeys(m.operand for m in core.maps if not m.operand.is_Symbol))
+    return Plan(tuple(steps), operands, _stored(core, runs, operands))
+
+
+@dataclass(frozen=True)
+class Names:
+    """The C variable of every value of a step at a unit (or column), and of its cotangent.
+
+    s_k (state k at t−1), q_k (quantity k), P_k (product k), f_k (saved), v_k (operand k),
+    each suffixed by the unit; x_c; p_e and g_e for element e of the flattened parameters
+    (a weight's element (r, c) is e = offset + r·cols + c), shared with the output array.
+    """
+
+    core: Core
+    n: int
+    m: int
+    table: dict  # symbol or operand -> (prefix, k)
+    offsets: dict[str, int]  # parameter -> its first element
+
+    def value(self, sym, r: int) -> str:
+        if sym == self.core.x:
+            return f"x{r}"
+        kind, k = self.table[sym]
+        if kind == "p":
+            size = self.core.shapes(self.n, self.m)[k][0]
+            return f"p{self.offsets[k] + (r if size > 1 else 0)}"
+        return f"{kind}{k}_{r}"
+
+    def cot(self, sym, r: int) -> str | None:
+        """The C variable holding ū at unit r (None for x, which is not differentiated)."""
+        if sym == self.core.x:
+            return None
+        name = self.value(sym, r)
+        return "g" + name[1:] if name.startswith("p") else "d" + name
+
+    def unit(self, r: int, column: bool = False) -> dict:
+        """Every symbol of the step at unit r as its C symbol, the cot_q symbols included.
+
+        x is x_r when m = n and x_0 when m = 1 (broadcast), except for a product's operand,
+        where r is the column (``column``).
+        """
+        x = r if column or self.m == self.n else 0
+        out = {sym: sp.Symbol(self.value(sym, r)) for sym in self.table if isinstance(sym, sp.Symbol)}
+        out[self.core.x] = sp.Symbol(f"x{x}")
+        for name, _ in self.core.equations:
+            out[sp.Symbol(f"cot_{name}", real=True)] = sp.Symbol(self.cot(self.core.current(name), r))
+        return out
+
+    def element(self, weight: str, r: int, c: int) -> int:
+        return self.offsets[weight] + r * self.core.shapes(self.n, self.m)[weight][1] + c
+
+
+def names(core: Core, n: int, m: int) -> Names:
+    """The C names of ``core`` at hidden size n and input size m."""
+    if m not in (1, n) and any(core.x in e.free_symbols for _, e in core.equations):
+        raise ValueError(f"cell {core.name}: x_t enters an equation unit by unit, so the input size must be "
+                         f"1 or the hidden size {n}, not {m}")
+    p = plan(core)
+    table: dict = {sym: ("s", k) for k, (_, sym) in enumerate(core.prev)}
+    table.update({core.current(name): ("q", k) for k, (name, _) in enumerate(core.equations)})
+    table.update({mp.symbol: ("P", k) for k, mp in enumerate(core.maps)})
+    table.update({s: ("f", k) for k, s in enumerate(s for r in p.steps if isinstance(r, Run) for s in r.saved)})
+    table.update({v: ("v", k) for k, v in enumerate(p.operands)})
+    table.update({sym: ("p", name) for name, sym in core.params})
+    offsets, total = {}, 0
+    for name, shape in core.shapes(n, m).items():
+        offsets[name], total = total, total + int(sp.prod(shape))
+    return Names(core, n, m, table, offsets)

@@ -1,0 +1,134 @@
+"""One unrolling, checked once: a core, its weights, a batch of input sequences and s_0.
+
+A layer is weights shared by a batch of B sequences, as PyTorch runs it.  A grid of
+settings is the same computation with a leading ``lead`` shape on the weights (each
+setting its own), as JAX's ``vmap`` adds an axis: every array of the engine is
+(*lead, B, n), weights (*lead, rows, cols), and a parameter without the lead is shared.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping
+
+import numpy as np
+
+from derive.core import Core, scalar_core
+from derive.errors import InvalidValue
+
+#: The largest hidden or input size: a (4096 × 4096) weight is 128 MiB in float64.
+MAX_HIDDEN = 4096
+#: What one run may hold in memory (stored steps, stacked products, weights and gradients).
+MEMORY_LIMIT = 4 << 30
+#: Bytes of Python objects per stored step, beside the arrays' data.
+STEP_OVERHEAD = 10_000
+
+
+@dataclass(frozen=True)
+class Unroll:
+    """What the engine runs: parameters (each of shape ``lead`` + its own, or its own),
+    x time-major (T, B, m), and s_0 per state, broadcastable to (*lead, B, n)."""
+
+    core: Core
+    params: Mapping[str, np.ndarray]
+    x: np.ndarray
+    s0: Mapping[str, np.ndarray]
+    n: int
+    m: int
+    lead: tuple[int, ...] = ()
+
+    @property
+    def steps(self) -> int:
+        return self.x.shape[0]
+
+    @property
+    def batch(self) -> int:
+        return self.x.shape[1]
+
+    @property
+    def dtype(self) -> np.dtype:
+        return np.result_type(self.x, *self.params.values(), float)
+
+    def state_shape(self) -> tuple[int, ...]:
+        return (*self.lead, self.batch, self.n)
+
+
+def _check_names(core: Core, params: Mapping) -> None:
+    table = core.param_table()
+    missing = [name for name, _, _ in table if name not in params]
+    if missing:
+        raise InvalidValue("params", f"{core.definition.name} needs {', '.join(missing)}")
+    extra = sorted(set(params) - {name for name, _, _ in table})
+    if extra:
+        raise InvalidValue("params", f"{core.definition.name} has no parameter {extra[0]}; "
+                           f"allowed: {', '.join(name for name, _, _ in table)}")
+
+
+def sizes(core: Core, params: Mapping[str, np.ndarray], lead: tuple[int, ...] = ()) -> tuple[int, int]:
+    """(n, m) read off the weights; every parameter checked against them (with or without ``lead``)."""
+    _check_names(core, params)
+    table, k = core.param_table(), len(lead)
+    # A parameter with the grid's lead in front is the grid's own; without it, it is shared.
+    own = {name: np.shape(params[name])[k:] if k and np.ndim(params[name]) == (2 if cols != "1" else 1) + k
+           else np.shape(params[name]) for name, _, cols in table}
+    for name in own:
+        if own[name] != np.shape(params[name]) and np.shape(params[name])[:k] != lead:
+            raise InvalidValue("params", f"{name} has shape {np.shape(params[name])}; a grid's own values "
+                               f"come first, as {lead}")
+    n = next((own[name][0] for name, rows, _ in table if rows == "n" and own[name]), 1)
+    m = next((own[name][1] for name, _, cols in table if cols == "m" and len(own[name]) == 2), 1)
+    for name, shape in core.shapes(n, m).items():
+        got = own[name]
+        if got != shape and not (len(shape) == 1 and got == shape + (1,) and not lead):
+            where = f" after the grid's {lead}" if lead else ""
+            raise InvalidValue("params", f"{name} has shape {np.shape(params[name])}; at hidden size {n}, "
+                               f"input size {m} it must be {shape}{where}")
+    if not 1 <= n <= MAX_HIDDEN or not 1 <= m <= MAX_HIDDEN:
+        raise InvalidValue("hidden", f"hidden size {n}, input size {m}; allowed: 1 to {MAX_HIDDEN}")
+    return n, m
+
+
+def memory_bytes(core: Core, n: int, m: int, batch: int, steps: int, settings: int = 1) -> int:
+    """What ``value_and_grad`` holds at its peak: every step's values, the stacked
+    products and their cotangents, the weights and their gradients (float64)."""
+    per_step = len(core.prev) + len(core.equations) * 2 + len(core.maps) * 2
+    weights = sum(int(np.prod(s)) for s in core.shapes(n, m).values())
+    # Each step's values are also Python objects (a dict, array headers): about 10 KB a step,
+    # measured (LSTM, n = 1, 10^5 steps: 931 MB), which dominates for long, small runs.
+    return 8 * settings * (steps * batch * (per_step * n + m) + 3 * weights) + STEP_OVERHEAD * steps
+
+
+def check_memory(core: Core, n: int, m: int, batch: int, steps: int, settings: int = 1) -> None:
+    need = memory_bytes(core, n, m, batch, steps, settings)
+    if need > MEMORY_LIMIT:
+        raise InvalidValue("memory", f"this run would hold {need / 2**30:.1f} GiB (hidden {n}, batch {batch}, "
+                           f"{steps} steps{f', {settings} settings' if settings > 1 else ''}); allowed: up to "
+                           f"{MEMORY_LIMIT / 2**30:.0f} GiB (for a long horizon, forward mode stores no steps)")
+
+
+def _own_shape(value: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """A bias given as a column (n, 1), as a one-unit cell writes it, read as (n,)."""
+    return value[..., 0] if len(shape) == 1 and value.shape[-2:] == shape + (1,) else value
+
+
+def prepare(core: Core, params: Mapping[str, np.ndarray], x, s0=None, lead: tuple[int, ...] = ()) -> Unroll:
+    """Check and arrange one unrolling: x given as (T, m) or (B, T, m); s_0 per state (n,) or
+    (B, n), zeros by default.  Parameters keep their dtype (complex for the complex step)."""
+    n, m = sizes(core, params, lead)
+    shapes = core.shapes(n, m)
+    arrays = {name: _own_shape(np.asarray(params[name]) + 0.0, shapes[name]) for name in shapes}
+    x = np.asarray(x) + 0.0
+    if x.ndim == 2:
+        x = x[None]
+    if x.ndim != 3 or x.shape[-1] != m or x.shape[1] < 1:
+        raise InvalidValue("inputs", f"inputs have shape {x.shape}; allowed: (T, {m}) or (B, T, {m})")
+    batch = x.shape[0]
+    initial = {}
+    for s in core.states:
+        value = np.zeros(n) if s0 is None or s not in s0 else np.asarray(s0[s]) + 0.0
+        if value.shape not in ((n,), (batch, n)):
+            raise InvalidValue("s0", f"{s}_0 has shape {value.shape}; allowed: ({n},) or ({batch}, {n})")
+        initial[s] = value
+    # One unit, one input: every product is a scalar one, and the step one elementwise kernel.
+    stepped = scalar_core(core) if n == m == 1 and core.maps else core
+    return Unroll(stepped, arrays, np.ascontiguousarray(x.transpose(1, 0, 2)), initial, n, m, tuple(lead))

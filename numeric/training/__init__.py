@@ -1,0 +1,1 @@
+"""Training a cell on the lecture's tasks: the loop, optimisers, clipping, sensitivity, sweeps."""
