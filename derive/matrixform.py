@@ -20,7 +20,8 @@ from sympy.printing.latex import LatexPrinter
 from sympy.printing.precedence import PRECEDENCE
 from sympy.printing.str import StrPrinter
 
-from .core import Core, stage_inputs, stage_vjp, stages
+from .core import Core, stages
+from .rules import stage_inputs, stage_vjp
 
 
 class diag(sp.Function):

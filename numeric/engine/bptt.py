@@ -31,7 +31,7 @@ def _vjp_step(u: Unroll, tape: Tape, kernels, env: dict, cot: dict, bars: dict |
     for k in kernels:
         if k.vjp is not None:
             args = [*[env[w] for w in k.inputs], *[env[q] for q in k.outputs],
-                    *[cot.get(sym, 0.0) for sym in k.quantities]]
+                    *[cot.get(sym, 0.0) for sym in k.received]]
             values = k.vjp(*args)
             for w, index in k.cotangents:
                 _add(cot, w, values[index])

@@ -15,7 +15,8 @@ import numpy as np
 import sympy as sp
 
 from derive.compile import ordered_lambdify
-from derive.core import Core, LinearMap, operand_partials, stage_inputs, stage_jvp, stage_vjp, stages
+from derive.core import Core, LinearMap
+from derive.rules import Elementwise, operand_partials, printable_stages
 
 
 def sigmoid(a):
@@ -55,7 +56,7 @@ class Kernels:
     """One stage, compiled: products, or an elementwise forward kernel with its VJP and JVP."""
 
     groups: tuple[Group, ...] = ()
-    quantities: tuple[sp.Symbol, ...] = ()  # those whose cotangent comes from outside the stage
+    received: tuple[sp.Symbol, ...] = ()  # the quantities whose cotangent comes from outside the stage
     computed: tuple[sp.Symbol, ...] = ()  # every quantity of the stage
     outputs: tuple[sp.Symbol, ...] = ()  # the quantities, then values saved for the VJP
     inputs: tuple[sp.Symbol, ...] = ()
@@ -81,63 +82,31 @@ def _group(core: Core, maps: tuple[LinearMap, ...]) -> tuple[Group, ...]:
     return tuple(out)
 
 
-def _expanded(core: Core, stage) -> list[sp.Expr]:
-    """The stage's equations in its inputs alone (a later one's use of an earlier one inlined)."""
-    done: dict[sp.Symbol, sp.Expr] = {}
-    for name, expr in stage.equations:
-        done[core.current(name)] = expr.xreplace(done)
-    return list(done.values())
-
-
-def _read_later(core: Core, later) -> set:
-    """Symbols a later stage reads (so their cotangents come from outside this stage)."""
-    read = {core.current(s) for s in core.states}
-    for stage in later:
-        read |= {u for _, e in stage.equations for u in e.free_symbols}
-        read |= {u for m in stage.maps for u in m.operand.free_symbols}
-    return read
-
-
-def _elementwise(core: Core, stage, read: set) -> Kernels:
-    quantities = tuple(core.current(name) for name, _ in stage.equations)
-    inputs = stage_inputs(core, stage)
-    cot, exprs = stage_vjp(core, stage)
-    # A gate no later stage reads gets no cotangent from outside: 0, not an array of zeros.
-    outside = tuple(c for q, c in zip(quantities, cot) if q in read)
-    exprs = [e.xreplace({c: 0 for c in cot if c not in outside}) for e in exprs]
+def _elementwise(core: Core, rules: Elementwise) -> Kernels:
+    """The stage's rules (``derive.rules``) lambdified: forward, VJP, x's cotangent, JVP."""
+    nonzero = [(u, e) for u, e in zip(rules.inputs, rules.vjp) if e != 0]
     # x's cotangent is its own kernel: only ∂L/∂x asks for it (most runs would waste it every step).
-    x_cot = [e for u, e in zip(inputs, exprs) if u == core.x and e != 0]
-    nonzero = [(u, e) for u, e in zip(inputs, exprs) if e != 0 and u != core.x]
-    # What the VJP would recompute (tanh(c_t) in h_t = o_t tanh(c_t)) is saved by the
-    # forward pass instead, as autograd saves it.
-    again = sorted({f for _, e in nonzero for f in e.atoms(sp.Function)}, key=str)
-    saved = tuple(sp.Symbol(f"saved_{i}", real=True) for i in range(len(again)))
-    forward = _expanded(core, stage)
-    expand = dict(zip(quantities, forward))
+    x_cot = [e for u, e in nonzero if u == core.x]
+    nonzero = [(u, e) for u, e in nonzero if u != core.x]
     # W_xi x and W_hi h (and b_i) share one cotangent: computed once, one array for all three.
     distinct = list(dict.fromkeys(e for _, e in nonzero))
-    dots, tangents = stage_jvp(core, stage)
-    vjp_args = inputs + quantities + saved + outside
+    vjp_args = rules.inputs + rules.quantities + rules.saved + rules.outside
     return Kernels(
-        quantities=tuple(q for q, c in zip(quantities, cot) if c in outside),
-        computed=quantities, outputs=quantities + saved, inputs=inputs,
-        forward=ordered_lambdify(forward + [f.xreplace(expand) for f in again], inputs, MODULES),
+        received=rules.received,
+        computed=rules.quantities, outputs=rules.quantities + rules.saved, inputs=rules.inputs,
+        forward=ordered_lambdify(list(rules.forward), rules.inputs, MODULES),
         cotangents=tuple((u, distinct.index(e)) for u, e in nonzero), expressions=tuple(nonzero),
-        vjp=ordered_lambdify([e.xreplace(dict(zip(again, saved))) for e in distinct], vjp_args, MODULES),
-        x_vjp=ordered_lambdify([e.xreplace(dict(zip(again, saved))) for e in x_cot], vjp_args, MODULES)
-        if x_cot else None,
-        jvp=ordered_lambdify(list(tangents), inputs + quantities + dots, MODULES),
+        vjp=ordered_lambdify(distinct, vjp_args, MODULES),
+        x_vjp=ordered_lambdify(x_cot, vjp_args, MODULES) if x_cot else None,
+        jvp=ordered_lambdify(list(rules.tangents), rules.inputs + rules.quantities + rules.dots, MODULES),
     )
 
 
 @cache
 def compile_stages(core: Core) -> tuple[Kernels, ...]:
     """Every stage's kernels, compiled once per core (the same for every n)."""
-    all_stages = stages(core)
-    return tuple(
-        Kernels(groups=_group(core, stage.maps)) if stage.maps
-        else _elementwise(core, stage, _read_later(core, all_stages[index + 1:]))
-        for index, stage in enumerate(all_stages))
+    return tuple(Kernels(groups=_group(core, rules)) if isinstance(rules, tuple) else _elementwise(core, rules)
+                 for rules in printable_stages(core))
 
 
 def groups(core: Core) -> tuple[Group, ...]:

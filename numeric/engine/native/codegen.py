@@ -20,9 +20,10 @@ import sympy as sp
 from sympy.codegen import ast
 from sympy.printing.c import ccode
 
-from derive.core import Core, operand_partials
+from derive.core import Core
+from derive.rules import Elementwise, operand_partials
 
-from .plan import Names, Plan, Run, names, plan
+from .plan import Names, Plan, names, plan
 
 FUNCTIONS = {"sigmoid": "sigmoid_", "relu": "relu_", "Heaviside": "heaviside_"}
 #: (type, exp, fmin, a bound on −a that keeps e^{−a} finite) per C type.
@@ -138,7 +139,7 @@ def _forward(nm: Names, p: Plan, shared: frozenset, real: str) -> list[str]:
     """One step of one setting: s_{t−1} -> every stage -> the frame of step t."""
     lines = _loads(nm, shared) + _previous(nm)
     for index, step in enumerate(p.steps):
-        if not isinstance(step, Run):
+        if not isinstance(step, Elementwise):
             lines += _products(nm, step, real)
             continue
         for r in range(nm.n):
@@ -167,7 +168,7 @@ def _backward(nm: Names, p: Plan, shared: frozenset, real: str) -> list[str]:
     lines = _loads(nm, shared) + _previous(nm) + _slots(nm, p, "next")
     lines += _operands(nm, core.maps, real) + _cotangents(nm, p)
     for index, step in reversed(list(enumerate(p.steps))):
-        if not isinstance(step, Run):
+        if not isinstance(step, Elementwise):
             lines += _products_vjp(nm, step, real)
             continue
         for r in range(nm.n):

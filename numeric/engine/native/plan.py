@@ -1,10 +1,7 @@
-"""What the C printer needs of a core: each stage ready to print, what a step keeps, C names.
+"""What the C printer needs of a core beside its stages' rules: what a step keeps, and C names.
 
-Derived once per core from ``derive.core.stages`` (the same stages the NumPy engine runs):
-an elementwise stage's forward equations with its own quantities inlined, and its
-vector-Jacobian product from ``stage_vjp``, where a quantity no later stage reads gets no
-cotangent from outside (0).  Transcendental values the VJP would recompute (tanh(c_t) in
-h_t = o_t tanh(c_t)) are computed by the forward pass and kept, as autograd keeps them.
+The rules (forward values, VJP, saved values) are ``derive.rules.printable_stages``, the
+same the NumPy engine lambdifies.
 """
 
 from __future__ import annotations
@@ -14,63 +11,20 @@ from functools import cache
 
 import sympy as sp
 
-from derive.activations import relu
-from derive.core import Core, LinearMap, Stage, operand_partials, stage_inputs, stage_vjp, stages
-
-#: Functions cheaper to recompute than to keep in the frame.
-CHEAP = (sp.Heaviside, relu)
-
-
-@dataclass(frozen=True)
-class Run:
-    """An elementwise stage: per unit, forward values, then each input's cotangent."""
-
-    quantities: tuple[sp.Symbol, ...]
-    forward: tuple[sp.Expr, ...]  # the quantities, then the saved values, in the stage's inputs alone
-    saved: tuple[sp.Symbol, ...]
-    inputs: tuple[sp.Symbol, ...]
-    vjp: tuple[sp.Expr, ...]  # ū = Σ_q cot_q dq/du for each input u, in terms of the saved values
+from derive.core import Core, LinearMap
+from derive.rules import Elementwise, operand_partials, printable_stages
 
 
 @dataclass(frozen=True)
 class Plan:
-    """The stages in order (a ``Run``, or the products of one stage), and a step's frame."""
+    """The stages in order (an ``Elementwise`` stage, or the products of one), and a step's frame."""
 
-    steps: tuple[Run | tuple[LinearMap, ...], ...]
+    steps: tuple[Elementwise | tuple[LinearMap, ...], ...]
     operands: tuple[sp.Expr, ...]  # operands that are not a plain symbol (r_t h_{t-1}), computed per unit
     stored: tuple[sp.Symbol, ...]  # kept per unit at every step: the states first, then what BPTT reads
 
 
-def _expanded(core: Core, stage: Stage) -> list[sp.Expr]:
-    """The stage's equations in its inputs alone (a later one's use of an earlier one inlined)."""
-    done: dict[sp.Symbol, sp.Expr] = {}
-    for name, expr in stage.equations:
-        done[core.current(name)] = expr.xreplace(done)
-    return list(done.values())
-
-
-def _read_later(core: Core, later: tuple[Stage, ...]) -> set:
-    """Symbols read after a stage (the states, by the next step): their cotangents come from outside."""
-    read = {core.current(s) for s in core.states}
-    for stage in later:
-        read |= {u for _, e in stage.equations for u in e.free_symbols}
-        read |= {u for m in stage.maps for u in m.operand.free_symbols}
-    return read
-
-
-def _run(core: Core, stage: Stage, read: set, first_saved: int) -> Run:
-    quantities = tuple(core.current(name) for name, _ in stage.equations)
-    cot, exprs = stage_vjp(core, stage)
-    exprs = [e.xreplace({c: 0 for q, c in zip(quantities, cot) if q not in read}) for e in exprs]
-    again = sorted({f for e in exprs for f in e.atoms(sp.Function) if not isinstance(f, CHEAP)}, key=str)
-    saved = tuple(sp.Symbol(f"saved_{first_saved + i}", real=True) for i in range(len(again)))
-    forward = _expanded(core, stage)
-    expand = dict(zip(quantities, forward))
-    return Run(quantities, tuple(forward) + tuple(f.xreplace(expand) for f in again), saved,
-               stage_inputs(core, stage), tuple(e.xreplace(dict(zip(again, saved))) for e in exprs))
-
-
-def _stored(core: Core, runs: list[Run], operands: tuple[sp.Expr, ...]) -> tuple[sp.Symbol, ...]:
+def _stored(core: Core, runs: list[Elementwise], operands: tuple[sp.Expr, ...]) -> tuple[sp.Symbol, ...]:
     """The states, then every quantity, product and saved value the backward pass reads."""
     partials = [d for m in core.maps for _, d in operand_partials(m)]
     needed = set().union(*(e.free_symbols for r in runs for e in r.vjp),
@@ -89,20 +43,14 @@ def plan(core: Core) -> Plan:
     >>> from derive.core import make_core
     >>> p = plan(make_core(CELLS["rnn"], activation="tanh"))
     >>> [type(s).__name__ for s in p.steps], p.stored
-    (['tuple', 'Run'], (h_t,))
+    (['tuple', 'Elementwise'], (h_t,))
     >>> p.steps[1].vjp
     (cot_h*(1 - h_t**2), cot_h*(1 - h_t**2), cot_h*(1 - h_t**2))
     """
-    all_stages, steps, runs = stages(core), [], []
-    for index, stage in enumerate(all_stages):
-        if stage.maps:
-            steps.append(stage.maps)
-            continue
-        run = _run(core, stage, _read_later(core, all_stages[index + 1:]), sum(len(r.saved) for r in runs))
-        runs.append(run)
-        steps.append(run)
+    steps = printable_stages(core)
+    runs = [step for step in steps if isinstance(step, Elementwise)]
     operands = tuple(dict.fromkeys(m.operand for m in core.maps if not m.operand.is_Symbol))
-    return Plan(tuple(steps), operands, _stored(core, runs, operands))
+    return Plan(steps, operands, _stored(core, runs, operands))
 
 
 @dataclass(frozen=True)
@@ -162,7 +110,7 @@ def names(core: Core, n: int, m: int) -> Names:
     table: dict = {sym: ("s", k) for k, (_, sym) in enumerate(core.prev)}
     table.update({core.current(name): ("q", k) for k, (name, _) in enumerate(core.equations)})
     table.update({mp.symbol: ("P", k) for k, mp in enumerate(core.maps)})
-    table.update({s: ("f", k) for k, s in enumerate(s for r in p.steps if isinstance(r, Run) for s in r.saved)})
+    table.update({s: ("f", k) for k, s in enumerate(s for r in p.steps if isinstance(r, Elementwise) for s in r.saved)})
     table.update({v: ("v", k) for k, v in enumerate(p.operands)})
     table.update({sym: ("p", name) for name, sym in core.params})
     offsets, total = {}, 0
