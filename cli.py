@@ -347,7 +347,7 @@ def derive(
     """Derive ∂h_T/∂h_0 (or ∂L/∂θ by BPTT) for a cell unrolled over T steps, as a worked solution."""
     import numpy as np
 
-    from numeric.derivation import derivation
+    from numeric.present.derivation import derivation
     from numeric.run import Request
 
     with reported(), Status() as status, np.errstate(all="ignore"):
@@ -430,7 +430,8 @@ def numeric(
     import numpy as np
 
     from numeric.io.files import check_target, write_atomic
-    from numeric.present.run import arrays, to_json, to_text
+    from numeric.present.data import arrays, to_json
+    from numeric.present.text import to_text
     from numeric.run import Request, run
 
     with reported(), np.errstate(all="ignore"):
@@ -462,7 +463,7 @@ def check(
     mpmath.diff of the forward pass, independent of derive; forward mode and mpmath at 50 digits, which
     share derive's Jacobians) and the law slope = log10|w|; exit 1 if any fails."""
     from numeric.check import check_all, check_one
-    from numeric.present.run import check_table, law_passed
+    from numeric.present.checks import check_table, law_passed
 
     import numpy as np
 

@@ -21,6 +21,7 @@ for _variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
 os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
 
 import argparse
+from dataclasses import dataclass
 import sys
 import tempfile
 import time
@@ -34,37 +35,49 @@ sys.path.insert(0, str(ROOT))
 
 from bench.handwritten import lstm_grad, rnn_tanh_grad
 from bench.hidden import header, interleaved, load
-from derive.cell import make_cell
 from derive.cells import CELLS
-from numeric import native
-from numeric.batch import make_problem
+from derive.core import Layer, make_core
+from numeric.engine.modes import gradient
+from numeric.engine.native import build
 from numeric.init import draw
-from numeric.modes import gradient
+
+
+@dataclass(frozen=True)
+class Grid:
+    """N settings of a one-unit cell, each its own weights, and one input sequence (T, 1)."""
+
+    layer: Layer
+    params: dict
+    x: np.ndarray
+
+    def gradient(self, mode: str) -> dict:
+        settings = next(iter(self.params.values())).shape[0]
+        return gradient(self.layer.core, self.params, self.x, lead=(settings,), mode=mode)[0]
 
 
 def cases(N: int, T: int):
     rng = np.random.default_rng(0)
-    x = rng.uniform(-1, 1, T)
-    rnn = make_cell(CELLS["rnn"], activation="tanh")
+    x = rng.uniform(-1, 1, (T, 1))
+    rnn = Layer(make_core(CELLS["rnn"], activation="tanh"), 1, 1)
     prn = draw(rnn, (N,), seed=1)
-    lstm = make_cell(CELLS["lstm"])
+    lstm = Layer(make_core(CELLS["lstm"]), 1, 1)
     pls = draw(lstm, (N,), seed=2)
-    flat = {k: v[:, 0, 0] for k, v in pls.items()}
-    yield ("rnn tanh", make_problem(rnn, prn, x),
-           lambda: rnn_tanh_grad(prn["W_hh"][:, 0, 0], prn["W_xh"][:, 0, 0], prn["b_h"][:, 0, 0], x))
-    yield ("lstm", make_problem(lstm, pls, x), lambda: lstm_grad(flat, x))
+    flat = {k: v.reshape(N) for k, v in pls.items()}
+    yield ("rnn tanh", Grid(rnn, prn, x),
+           lambda: rnn_tanh_grad(prn["W_hh"][:, 0, 0], prn["W_xh"][:, 0, 0], prn["b_h"][:, 0], x[:, 0]))
+    yield ("lstm", Grid(lstm, pls, x), lambda: lstm_grad(flat, x[:, 0]))
 
 
-def first_call(problem) -> float:
+def first_call(grid: Grid) -> float:
     """Seconds of the first native call in this process, compiling included: an empty
     kernel cache of its own (XDG_CACHE_HOME), so the user's cached kernels are left alone."""
     saved = os.environ.get("XDG_CACHE_HOME")
     with tempfile.TemporaryDirectory() as folder:
         os.environ["XDG_CACHE_HOME"] = folder
-        native.compiled.cache_clear()
+        build.compiled.cache_clear()
         try:
             start = time.perf_counter()
-            gradient(problem, "native")
+            grid.gradient("native")
             return time.perf_counter() - start
         finally:
             if saved is None:
@@ -77,7 +90,7 @@ def jax_case(jax, label: str, params: dict, x):
     """JAX's jit(vmap(grad)) of the same cell in float64; returns (run, first-call seconds)."""
     jax.config.update("jax_enable_x64", True)
     jnp = jax.numpy
-    theta = {k: jnp.asarray(v[:, 0, 0]) for k, v in params.items()}
+    theta = {k: jnp.asarray(v.reshape(len(v))) for k, v in params.items()}
     xs = jnp.asarray(x, dtype=jnp.float64)
 
     def rnn(p):
@@ -109,7 +122,7 @@ def optional(name: str):
 
 def torch_case(torch, label: str, params: dict, x):
     """PyTorch's batched autograd on the same cell, written with torch ops."""
-    leaves = {k: torch.tensor(v[:, 0, 0], requires_grad=True) for k, v in params.items()}
+    leaves = {k: torch.tensor(v.reshape(len(v)), requires_grad=True) for k, v in params.items()}
     xs = [float(v) for v in x]
 
     def rnn():
@@ -137,23 +150,23 @@ def torch_case(torch, label: str, params: dict, x):
     return run
 
 
-def contenders(label: str, problem, handwritten, notes: list[str]) -> dict:
+def contenders(label: str, grid: Grid, handwritten, notes: list[str]) -> dict:
     """Every path for one cell, by its row name; the hand-written baseline first."""
     paths = {"hand-written NumPy BPTT": handwritten,
-             "unrolled reverse (default)": lambda: gradient(problem, "reverse"),
-             "unrolled forward (tangent)": lambda: gradient(problem, "forward")}
-    if native.compiler() is not None:
-        notes.append(f"{label}: native first call, compiling included: {first_call(problem):.2f} s")
-        paths["unrolled native (C, gcc)"] = lambda: gradient(problem, "native")
+             "unrolled reverse (default)": lambda: grid.gradient("reverse"),
+             "unrolled forward (tangent)": lambda: grid.gradient("forward")}
+    if build.compiler() is not None:
+        notes.append(f"{label}: native first call, compiling included: {first_call(grid):.2f} s")
+        paths["unrolled native (C, gcc)"] = lambda: grid.gradient("native")
     jax = optional("jax")
     if jax is not None:
-        run, compile_seconds = jax_case(jax, label, problem.params, problem.inputs[:, 0])
+        run, compile_seconds = jax_case(jax, label, grid.params, grid.x[:, 0])
         paths[f"JAX {jax.__version__} jit(vmap(grad))"] = run
         notes.append(f"{label}: JAX first call, compiling included: {compile_seconds:.2f} s")
     torch = optional("torch")
     if torch is not None:
         paths[f"PyTorch {torch.__version__.split('+')[0]} autograd"] = torch_case(
-            torch, label, problem.params, problem.inputs[:, 0])
+            torch, label, grid.params, grid.x[:, 0])
     return paths
 
 
@@ -170,8 +183,8 @@ def main() -> None:
         print("\n".join([*header(torch), ""]))
         print(f"{'cell':<10}{'T':>4}{'N':>8}  {'path':<26}{'median':>10}  {'vs hand-written NumPy':>22}")
         notes = []
-        for label, problem, handwritten in cases(args.N, args.T):
-            medians = interleaved(contenders(label, problem, handwritten, notes), args.repeat)
+        for label, grid, handwritten in cases(args.N, args.T):
+            medians = interleaved(contenders(label, grid, handwritten, notes), args.repeat)
             base = medians["hand-written NumPy BPTT"]
             for name, seconds in medians.items():
                 print(f"{label:<10}{args.T:>4}{args.N:>8}  {name:<26}{seconds * 1e3:>8.1f} ms  "

@@ -2,7 +2,7 @@
 
     python bench/hidden.py [--rounds 7] [--cells rnn lstm gru] [--quick]
 
-Measured: ``numeric.layer.value_and_grad`` (L = Σ_b Σ_i h_T[b, i], BPTT through
+Measured: ``numeric.engine.grad.value_and_grad`` (L = Σ_b Σ_i h_T[b, i], BPTT through
 all T steps, the gradient of every weight and bias) against PyTorch's
 ``nn.RNN/LSTM/GRU`` with the same weights, ``out[:, -1].sum().backward()``, in
 float64 and in float32 (the same model ``.float()``, as users train).  Input
@@ -59,7 +59,8 @@ sys.path.insert(0, str(ROOT))
 
 from derive.cells import CELLS
 from derive.core import make_core
-from numeric.layer import memory_bytes, value_and_grad
+from numeric.engine.grad import value_and_grad
+from numeric.engine.shapes import memory_bytes
 
 CELL_OPTIONS = {"rnn": {"activation": "tanh"}, "lstm": {}, "gru": {}}
 #: PyTorch's gate blocks, top to bottom, in weight_ih_l0 and weight_hh_l0.
@@ -267,7 +268,7 @@ def table(rows: list[dict]) -> list[str]:
 
 def memory_table(memory: dict[str, float]) -> list[str]:
     batch, steps = workload(1024)
-    out = ["| cell | n | batch | T | peak RSS growth (MB) | layer.memory_bytes estimate (MB) |",
+    out = ["| cell | n | batch | T | peak RSS growth (MB) | engine memory_bytes estimate (MB) |",
            "|---|--:|--:|--:|--:|--:|"]
     for cell, mb in memory.items():
         estimate = memory_bytes(core_of(cell), 1024, 1024, batch, steps) / 1e6

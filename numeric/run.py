@@ -109,9 +109,28 @@ class Run:
 
     def _repr_html_(self) -> str:
         """Jupyter's rich display: the run in a short table."""
-        from .present.run import html_table
+        return _html_table(self)
 
-        return html_table(self)
+
+def _html_table(r: Run) -> str:
+    """Jupyter's rich display of a run: a short two-column table, escaped."""
+    from html import escape
+
+    if r.grid:
+        norms = r.jacobian.log10_norm()
+        shown = norms[np.isfinite(norms)]
+        spread = f"{shown.min():.4g} … {shown.max():.4g}" if shown.size else "none finite"
+        rows = [("cell", r.layer.label), ("steps", str(r.steps)), ("settings", str(norms.size)), ("mode", r.mode),
+                ("log10 ‖∂s_T/∂s_0‖₂", spread)]
+    else:
+        norm = float(r.by_lag[-1]) if r.by_lag is not None else float("nan")
+        rows = [("cell", r.layer.label), ("hidden, input", f"{r.layer.n}, {r.layer.m}"),
+                ("steps, batch", f"{r.steps}, {r.inputs.shape[0]}"), ("weights", r.source),
+                ("log10 ‖∂s_T/∂s_0‖₂ (sequence 0)", f"{norm:.4g}"),
+                *((f"‖∂L/∂{k}‖", f"{float(np.linalg.norm(v)):.4g}") for k, v in r.grads.items())]
+    body = "".join(f"<tr><th style='text-align:left'>{escape(k)}</th><td style='text-align:left'>{escape(v)}</td></tr>"
+                   for k, v in rows)
+    return f"<table>{body}</table>"
 
 
 def check_request(req: Request, definition) -> None:

@@ -6,7 +6,7 @@ import textwrap
 
 from matplotlib.figure import Figure
 
-from numeric.present.run import check_legend, check_lines
+from numeric.present.checks import check_legend, check_lines
 
 from . import mathtext
 

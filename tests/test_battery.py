@@ -157,12 +157,12 @@ def test_existing_output_needs_force(tmp_path):
 
 
 def test_unexpected_error_is_one_line_exit_1_and_debug_shows_it(monkeypatch):
-    import numeric.derivation
+    import numeric.present.derivation
 
     def broken(*args, **kwargs):
         raise RuntimeError("simulated")
 
-    monkeypatch.setattr(numeric.derivation, "solve", broken)
+    monkeypatch.setattr(numeric.present.derivation, "solve", broken)
     result = runner.invoke(app, ["derive"])
     assert result.exit_code == 1 and result.output.strip() == "Error: internal error, RuntimeError: simulated (--debug shows where)"
     debug = runner.invoke(app, ["--debug", "derive"])
@@ -170,12 +170,12 @@ def test_unexpected_error_is_one_line_exit_1_and_debug_shows_it(monkeypatch):
 
 
 def test_ctrl_c_exits_130(monkeypatch):
-    import numeric.derivation
+    import numeric.present.derivation
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(numeric.derivation, "solve", interrupted)
+    monkeypatch.setattr(numeric.present.derivation, "solve", interrupted)
     assert runner.invoke(app, ["derive"]).exit_code == 130
 
 

@@ -13,9 +13,10 @@ from derive.render import to_json, to_latex
 from derive.solution import solve
 from derive.story import story
 
-from .explain import drawn_settings, explain, wants_matrix_form
-from .present.run import power_json, power_text, summary, to_json as numbers_json
-from .run import Request
+from ..explain import drawn_settings, explain, wants_matrix_form
+from .data import power_json, to_json as numbers_json
+from .text import power_text, summary
+from ..run import Request
 
 FORMATS = ("text", "latex", "json")
 
