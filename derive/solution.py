@@ -11,7 +11,7 @@ from typing import Callable
 
 import sympy as sp
 
-from . import reference
+from . import exact, reference
 from .cell import Cell, check_sizes, make_cell
 from .custom import cell_definition
 from .chain import BpttForm, ChainForm, block, bptt_form, state_chain
@@ -133,11 +133,11 @@ def _stepped(p: _Problem, values: dict):
     """(value, method, log10‖∂s_T/∂s_0‖ or None for BPTT): exact rational stepping where every value
     stays rational, else mpmath at 30 digits."""
     if p.bptt is not None:
-        exact = reference.exact_bptt(p.cell, values, p.inputs, p.s0, p.wrt, p.truncate)
-        if exact is not None:
-            return exact, EXACT_STEPPED, None
-        return reference.bptt(p.cell, values, p.inputs, p.s0, p.wrt, p.truncate), STEPPED, None
-    full = reference.exact_state_jacobian(p.cell, values, p.inputs, p.s0)
+        rational = exact.exact_bptt(p.cell, values, p.inputs, p.s0, p.wrt, p.truncate)
+        if rational is not None:
+            return rational, EXACT_STEPPED, None
+        return reference.bptt(p.cell, values, p.inputs, p.s0, p.wrt, truncate=p.truncate), STEPPED, None
+    full = exact.exact_state_jacobian(p.cell, values, p.inputs, p.s0)
     method = EXACT_STEPPED
     if full is None:
         full, method = reference.state_jacobian(p.cell, values, p.inputs, p.s0), STEPPED
@@ -156,7 +156,7 @@ def _evaluate(p: _Problem, values: dict) -> Evaluation | str:
     missing = [cell.display_name(n) for n in cell.param_names() if n not in values]
     closed = _closed_value(p, values)
     if closed is None and missing:
-        return f"set {', '.join(missing)} with --set to evaluate"
+        return f"give {', '.join(missing)} a value to evaluate"
     if closed is None and p.steps > reference.REFERENCE_LIMIT:
         return (f"no closed form in the parameters alone, and stepping at 30 digits is limited to "
                 f"T <= {reference.REFERENCE_LIMIT}; `python cli.py numeric` steps any T in float64 "
@@ -235,7 +235,22 @@ def solve(
     >>> d.chain.closed, d.evaluations[0].entries[0].exact
     (w**(T - k), 1125899906842624)
     """
-    definition = cell_definition(cell, formulas)
+    problem = _problem(cell_definition(cell, formulas), variant=variant, activation=activation, hidden=hidden,
+                       input_size=input_size, steps=steps, wrt=wrt, truncate=truncate, inputs=inputs, h0=h0, c0=c0)
+    progress(f"{problem.cell.label}: J_t and the chain rule over T = {steps}")
+    results = []
+    tried = _settings_to_try(problem.cell, tuple(settings), tuple(defaults))
+    for i, values in enumerate(tried, 1):
+        progress(f"{problem.cell.label}: the numbers over T = {steps} (setting {i} of {len(tried)})")
+        results.append(_evaluate(problem, values))
+    notes = tuple(dict.fromkeys([*(r for r in results if isinstance(r, str)),
+                                 *([defaults_note] if defaults and defaults_note else [])]))
+    return _derivation(problem, tuple(r for r in results if isinstance(r, Evaluation)), tried, notes)
+
+
+def _problem(definition, *, variant, activation, hidden: int, input_size: int, steps: int, wrt, truncate,
+             inputs, h0, c0) -> _Problem:
+    """What ``solve`` is asked, checked: the cell, what is differentiated, the inputs and s_0."""
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise InvalidValue("steps", f"must be a whole number >= 1, got {steps!r}")
     check_sizes(hidden, input_size)
@@ -243,8 +258,7 @@ def solve(
     kind, name = _resolve_wrt(the_cell, wrt)
     if truncate is not None and (kind != "param" or truncate < 1):
         raise InvalidValue("truncate", "needs wrt to be a parameter (BPTT) and a whole number >= 1")
-    progress(f"{the_cell.label}: J_t and the chain rule over T = {steps}")
-    problem = _Problem(
+    return _Problem(
         cell=the_cell, steps=steps, of=name if kind == "state" else the_cell.output, wrt=name,
         chain=state_chain(the_cell, name, name) if kind == "state" else None,
         bptt=bptt_form(the_cell, name, truncate) if kind == "param" else None, truncate=truncate,
@@ -252,24 +266,21 @@ def solve(
         else _checked_only(inputs, steps, the_cell.m),
         s0=parse_initial_state(the_cell, h0, c0),
     )
-    results = []
-    tried = _settings_to_try(the_cell, tuple(settings), tuple(defaults))
-    for i, values in enumerate(tried, 1):
-        progress(f"{the_cell.label}: the numbers over T = {steps} (setting {i} of {len(tried)})")
-        results.append(_evaluate(problem, values))
-    evaluations = tuple(r for r in results if isinstance(r, Evaluation))
+
+
+def _derivation(p: _Problem, evaluations: tuple[Evaluation, ...], tried, notes: tuple[str, ...]) -> Derivation:
+    the_cell, steps, by_state = p.cell, p.steps, p.bptt is None
     last = (steps,) if steps > SHOWN_STEPS else ()
     return Derivation(
-        cell=the_cell, steps=steps, wrt=name, of=problem.of,
+        cell=the_cell, steps=steps, wrt=p.wrt, of=p.of,
         step_equations=generic_equations(the_cell),
         unrolled=step_equations(the_cell, (*range(1, min(steps, SHOWN_STEPS) + 1), *last)),
         unrolled_elided=steps > SHOWN_STEPS + 1,
-        nested=_nested_display(the_cell, steps, name) if kind == "state" else None,
+        nested=_nested_display(the_cell, steps, p.wrt) if by_state else None,
         jacobian_step=jacobian_step(the_cell),
-        local=block(the_cell, jacobian_step(the_cell), name, name) if kind == "state"
-        else param_jacobian(the_cell, name),
-        chain=problem.chain, bptt=problem.bptt, truncate=truncate, evaluations=evaluations,
+        local=block(the_cell, jacobian_step(the_cell), p.wrt, p.wrt) if by_state
+        else param_jacobian(the_cell, p.wrt),
+        chain=p.chain, bptt=p.bptt, truncate=p.truncate, evaluations=evaluations,
         regime=evaluations[0].regime if evaluations else regime(the_cell, steps, tried[0] if tried else {}),
-        notes=tuple(dict.fromkeys([*(r for r in results if isinstance(r, str)),
-                                   *([defaults_note] if defaults and defaults_note else [])])),
+        notes=notes,
     )

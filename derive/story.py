@@ -46,21 +46,8 @@ def _forward_lines(d: Derivation, e: Evaluation) -> list[str]:
 def story(d: Derivation) -> str:
     """The derivation as a worked solution, section by section."""
     c = d.cell
-    name, _ = _names(d)
-    out = [f"Unrolled — {c.label}, hidden size {c.n}, input size {c.m}, T = {d.steps} steps",
-           "", "1. One step of the cell"]
-    out += [f"   {text(e, c)}" for e in d.step_equations]
-    if c.definition.sigmoid_as_exp:
-        out.append("   (σ(x) = e^x/(e^x + 1), written out as the lecture does)")
-    names = ", ".join(c.display_name(p) for p in c.param_names())
-    out.append(f"   parameters (for --set and --wrt): {names or 'none, the weights are fixed'}")
-    out += ["", f"2. Unrolled over T = {d.steps} steps (per-step symbols)"]
-    shown = [f"   {text(e, c)}" for e in d.unrolled]
-    if d.unrolled_elided:
-        shown.insert(len(shown) - len(d.step_equations), "   ⋮")
-    out += shown
-    if d.nested is not None:
-        out.append(f"   nested: {d.of}_{d.steps} = {text(d.nested, c)}")
+    out = [f"Unrolled — {c.label}, hidden size {c.n}, input size {c.m}, T = {d.steps} steps", ""]
+    out += _step_and_unrolled(d)
     local = "∂⁺s_t/∂θ" if d.bptt is not None else f"∂{d.of}_t/∂{d.wrt}_(t-1)"
     out += ["", "3. The local Jacobian", f"   J_t = ∂s_t/∂s_(t-1) = {text(d.jacobian_step, c)}",
             f"   {local} = {text(d.local, c)}"]
@@ -78,8 +65,29 @@ def story(d: Derivation) -> str:
     for e in d.evaluations:
         out += [f"   {line}" for line in _evaluation_lines(d, e)]
     out += [f"   {note}" for note in d.notes]
-    out += ["", "7. Regime (Pascanu, Mikolov & Bengio 2013)"]
-    r = d.regime
+    return "\n".join(out + ["", "7. Regime (Pascanu, Mikolov & Bengio 2013)", *_regime_lines(d)])
+
+
+def _step_and_unrolled(d: Derivation) -> list[str]:
+    """Sections 1 and 2: one step, its parameters, and the step unrolled over T."""
+    c = d.cell
+    out = ["1. One step of the cell", *(f"   {text(e, c)}" for e in d.step_equations)]
+    if c.definition.sigmoid_as_exp:
+        out.append("   (σ(x) = e^x/(e^x + 1), written out as the lecture does)")
+    names = ", ".join(c.display_name(p) for p in c.param_names())
+    out.append(f"   parameters (to set, or to differentiate by): {names or 'none, the weights are fixed'}")
+    out += ["", f"2. Unrolled over T = {d.steps} steps (per-step symbols)"]
+    shown = [f"   {text(e, c)}" for e in d.unrolled]
+    if d.unrolled_elided:
+        shown.insert(len(shown) - len(d.step_equations), "   ⋮")
+    out += shown
+    if d.nested is not None:
+        out.append(f"   nested: {d.of}_{d.steps} = {text(d.nested, c)}")
+    return out
+
+
+def _regime_lines(d: Derivation) -> list[str]:
+    c, r, out = d.cell, d.regime, []
     if r.gamma is not None:
         out.append(f"   γ = sup|φ'| = {r.gamma} ({c.activation.name}); ‖∂h_T/∂h_k‖ ≤ "
                    f"(γ σ₁({c.display_name(r.recurrent)}))^(T−k): vanishing guaranteed when "
@@ -90,4 +98,4 @@ def story(d: Derivation) -> str:
         out.append(f"   at {at}: {e.regime.verdict} ({e.regime.reason}{bound})")
     if not d.evaluations:
         out.append(f"   {r.verdict}: {r.reason}")
-    return "\n".join(out)
+    return out

@@ -141,7 +141,7 @@ def directional(case: Case, ours: np.ndarray, seed: int = 0, of_state: bool = Fa
     directions = rng.standard_normal((DIRECTIONS, ours.size))
     directions /= np.linalg.norm(directions, axis=1, keepdims=True)
     values, inputs, s0 = exact_values(case)
-    ref = [float(reference.directional_derivative(case.cell, values, inputs, s0, v, of_state)) for v in directions]
+    ref = [float(reference.directional_derivative(case.cell, values, inputs, s0, v, of_state=of_state)) for v in directions]
     return directions @ ours, np.array(ref)
 
 

@@ -59,8 +59,8 @@ def wants_matrix_form(hidden: int, params_file: str | None) -> bool:
     return hidden > ELEMENT_LIMIT or params_file is not None
 
 
-def drawn_settings(definition, variant: str | None, activation: str | None, n: int, m: int, steps: int,
-                   given: tuple[str, ...], seed: int = 0, gate_init: str = "pytorch") -> tuple[tuple[str, ...], str]:
+def drawn_settings(definition, variant: str | None, activation: str | None, n: int, m: int, steps: int, *,
+                   given: tuple[str, ...] = (), seed: int = 0, gate_init: str = "pytorch") -> tuple[tuple[str, ...], str]:
     """The element form's missing parameters, drawn as ``numeric`` draws them and written as settings
     (4 significant digits, what a reader can type back), with a note of how; nothing for a cell with
     worked examples (the lecture's RNN) or with every parameter given."""

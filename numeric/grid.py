@@ -56,7 +56,7 @@ def gridded(params: dict[str, np.ndarray], axes) -> dict[str, np.ndarray]:
     return out
 
 
-def run_grid(req, layer: Layer, params, x, s0: np.ndarray, source: str, progress):
+def run_grid(req, layer: Layer, params, x, s0: np.ndarray, *, source: str, progress):
     """∂L/∂θ and ∂s_T/∂s_0 for every setting of the request's grid."""
     from .run import Run, check_time, initial
 

@@ -190,7 +190,8 @@ def run(req: Request, weights: dict[str, np.ndarray] | None = None,
     source = f"{source}; {why}" if why and source else source
     layer = Layer(core, n, m)
     if not req.grid:  # before the inputs are drawn: they alone could be too large
-        check_fits(core, n, m, req.batch or 1, req.steps or DEFAULT_STEPS, choose_mode(req.mode), 1, req.truncate)
+        check_fits(core, n, m, req.batch or 1, req.steps or DEFAULT_STEPS, mode=choose_mode(req.mode),
+                   truncate=req.truncate)
     x, batched = given_inputs(x, m, req) if x is not None else read_or_draw_inputs(
         req.inputs, req.inputs_file, req.steps, m, req.batch, req.seed)
     if params is None:
@@ -202,9 +203,9 @@ def run(req: Request, weights: dict[str, np.ndarray] | None = None,
     if req.grid:
         from .grid import run_grid
 
-        return run_grid(req, layer, params, x, s0, source, progress)
+        return run_grid(req, layer, params, x, s0, source=source, progress=progress)
     check_time(layer, 1, x.shape[0], x.shape[1])
-    return _run_layer(req, layer, params, x, batched, s0, source, progress)
+    return _run_layer(req, layer, params, x, batched, s0, source=source, progress=progress)
 
 
 def initial(layer: Layer, s0: np.ndarray) -> dict[str, np.ndarray]:
@@ -217,7 +218,7 @@ def _stored(layer: Layer, batch: int, steps: int) -> bool:
     return memory_bytes(layer.core, layer.n, layer.m, batch, steps) <= MEMORY_LIMIT
 
 
-def _run_layer(req: Request, layer: Layer, params, x, batched: bool, s0, source: str, progress) -> Run:
+def _run_layer(req: Request, layer: Layer, params, x, batched: bool, s0, *, source: str, progress) -> Run:
     init, T = initial(layer, s0), x.shape[1]
     mode = resolve(req.mode, prepare(layer.core, params, x, init), req.truncate)
     progress(f"{layer.label}, n = {layer.n}: unrolling {T} steps of {x.shape[0]} sequences, mode {mode}")

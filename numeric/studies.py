@@ -270,7 +270,7 @@ def _cliff_loss_and_grad(core, w: np.ndarray, b: np.ndarray, steps: int, x0: flo
     return residual**2, 2 * residual * g["w"].reshape(-1), 2 * residual * g["b"].reshape(-1)
 
 
-def cliff(steps: int = 50, x0: float = 0.5, target: float = 0.7, lr: float = 1.0, threshold: float = 1.0,
+def cliff(*, steps: int = 50, x0: float = 0.5, target: float = 0.7, lr: float = 1.0, threshold: float = 1.0,
           updates: int = 40, size: int = 161) -> Cliff:
     """The loss surface over (w, b) and gradient descent on it, plain and with norm clipping."""
     from derive.custom import cell_definition

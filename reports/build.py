@@ -32,7 +32,7 @@ from numeric.training import sweep, workers
 from numeric.check import check_all
 from numeric.io.files import check_replaceable, write_all
 
-from . import figures, pages
+from . import figures, pages, training
 
 PDF_NAME = "unrolled-report.pdf"
 PDF_METADATA = {"Creator": None, "Producer": None, "CreationDate": None}
@@ -92,7 +92,12 @@ def cliff_caption(r: studies.Cliff) -> str:
 
 
 def sections(steps: int, seed: int, longterm: str | Path = sweep.BUNDLED) -> tuple[Section, ...]:
+    """Every figure page, in the report's order: the lecture's gradients, then the LSTM's memory."""
     horizon = max(steps, 2)
+    return _gradient_sections(horizon, seed) + _memory_sections(horizon, seed, longterm)
+
+
+def _gradient_sections(horizon: int, seed: int) -> tuple[Section, ...]:
     return (
         Section("unrolled", lambda: studies.unrolled(steps=horizon, seed=seed), figures.unrolled,
                 "The picture the lecture draws: one box per step, the same LSTM cell (gates i, f, g, o; memories "
@@ -116,6 +121,11 @@ def sections(steps: int, seed: int, longterm: str | Path = sweep.BUNDLED) -> tup
                 "Pascanu, Mikolov & Bengio (2013): ‖∂h_T/∂h_0‖ ≤ (γσ₁)^T, with γ = sup|tanh'| = 1. Every "
                 "measured point lies under the line; below σ₁ = 1 vanishing is guaranteed, above it the "
                 "bound only permits growth."),
+    )
+
+
+def _memory_sections(horizon: int, seed: int, longterm: str | Path) -> tuple[Section, ...]:
+    return (
         Section("carousel", lambda: studies.carousel(2 * horizon, seed), figures.carousel,
                 "Along the LSTM's cell path ∂c_t/∂c_{t-1} = f_t, so (∂c_T/∂c_0)|_(c path only) = ∏ f_t, the "
                 "constant error carousel; the full derivative (solid) also runs through h. Raising the forget-gate bias pushes f_t towards 1 and the product decays far more "
@@ -130,10 +140,10 @@ def sections(steps: int, seed: int, longterm: str | Path = sweep.BUNDLED) -> tup
                 "component and so changes the direction."),
         Section("cliff", studies.cliff, figures.cliff,
                 cliff_caption),
-        Section("longterm", lambda: sweep.read_results(longterm), figures.longterm,
+        Section("longterm", lambda: sweep.read_results(longterm), training.longterm,
                 lambda result: "Trained with Unrolled's own BPTT (python cli.py sweep; this page reads the "
                 "results file it wrote). " + sweep.caption(result)),
-        Section("memory", lambda: sweep.read_results(longterm), figures.memory, sweep.memory_caption),
+        Section("memory", lambda: sweep.read_results(longterm), training.memory, sweep.memory_caption),
     )
 
 

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from matplotlib.font_manager import FontProperties
-from matplotlib.lines import Line2D
 from matplotlib.mathtext import MathTextParser
 
 _PARSER = MathTextParser("path")
@@ -241,76 +240,16 @@ def _fitted(term: str, width: float, size: float) -> list[str]:
     return [p for piece in pieces for p in _fitted(piece, width, size)]
 
 
-_GAP = 12.0   # points between matrix columns
-_PAD = 4.0    # points between a bracket and the entries
-_AFTER = 6.0  # points between "J_t =" and the left bracket
-_HOOK = 4.0   # points of a bracket's top and bottom strokes
+GRID_GAP = 12.0   # points between matrix columns
+GRID_PAD = 4.0    # points between a bracket and the entries
+GRID_AFTER = 6.0  # points between "J_t =" and the left bracket
+GRID_HOOK = 4.0   # points of a bracket's top and bottom strokes
 
 
-def _columns(grid: Grid, size: float) -> list[float]:
+def column_widths(grid: Grid, size: float) -> list[float]:
     return [max(extent(c, size)[0] for c in column) for column in zip(*grid.cells)]
 
 
 def grid_width(grid: Grid, size: float) -> float:
-    widths = _columns(grid, size)
-    return extent(f"{grid.lhs} =", size)[0] + _AFTER + 2 * _PAD + sum(widths) + _GAP * (len(widths) - 1)
-
-
-#: Space after each line, after each row and around a matrix's rows, in font sizes.
-_LINE_GAP, _ROW_GAP, _CELL_GAP = 0.4, 0.5, 0.6
-#: Between the columns of a two-column block: no equation runs into the next.
-_COLUMN_GAP = 12.0
-
-
-def draw(fig, equations: tuple[Row, ...], left: float, top: float, width: float, size: float,
-         columns: int = 1) -> float:
-    """Set ``equations`` on ``fig`` from (``left``, ``top``) in inches, ``width`` inches wide, in
-    ``columns`` side by side (row k in column k mod columns); returns the height used in inches."""
-    page = tuple(72 * v for v in fig.get_size_inches())
-    column = width * 72 / columns
-    room = column - (_COLUMN_GAP if columns > 1 else 0.0)
-    y = top * 72
-    for first in range(0, len(equations), columns):
-        used = [_draw_row(fig, row, left * 72 + k * column, y, room, size, page)
-                for k, row in enumerate(equations[first:first + columns])]
-        y -= max(used) + _ROW_GAP * size
-    return top - y / 72
-
-
-def _draw_row(fig, row: Row, x: float, y: float, width: float, size: float, page) -> float:
-    """One equation with its top at y (points); returns the height used in points."""
-    start = y
-    for item in layout(row, width, size):
-        if isinstance(item, Grid):
-            y -= _draw_grid(fig, item, x, y, size, *page)
-        else:
-            _, height, depth = extent(item.tex, size)
-            baseline = y - (height - depth)
-            fig.text((x + item.indent) / page[0], baseline / page[1], f"${item.tex}$", fontsize=size,
-                     va="baseline")
-            y -= height + _LINE_GAP * size
-    return start - y
-
-
-def _draw_grid(fig, grid: Grid, x: float, y: float, size: float, fig_w: float, fig_h: float) -> float:
-    """A matrix after ``lhs =``, top at y (points); returns its height in points."""
-    heights = [max(extent(c, size)[1] for c in line) + _CELL_GAP * size for line in grid.cells]
-    widths = _columns(grid, size)
-    height = sum(heights)
-    fig.text(x / fig_w, (y - height / 2) / fig_h, f"${grid.lhs} =$", fontsize=size, va="center")
-    left = x + extent(f"{grid.lhs} =", size)[0] + _AFTER
-    right = left + 2 * _PAD + sum(widths) + _GAP * (len(widths) - 1)
-    for edge, hook in ((left, _HOOK), (right, -_HOOK)):
-        xs = [edge + hook, edge, edge, edge + hook]
-        ys = [y, y, y - height, y - height]
-        fig.add_artist(Line2D([a / fig_w for a in xs], [b / fig_h for b in ys], color="k", lw=0.8,
-                              transform=fig.transFigure))
-    top = y
-    for line, h in zip(grid.cells, heights):
-        cx = left + _PAD
-        for cell, w in zip(line, widths):
-            fig.text((cx + w / 2) / fig_w, (top - h / 2) / fig_h, f"${cell}$", fontsize=size, ha="center",
-                     va="center")
-            cx += w + _GAP
-        top -= h
-    return height + _LINE_GAP * size
+    widths = column_widths(grid, size)
+    return extent(f"{grid.lhs} =", size)[0] + GRID_AFTER + 2 * GRID_PAD + sum(widths) + GRID_GAP * (len(widths) - 1)

@@ -8,7 +8,7 @@ from matplotlib.figure import Figure
 
 from numeric.present.checks import check_legend, check_lines
 
-from . import mathtext
+from . import mathtext, typeset
 
 A4 = (8.27, 11.69)
 MARGIN = 0.6  # inches
@@ -86,7 +86,8 @@ def _derived(title: str, blocks, size: float) -> tuple[Figure, float]:
     for heading, align, columns in blocks:
         fig.text(MARGIN / A4[0], top / A4[1], heading, fontsize=size * 0.85, color="0.35", va="top")
         top -= 0.032 * size
-        top -= mathtext.draw(fig, mathtext.rows(align), MARGIN + 0.15, top, A4[0] - 2 * MARGIN - 0.15, size, columns)
+        top -= typeset.draw(fig, mathtext.rows(align), MARGIN + 0.15, top, A4[0] - 2 * MARGIN - 0.15, size=size,
+                              columns=columns)
         top -= 0.02 * size
     return fig, top
 

@@ -21,14 +21,15 @@ def _add(cot: dict, key, v) -> None:
     cot[key] = cot[key] + v if key in cot else v
 
 
-def _vjp_step(u: Unroll, tape: Tape, kernels, env: dict, cot: dict, bars: dict | None, shape,
+def _vjp_step(u: Unroll, tape: Tape, env: dict, cot: dict, bars: dict | None = None,
               x_bar: np.ndarray | None = None) -> None:
-    """Every cotangent of one step, from those of its states (in ``cot``), stage by stage backwards.
-    ``bars``: the products' cotangent arrays of this step, to fill (None: nothing is stored);
-    ``shape``: the states' cotangents' (the S rows of a Jacobian are a batch of their own);
-    ``x_bar``: where to add x_t's cotangent where a stage reads x directly (None: not wanted)."""
+    """Every cotangent of one step, from those of its states (in ``cot``, whose shape may have a batch
+    of its own: the S rows of a Jacobian), stage by stage backwards.  ``bars``: the products'
+    cotangent arrays of this step, to fill (None: nothing is stored); ``x_bar``: where to add x_t's
+    cotangent where a stage reads x directly (None: not wanted)."""
+    shape = np.broadcast_shapes(*(np.shape(cot[u.core.current(s)]) for s in u.core.states))
     aliased = dict(sharing(u.core).same_bar) if bars is not None else {}
-    for k in kernels:
+    for k in reversed(compile_stages(u.core)):
         if k.vjp is not None:
             args = [*[env[w] for w in k.inputs], *[env[q] for q in k.outputs],
                     *[cot.get(sym, 0.0) for sym in k.received]]
@@ -59,11 +60,11 @@ def pullback(u: Unroll, tape: Tape, seed: dict[str, np.ndarray],
              on_step: Callable[[int, dict], dict] = lambda t, carry: carry) -> dict[str, np.ndarray]:
     """∂(seed · s_T)/∂s_0 per state: the states' cotangents alone, back through every step.
     ``on_step(t, carry)`` sees the cotangent of s_{t−1} and returns it, or it rescaled."""
-    carry, kernels = dict(seed), compile_stages(u.core)[::-1]
+    carry = dict(seed)
     shape = np.broadcast_shapes(*(np.shape(v) for v in seed.values()))
     for t in range(u.steps, 0, -1):
         cot = {u.core.current(s): carry[s] for s in u.core.states}
-        _vjp_step(u, tape, kernels, tape.frames[t - 1], cot, None, shape)
+        _vjp_step(u, tape, tape.frames[t - 1], cot)
         carry = on_step(t, _carry(u, cot, shape))
     return carry
 
@@ -90,12 +91,11 @@ def backward(u: Unroll, tape: Tape, seed: dict[str, np.ndarray], *, first: int =
     bars, sums = _bar_arrays(u, tape), {}
     x_read = np.zeros((u.steps, *u.state_shape()[:-1], u.m), u.dtype) if wrt_inputs else None
     summed_later = {sym for sym, _, _ in sharing(u.core).from_bar}
-    carry, kernels = dict(seed), compile_stages(u.core)[::-1]
+    carry = dict(seed)
     for t in range(u.steps, first - 1, -1):
         env = tape.frames[t - 1]
-        cot = {u.core.current(s): carry[s] for s in u.core.states}
-        _vjp_step(u, tape, kernels, env, cot,
-                  {operand: tape.products[operand].at(bar, t - 1) for operand, bar in bars.items()}, u.state_shape(),
+        cot = {u.core.current(s): np.broadcast_to(carry[s], u.state_shape()) for s in u.core.states}
+        _vjp_step(u, tape, env, cot, {operand: tape.products[operand].at(bar, t - 1) for operand, bar in bars.items()},
                   None if x_read is None else x_read[t - 1])
         for _, sym in u.core.params:
             if by_step:

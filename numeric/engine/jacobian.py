@@ -13,7 +13,7 @@ from .logmatrix import LogMatrix, log10_norms, renormalise
 from .bptt import pullback
 from .scan import scan
 from .shapes import Unroll
-from .tangent import push_forward
+from .tangent import directions, push_forward
 
 
 @dataclass(frozen=True)
@@ -85,7 +85,7 @@ def state_products(u: Unroll, on_product: Callable[[int, LogMatrix], None]) -> N
         on_product(t, LogMatrix(mantissa, scale))
         return {s: np.moveaxis(mantissa[..., j * u.n:(j + 1) * u.n, :], -1, 0) for j, s in enumerate(u.core.states)}
 
-    push_forward(u, _identity(u, len(u.lead) + 1), S, False, renormalised)
+    push_forward(u, directions(u, _identity(u, len(u.lead) + 1), S, False), renormalised)
 
 
 def state_jacobian(u: Unroll) -> LogMatrix:

@@ -41,7 +41,7 @@ def _needs(core: Core, n: int, m: int, batch: int, steps: int, count: int) -> tu
     return memory_bytes(core, n, m, batch, steps, chunk), forward
 
 
-def check_fits(core: Core, n: int, m: int, batch: int, steps: int, mode: str, count: int = 1,
+def check_fits(core: Core, n: int, m: int, batch: int, steps: int, *, mode: str, count: int = 1,
                truncate: int | None = None) -> str:
     """The mode that will run (``auto`` resolved), refused before any work when what it holds would not
     fit: reverse stores every step, forward carries a tangent per parameter element."""
@@ -58,7 +58,8 @@ def check_fits(core: Core, n: int, m: int, batch: int, steps: int, mode: str, co
 
 def resolve(mode: str, u: Unroll, truncate: int | None = None) -> str:
     """``mode`` checked, and auto resolved by memory: reverse, or forward when reverse would store too much."""
-    return check_fits(u.core, u.n, u.m, u.batch, u.steps, choose_mode(mode), settings(u), truncate)
+    return check_fits(u.core, u.n, u.m, u.batch, u.steps, mode=choose_mode(mode), count=settings(u),
+                      truncate=truncate)
 
 
 def gradient(core: Core, params: Mapping[str, np.ndarray], x, s0=None, *, lead: tuple[int, ...] = (),

@@ -8,6 +8,7 @@ every t in one pass.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -48,56 +49,68 @@ def _weight_tangent(pdot: np.ndarray, v: np.ndarray, start: int) -> None:
     pdot[start + np.arange(n * cols), ..., rows] += np.moveaxis(v[..., columns], -1, 0)
 
 
-def _product_tangents(u, g, products: Stacked | Separate, env, dot, count, weights: dict[str, int]):
+@dataclass(frozen=True)
+class Directions:
+    """D tangent directions: s_0's (state -> (D, …, n)), and with ``weights`` and ``fixed`` one per
+    parameter element (a weight's first direction; an elementwise parameter's one-hot tangent)."""
+
+    count: int
+    s0: dict[str, np.ndarray]
+    weights: dict[str, int]
+    fixed: dict
+
+
+def directions(u: Unroll, s0: dict[str, np.ndarray], count: int, wrt_params: bool) -> Directions:
+    start = offsets(u) if wrt_params else {}
+    fixed = {sym: _one_hot(u, count, start[name], int(np.prod(u.core.shapes(u.n, u.m)[name])))
+             for name, sym in u.core.params if name in start}
+    return Directions(count, dict(s0), {name: start[name] for name in u.core.weights if name in start}, fixed)
+
+
+def _product_tangents(u: Unroll, g, products: Stacked | Separate, env: dict, dot: dict, d: Directions) -> None:
     if g.of_x:
         v_dot = None
     elif g.operand.is_Symbol:
         v_dot = dot.get(g.operand)
     else:
         v_dot = sum((partial(*(env[w] for w in g.inputs))[0] * dot[w] for w, partial in g.partials if w in dot), 0.0)
-    shape = (count, *u.state_shape())
+    shape = (d.count, *u.state_shape())
     moving = isinstance(v_dot, np.ndarray)  # not s_0's zero tangent, nor x's
     pdots = products.apply(v_dot) if moving else [np.zeros(shape, u.dtype) for _ in g.maps]
     pdots = [np.array(np.broadcast_to(p, shape)) for p in pdots]
     v = value(g, env)
     for m, pdot in zip(g.maps, pdots):
-        if m.weight in weights:
-            _weight_tangent(pdot, v, weights[m.weight])
+        if m.weight in d.weights:
+            _weight_tangent(pdot, v, d.weights[m.weight])
         dot[m.symbol] = pdot
 
 
-def _tangent_step(u: Unroll, kernels, env: dict, dot: dict, products: dict, count: int, weights: dict) -> None:
+def _tangent_step(u: Unroll, env: dict, dot: dict, products: dict, d: Directions) -> None:
     """Every tangent of one step into ``dot`` (which holds those of s_{t−1} and the parameters)."""
-    for k in kernels:
+    for k in compile_stages(u.core):
         for g in k.groups:
-            _product_tangents(u, g, products[g.operand], env, dot, count, weights)
+            _product_tangents(u, g, products[g.operand], env, dot, d)
         if k.jvp is not None:
             tangents = k.jvp(*[env[w] for w in k.inputs], *[env[q] for q in k.computed],
                              *[dot.get(w, 0.0) for w in k.inputs])
-            for q, d in zip(k.computed, tangents):
-                dot[q] = d
+            for q, tangent in zip(k.computed, tangents):
+                dot[q] = tangent
 
 
-def push_forward(u: Unroll, s0_dot: dict[str, np.ndarray], count: int, wrt_params: bool,
-                 on_step: Callable[[int, dict], dict]) -> None:
-    """Carry ``count`` tangent directions from s_0 (``s0_dot``: state -> (D, …, n)) and, with
-    ``wrt_params``, one per parameter element; ``on_step(t, ṡ_t)`` sees each step's state
+def push_forward(u: Unroll, d: Directions, on_step: Callable[[int, dict], dict]) -> None:
+    """Carry the tangent directions ``d`` along the steps; ``on_step(t, ṡ_t)`` sees each step's state
     tangents (state -> (D, *lead, B, n)) and returns them, or them rescaled."""
     kernels, products, fixed, x = compile_stages(u.core), arranged(u), elementwise(u), x_lead(u)
-    start = offsets(u) if wrt_params else {}
-    fixed_dot = {sym: _one_hot(u, count, start[name], int(np.prod(u.core.shapes(u.n, u.m)[name])))
-                 for name, sym in u.core.params if name in start}
-    weights = {name: start[name] for name in u.core.weights if name in start}
-    states, sdot = {s: np.broadcast_to(u.s0[s], u.state_shape()) for s in u.core.states}, dict(s0_dot)
+    states, sdot = {s: np.broadcast_to(u.s0[s], u.state_shape()) for s in u.core.states}, d.s0
     for t in range(u.steps):
         env = {sym: states[s] for s, sym in u.core.prev}
         env[u.core.x] = x[t]
         env.update(fixed)
-        step(u, kernels, env, products, {op: a for op, a in input_products(u, products, x[t]).items()})
-        dot = {sym: sdot[s] for s, sym in u.core.prev} | fixed_dot
-        _tangent_step(u, kernels, env, dot, products, count, weights)
+        step(u, kernels, env, products, input_products(u, products, x[t]))
+        dot = {sym: sdot[s] for s, sym in u.core.prev} | d.fixed
+        _tangent_step(u, env, dot, products, d)
         states = {s: env[u.core.current(s)] for s in u.core.states}
-        sdot = on_step(t + 1, {s: np.broadcast_to(dot.get(u.core.current(s), 0.0), (count, *u.state_shape()))
+        sdot = on_step(t + 1, {s: np.broadcast_to(dot.get(u.core.current(s), 0.0), (d.count, *u.state_shape()))
                                for s in u.core.states})
 
 
@@ -118,7 +131,7 @@ def gradient_forward(u: Unroll, every_step: bool = False) -> dict[str, np.ndarra
             total = total + np.sum(sdot[u.core.output], axis=(-2, -1))
         return sdot
 
-    push_forward(u, {s: 0.0 for s in u.core.states}, count, True, add)
+    push_forward(u, directions(u, {s: 0.0 for s in u.core.states}, count, True), add)
     shapes, start = u.core.shapes(u.n, u.m), offsets(u)
     return {name: np.moveaxis(total[start[name]:start[name] + int(np.prod(shape))], 0, -1).reshape(*u.lead, *shape)
             for name, shape in shapes.items()}

@@ -94,6 +94,8 @@ def set_values(layer: Layer, settings: tuple[str, ...]) -> dict[str, np.ndarray]
 def drawn(form, req: Request, steps: int) -> tuple[dict, str]:
     """(parameters, how they were drawn) when no file gives them: the request's gate initialisation
     (chrono's T_max defaults to the run's T) and seed."""
+    if not form.param_names():
+        return {}, "the cell's own fixed weights"
     t_max = (req.t_max or default_t_max(steps)) if req.gate_init == "chrono" else None
     params = draw(form, (), req.seed, init=req.gate_init, forget_bias=req.forget_bias, t_max=t_max)
     return params, f"{describe(req.gate_init, req.forget_bias, t_max)} initialisation, seed {req.seed}"

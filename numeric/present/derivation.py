@@ -36,7 +36,7 @@ def derivation(req: Request, settings: tuple[str, ...] = (), wrt: str | None = N
 def _elements(req: Request, settings, wrt, fmt: str, progress) -> str:
     n, m = 1 if req.hidden is None else req.hidden, req.input_size or 1
     defaults, note = drawn_settings(cell_definition(req.cell, req.formulas), req.variant, req.activation, n, m,
-                                    req.steps, settings, req.seed, req.gate_init)
+                                    req.steps, given=settings, seed=req.seed, gate_init=req.gate_init)
     d = solve(req.cell, variant=req.variant, activation=req.activation, hidden=n, input_size=m, steps=req.steps,
               wrt=wrt, settings=settings, truncate=req.truncate, inputs=req.inputs, h0=req.h0, c0=req.c0,
               formulas=req.formulas, defaults=defaults,

@@ -36,22 +36,25 @@ def loss_text(output: str, every_step: bool, truncate: int | None, batch: bool =
     return text + (f", BPTT truncated to the last {truncate} steps" if truncate else "")
 
 
-def _table(label, n, m, steps, s0, inputs, names, trace, log10_jacobian, grads, mode, output, loss) -> list[str]:
-    """Each step's input, gates and states for one sequence, then ∂L/∂θ."""
-    heads = ["t", *(f"x[{j}]" for j in range(m)), *names]
-    lines = [f"{label}, hidden size {n}, T = {steps}, s_0 = {list(map(float, s0))}; parameters: "
+def _table(r: Run) -> list[str]:
+    """Each step's input, gates and states for sequence 0 of a small layer, then ∂L/∂θ."""
+    lay, names, output = r.layer, list(r.quantities), r.layer.core.output
+    grads = {lay.display_name(k): v for k, v in r.grads.items()}
+    heads = ["t", *(f"x[{j}]" for j in range(lay.m)), *names]
+    lines = [f"{lay.label}, hidden size {lay.n}, T = {r.steps}, s_0 = {list(map(float, r.s0))}; parameters: "
              f"{', '.join(grads) or 'none (fixed weights)'}",
+             f"weights: {r.source}",  # where they came from (a file, a draw; the activation assumed)
              "  ".join(f"{h:>10}" for h in heads)]
-    for t in range(steps):
-        row = [str(t + 1), *(_fmt(v) for v in inputs[t]), *(_fmt(v) for v in trace[t])]
+    for t in range(r.steps):
+        row = [str(t + 1), *(_fmt(v) for v in r.inputs[0, t]), *(_fmt(v) for v in r.trace[t])]
         lines.append("  ".join(f"{v:>10}" for v in row))
-    last = trace[-1][[names.index(q) for q in names if q.split("_t")[0] == output]]
-    lines.append(f"prediction for step {steps + 1} ({output}_T): {', '.join(_fmt(v) for v in last)}")
-    if n == 1 and len({q.split('_')[0] for q in names}) > 2:
+    last = r.trace[-1][[names.index(q) for q in names if q.split("_t")[0] == output]]
+    lines.append(f"prediction for step {r.steps + 1} ({output}_T): {', '.join(_fmt(v) for v in last)}")
+    if lay.n == 1 and len({q.split('_')[0] for q in names}) > 2:
         lines.append(f"  ({', '.join(f'{q.split(chr(95))[0]} = {_label(q)}' for q in names)})")
-    lines.append(f"log10 ‖∂s_T/∂s_0‖₂ = {float(log10_jacobian):.6g}")
+    lines.append(f"log10 ‖∂s_T/∂s_0‖₂ = {float(r.by_lag[-1]):.6g}")
     if grads:
-        lines.append(f"∂L/∂θ ({loss}; mode {mode}):")
+        lines.append(f"∂L/∂θ ({loss_text(output, r.every_step, r.truncate)}; mode {r.mode}):")
         for name, g in grads.items():
             lines.append(f"  {name:>6} = {np.array2string(np.squeeze(g) if g.size == 1 else g, precision=6)}")
     return lines
@@ -86,12 +89,9 @@ def summary(r: Run, steps_table: bool = True) -> str:
     out = lay.core.output
     lines = [f"{lay.label}, hidden size {lay.n}, input size {lay.m}, T = {T}, batch {B}; weights: {r.source}",
              f"{loss_text(out, r.every_step, r.truncate, batch=B > 1)} (mode {r.mode}: {MODE_WORDS[r.mode]})"]
-    table = steps_table and r.trace is not None and B == 1 and T <= TABLE_STEPS
+    table = steps_table and r.trace is not None and r.by_lag is not None and B == 1 and T <= TABLE_STEPS
     if table:
-        lines = _table(lay.label, lay.n, lay.m, T, r.s0, r.inputs[0], list(r.quantities), r.trace, r.by_lag[-1],
-                       {lay.display_name(k): v for k, v in r.grads.items()}, r.mode, out,
-                       loss_text(out, r.every_step, r.truncate))
-        lines.insert(1, f"weights: {r.source}")  # where they came from (a file, a draw; the activation assumed)
+        lines = _table(r)
     elif r.grads:
         lines.append("‖∂L/∂θ‖ (Frobenius norm of each parameter's gradient):")
         norms = [(lay.display_name(k), float(np.linalg.norm(v))) for k, v in r.grads.items()]
@@ -101,6 +101,17 @@ def summary(r: Run, steps_table: bool = True) -> str:
         lines.append("σ₁ of the recurrent weights: " + ", ".join(f"{k} {v:.4g}" for k, v in r.recurrent))
     verdict = regime(r)
     lines.append(f"regime: {verdict.verdict} ({verdict.reason})")
+    lines += _norms(r)
+    if not table and r.states is not None:
+        final = r.states[out][-1, 0]
+        shown = ", ".join(_fmt(v) for v in final[:8]) + (", …" if lay.n > 8 else "")
+        lines.append(f"{out}_T (sequence 0): {shown}")
+    return "\n".join(lines)
+
+
+def _norms(r: Run) -> list[str]:
+    """‖∂s_T/∂s_{T−k}‖₂ and ‖∂L/∂s_{T−k}‖₂ at the summary's lags, or why they are not there."""
+    lay, T, B, lines = r.layer, r.steps, r.inputs.shape[0], []
     lags = [k for k in LAGS if k < T] + [T]
     if r.by_lag is not None:
         lines.append("‖∂s_T/∂s_{T−k}‖₂ (sequence 0): " + ", ".join(f"k={k}: {_power(r.by_lag[k])}" for k in lags))
@@ -114,11 +125,7 @@ def summary(r: Run, steps_table: bool = True) -> str:
         which = "sequence 0" if B == 1 else "median over the batch"
         lines.append(f"‖∂L/∂s_{{T−k}}‖₂ ({which}): "
                      + ", ".join(f"k={k}: {_power(float(np.median(adjoint[k])))}" for k in lags))
-    if not table and r.states is not None:
-        final = r.states[out][-1, 0]
-        shown = ", ".join(_fmt(v) for v in final[:8]) + (", …" if lay.n > 8 else "")
-        lines.append(f"{out}_T (sequence 0): {shown}")
-    return "\n".join(lines)
+    return lines
 
 
 def grid_summary(r: Run) -> str:
