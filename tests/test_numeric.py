@@ -312,3 +312,35 @@ def test_the_cliff_gradient_and_clipped_steps():
     plain = np.linalg.norm(np.diff(r.plain, axis=1), axis=-1)
     assert clipped.max() <= r.lr * r.threshold * (1 + 1e-12)
     assert plain.max() > 5 * r.lr * r.threshold
+
+
+def test_bptt_is_written_once_per_backend():
+    """One reverse sweep over the steps in NumPy (numeric/engine/bptt.py, whose two sweeps share one
+    step) and one printed in C; derive's mpmath and symbolic references are the independent others."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent / "numeric"
+    backwards = re.compile(r"for \w+ in range\([^\n]*, -1\)")  # a loop over the steps, last to first
+    sweeps = {str(p.relative_to(root)) for p in root.rglob("*.py") if backwards.search(p.read_text())}
+    assert sweeps == {"engine/bptt.py"}
+    assert (root / "engine/bptt.py").read_text().count("_vjp_step(u, tape,") == 2
+    from numeric.engine.native.codegen import source
+    from derive.core import make_core
+
+    assert source(make_core(CELLS["lstm"]), 1, 1).count("t--") == 1
+
+
+def test_a_grid_above_eight_units_and_its_json():
+    """A grid at hidden 16 (the element path stopped at 8) runs through the layer's engine; its JSON
+    has every setting's gradient norm and the grid's axes."""
+    result = runner.invoke(app, ["numeric", "--cell", "lstm", "--hidden", "16", "--grid", "b_f=0:2:3", "--steps", "12",
+                                 "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["grid"] == {"b_f": [0.0, 1.0, 2.0]} and len(data["grad_norm"]["W_hf"]) == 3
+    assert np.array(data["grad"]["W_hi"]).shape == (3, 16, 16) and len(data["log10_norm_jacobian"]) == 3
+    layer = _layer("lstm", 16, 16)
+    params = draw(layer, seed=0)
+    one, _ = gradient(layer.core, {**params, "b_f": np.full(16, 2.0)}, np.ones((12, 16)))
+    np.testing.assert_allclose(data["grad"]["W_hi"][2], one["W_hi"], rtol=1e-12, atol=1e-15)
