@@ -348,7 +348,7 @@ def derive(
     import numpy as np
 
     from numeric.present.derivation import derivation
-    from numeric.run import Request
+    from numeric.io.request import Request
 
     with reported(), Status() as status, np.errstate(all="ignore"):
         if seed < 0:

@@ -11,7 +11,7 @@ In Jupyter a ``Derivation`` shows its equations as LaTeX.
 """
 
 from .errors import named
-from .solution import Derivation
+from .render import Derivation
 from .solution import solve as _solve
 
 

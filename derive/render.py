@@ -1,4 +1,5 @@
-"""A ``Derivation`` as a worked solution in text, as LaTeX, and as JSON-ready data."""
+"""A ``Derivation``, everything ``derive`` shows, and how it reads: as LaTeX and as JSON-ready data
+(``derive.story`` tells it as a worked solution in text)."""
 
 from __future__ import annotations
 
@@ -6,10 +7,54 @@ import math
 
 import sympy as sp
 
-from .chain import path_only
+from dataclasses import dataclass
+
+from .cell import Cell
+from .chain import BpttForm, ChainForm, path_only
+from .logdomain import Magnitude
 from .printing import align, latex, text
-from .solution import Derivation, Evaluation
+from .regime import Regime
 from .symbols import T, k
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """The derivative's value at one parameter setting (row-major ``entries``)."""
+
+    settings: tuple[tuple[str, str], ...]
+    shape: tuple[int, int]
+    entries: tuple[Magnitude, ...]
+    log10_norm: float
+    method: str
+    regime: Regime
+    unevaluated: sp.Expr | None = None
+    states: tuple[tuple[str, tuple[float, ...]], ...] = ()  # each state s_1..s_T of the forward pass (n = 1)
+
+
+@dataclass(frozen=True)
+class Derivation:
+    """Everything ``derive`` shows, as SymPy objects and numbers."""
+
+    cell: Cell
+    steps: int
+    wrt: str
+    of: str
+    step_equations: tuple[sp.Eq, ...]
+    unrolled: tuple[sp.Eq, ...]
+    unrolled_elided: bool
+    nested: sp.Expr | None
+    jacobian_step: sp.ImmutableMatrix
+    local: sp.ImmutableMatrix
+    chain: ChainForm | None
+    bptt: BpttForm | None
+    truncate: int | None
+    evaluations: tuple[Evaluation, ...]
+    regime: Regime
+    notes: tuple[str, ...]
+
+    def _repr_latex_(self) -> str:
+        """Jupyter's rich display: the step, J_t, the chain rule and the closed form, as ``derive --format latex``."""
+        return "\n".join(line for line in to_latex(self).splitlines() if not line.startswith("%"))
 
 
 def _names(d: Derivation) -> tuple[str, str]:

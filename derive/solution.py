@@ -1,7 +1,7 @@
 """One worked solution: a cell, T steps, one derivative, its closed form and its numbers.
 
-``solve`` validates a request and returns an immutable ``Derivation``; the
-renderers in ``derive.render`` turn it into text, LaTeX or JSON.
+``solve`` validates a request and returns an immutable ``Derivation`` (``derive.render``: the
+record and how it reads, as text, LaTeX or JSON).
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ from .errors import InvalidValue
 from .graph import generic_equations, jacobian_step, nested, param_jacobian, step_equations
 from .printing import text
 from .logdomain import Magnitude, evaluate
-from .regime import Regime, regime
+from .regime import regime
+from .render import Derivation, Evaluation
 from .symbols import T as T_sym, k as k_sym, quantity
 from .values import input_items, parameter_names, parse_initial_state, parse_inputs, parse_settings
 
@@ -27,48 +28,6 @@ from .values import input_items, parameter_names, parse_initial_state, parse_inp
 SHOWN_STEPS = 3
 #: The forward pass is shown step by step up to this many steps.
 FORWARD_SHOWN = 1000
-
-
-@dataclass(frozen=True)
-class Evaluation:
-    """The derivative's value at one parameter setting (row-major ``entries``)."""
-
-    settings: tuple[tuple[str, str], ...]
-    shape: tuple[int, int]
-    entries: tuple[Magnitude, ...]
-    log10_norm: float
-    method: str
-    regime: Regime
-    unevaluated: sp.Expr | None = None
-    states: tuple[tuple[str, tuple[float, ...]], ...] = ()  # each state s_1..s_T of the forward pass (n = 1)
-
-
-@dataclass(frozen=True)
-class Derivation:
-    """Everything ``derive`` shows, as SymPy objects and numbers."""
-
-    cell: Cell
-    steps: int
-    wrt: str
-    of: str
-    step_equations: tuple[sp.Eq, ...]
-    unrolled: tuple[sp.Eq, ...]
-    unrolled_elided: bool
-    nested: sp.Expr | None
-    jacobian_step: sp.ImmutableMatrix
-    local: sp.ImmutableMatrix
-    chain: ChainForm | None
-    bptt: BpttForm | None
-    truncate: int | None
-    evaluations: tuple[Evaluation, ...]
-    regime: Regime
-    notes: tuple[str, ...]
-
-    def _repr_latex_(self) -> str:
-        """Jupyter's rich display: the step, J_t, the chain rule and the closed form, as ``derive --format latex``."""
-        from .render import to_latex
-
-        return "\n".join(line for line in to_latex(self).splitlines() if not line.startswith("%"))
 
 
 def _resolve_wrt(cell: Cell, wrt: str | None) -> tuple[str, str]:

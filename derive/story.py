@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .printing import text
 from .render import _at_steps, _names, at_steps_label, chain_rule, closed_form, closed_name
-from .solution import Derivation, Evaluation
+from .render import Derivation, Evaluation
 
 
 def _evaluation_lines(d: Derivation, e: Evaluation) -> list[str]:

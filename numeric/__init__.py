@@ -26,8 +26,8 @@ def gradients(weights=None, inputs=None, **options):
     ``weights``: a mapping of parameter names to arrays, in our names (``W_hh``) or a PyTorch
     ``state_dict`` (``weight_ih_l0`` …, under any module prefix; torch tensors are converted), its
     sizes read off the shapes.  ``inputs``: x as an array, (T, m) or (B, T, m).  ``options`` are
-    ``numeric.run.Request``'s fields (cell, hidden, steps, batch, params_file, grid, mode, settings, ...).
-    Returns a ``numeric.run.Run``: a layer's (shared weights, any hidden size) or a grid's (``grid``
+    ``numeric.io.request.Request``'s fields (cell, hidden, steps, batch, params_file, grid, mode, settings, ...).
+    Returns a ``numeric.result.Run``: a layer's (shared weights, any hidden size) or a grid's (``grid``
     names its axes).  A bad value raises ``derive.errors.InvalidValue`` naming the argument.
     """
     from derive.errors import named

@@ -22,7 +22,9 @@ from derive.values import parameter_names, parse_array
 from .init import as_settings, check_init, default_t_max, describe, draw
 from .engine.logmatrix import LogMatrix, power
 from .io.given import drawn, requested_sizes, set_values
-from .run import Request, Run, check_request, run
+from .io.request import Request
+from .result import Run
+from .run import check_request, run
 from .engine.spectral import largest_singular_value
 
 #: Above this hidden size ``derive`` shows the matrix form alone (element forms grow as n²).

@@ -11,8 +11,9 @@ from derive.values import parameter_names, parse_number
 
 from .engine.jacobian import state_jacobian
 from .engine.modes import gradient, resolve
-from .engine.shapes import prepare
+from .engine.shapes import check_time, initial, prepare
 from .engine.logmatrix import LogMatrix
+from .result import Run
 
 #: The most settings a grid may have.
 MAX_GRID = 10**7
@@ -58,8 +59,6 @@ def gridded(params: dict[str, np.ndarray], axes) -> dict[str, np.ndarray]:
 
 def run_grid(req, layer: Layer, params, x, s0: np.ndarray, *, source: str, progress):
     """∂L/∂θ and ∂s_T/∂s_0 for every setting of the request's grid."""
-    from .run import Run, check_time, initial
-
     if x.shape[0] != 1:
         raise InvalidValue("batch" if req.batch else "inputs", f"a grid takes one input sequence, got a batch of {x.shape[0]}")
     axes = parse_grid(layer, list(req.grid))

@@ -8,7 +8,6 @@ a grid of settings (``numeric.grid``: each its own weights) run through the one 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import Callable, Mapping
 
 import numpy as np
@@ -22,115 +21,22 @@ from .io.arrayfiles import read_tensors
 from .engine.grad import value_and_grad
 from .engine.jacobian import LagNorms, jacobian_norms, state_jacobian
 from .engine.modes import MODES, check_fits, choose_mode, gradient, resolve
-from .engine.shapes import MEMORY_LIMIT, memory_bytes, prepare
+from .engine.shapes import MEMORY_LIMIT, check_time, initial, memory_bytes, prepare
 from .io.given import drawn, file_activation, file_weights, given_inputs, requested_sizes, set_values
 from .init import check_init
 from .io.inputs import DEFAULT_STEPS, inputs as read_or_draw_inputs
 from .engine.logmatrix import LogMatrix
 from .engine.spectral import recurrent_norms
+from .grid import run_grid
+from .io.request import Request
+from .result import Run
 
-#: A run's time is estimated before it starts and refused above this many seconds.
-MAX_SECONDS = 120
-#: Measured on 2 cores (2026-11, 2026-12): each step costs about this much Python, each product flop
-#: 1/FLOP_RATE s, and each unit's elementwise value or product of a step (forwards and back) UNIT_SECONDS.
-STEP_SECONDS = 2e-4
-FLOP_RATE = 2e9
-UNIT_SECONDS = 2.5e-9
 #: Per-step tables and full state Jacobians are shown for at most this many state elements.
 SMALL = 8
 #: ‖∂s_T/∂s_{T−k}‖ runs the identity backwards as a batch of S rows: up to this S.
 MAX_JACOBIAN_ROWS = 1024
 #: Lags at which ‖∂s_T/∂s_{T−k}‖ is always computed (and shown).
 LAGS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
-
-
-@dataclass(frozen=True)
-class Request:
-    """Everything ``numeric`` is asked, as given: names, numbers, text and paths."""
-
-    cell: str = "rnn"
-    variant: str | None = None
-    activation: str | None = None
-    formulas: tuple[str, ...] = ()
-    hidden: int | None = None
-    input_size: int | None = None
-    steps: int | None = None
-    params_file: str | None = None
-    layer_index: int = 0  # which layer of a stacked PyTorch model (weight_ih_l<K>)
-    prefix: str | None = None         # the module whose weights to read, where a file holds several
-    seed: int = 0
-    inputs: str | None = None
-    inputs_file: str | None = None
-    batch: int | None = None
-    h0: str | None = None
-    c0: str | None = None
-    grid: tuple[str, ...] = ()
-    mode: str = "auto"
-    truncate: int | None = None
-    every_step: bool = False
-    settings: tuple[str, ...] = ()    # NAME=VALUE over the drawn or read weights, as derive's
-    gate_init: str = "pytorch"        # how drawn weights start (``numeric.init``)
-    forget_bias: float | None = None
-    t_max: int | None = None          # chrono: the longest memory, default T
-
-
-@dataclass(frozen=True)
-class Run:
-    """One request's answer.  A layer: weights shared by a batch of B sequences; ``states``
-    (T+1, B, n), ``trace`` (every quantity of sequence 0), ``jacobian`` (∂s_T/∂s_0 of sequence 0
-    of a small layer) and ``by_lag`` (log10‖∂s_T/∂s_{T−k}‖₂ of sequence 0).  A grid: ``grid``
-    names its axes, every setting its own weights; ``grads`` and ``jacobian`` carry the grid's
-    shape in front, and what is per step is not kept."""
-
-    layer: Layer
-    params: dict[str, np.ndarray]
-    inputs: np.ndarray  # (B, T, m)
-    batched: bool       # the inputs came as a batch (B, T, m), not one sequence (T, m)
-    s0: np.ndarray      # (S,), states stacked in order
-    grads: dict[str, np.ndarray]
-    source: str
-    mode: str
-    grid: tuple[tuple[str, np.ndarray], ...] = ()
-    states: dict[str, np.ndarray] | None = None
-    initial_grads: dict[str, np.ndarray] | None = None  # ∂L/∂s_0 per state, (B, n)
-    log10_adjoint: np.ndarray | None = None              # log10‖∂L/∂s_t‖₂, (T+1, B)
-    quantities: tuple[str, ...] = ()
-    trace: np.ndarray | None = None
-    jacobian: LogMatrix | None = None
-    by_lag: np.ndarray | None = None
-    recurrent: tuple[tuple[str, float], ...] = ()
-    layer_index: int = 0
-    every_step: bool = False
-    truncate: int | None = None
-
-    @property
-    def steps(self) -> int:
-        return self.inputs.shape[1]
-
-    def _repr_html_(self) -> str:
-        """Jupyter's rich display: the run in a short table."""
-        return _html_table(self)
-
-
-def _html_table(r: Run) -> str:
-    """Jupyter's rich display of a run: a short two-column table, escaped."""
-    from html import escape
-
-    if r.grid:
-        norms = r.jacobian.log10_norm()
-        shown = norms[np.isfinite(norms)]
-        spread = f"{shown.min():.4g} … {shown.max():.4g}" if shown.size else "none finite"
-        rows = [("cell", r.layer.label), ("steps", str(r.steps)), ("settings", str(norms.size)), ("mode", r.mode),
-                ("log10 ‖∂s_T/∂s_0‖₂", spread)]
-    else:
-        norm = float(r.by_lag[-1]) if r.by_lag is not None else float("nan")
-        rows = [("cell", r.layer.label), ("hidden, input", f"{r.layer.n}, {r.layer.m}"),
-                ("steps, batch", f"{r.steps}, {r.inputs.shape[0]}"), ("weights", r.source),
-                ("log10 ‖∂s_T/∂s_0‖₂ (sequence 0)", f"{norm:.4g}"),
-                *((f"‖∂L/∂{k}‖", f"{float(np.linalg.norm(v)):.4g}") for k, v in r.grads.items())]
-    body = "".join(f"<tr><th style='text-align:left'>{escape(k)}</th><td style='text-align:left'>{escape(v)}</td></tr>"
-                   for k, v in rows)
-    return f"<table>{body}</table>"
 
 
 def check_request(req: Request, definition) -> None:
@@ -154,20 +60,6 @@ def check_request(req: Request, definition) -> None:
     if scalar and (req.hidden not in (None, 1) or req.input_size not in (None, 1)):
         raise InvalidValue("hidden" if req.hidden not in (None, 1) else "input_size",
                            f"{definition.name} is a one-unit (scalar) cell; allowed: 1")
-
-
-def check_time(layer: Layer, settings: int, batch: int, steps: int) -> None:
-    """Refuse a run estimated over ``MAX_SECONDS``: Python per step (forward, backward, the lag norms)
-    and the products' flops, for every setting of a grid."""
-    rows = len(layer.core.maps) * layer.n  # every product W v yields n values (inputs' and states' alike)
-    flops = 6 * settings * batch * steps * max(rows, 1) * max(layer.n, layer.m, 4)
-    units = settings * batch * steps * layer.n * (len(layer.core.equations) + len(layer.core.maps))
-    seconds = steps * 3 * STEP_SECONDS + flops / FLOP_RATE + units * UNIT_SECONDS
-    if seconds > MAX_SECONDS:
-        what = f"{settings} settings" if settings > 1 else f"{batch} sequence{'s' if batch > 1 else ''}"
-        raise InvalidValue("grid" if settings > 1 else "steps",
-                           f"{what} × {steps} steps at hidden size {layer.n} would take about {seconds:.0f} s; "
-                           f"allowed: runs estimated under {MAX_SECONDS} s (fewer steps, settings or sequences)")
 
 
 def run(req: Request, weights: dict[str, np.ndarray] | None = None,
@@ -201,16 +93,9 @@ def run(req: Request, weights: dict[str, np.ndarray] | None = None,
         params, source = {**params, **given}, f"{source}; {', '.join(given)} set"
     s0 = np.array(parse_initial_state(layer, req.h0, req.c0), dtype=float).ravel()
     if req.grid:
-        from .grid import run_grid
-
         return run_grid(req, layer, params, x, s0, source=source, progress=progress)
     check_time(layer, 1, x.shape[0], x.shape[1])
     return _run_layer(req, layer, params, x, batched, s0, source=source, progress=progress)
-
-
-def initial(layer: Layer, s0: np.ndarray) -> dict[str, np.ndarray]:
-    """s_0 stacked (S,) -> state -> (n,)."""
-    return {s: s0[j * layer.n:(j + 1) * layer.n] for j, s in enumerate(layer.states)}
 
 
 def _stored(layer: Layer, batch: int, steps: int) -> bool:

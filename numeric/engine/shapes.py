@@ -13,7 +13,7 @@ from typing import Mapping
 
 import numpy as np
 
-from derive.core import Core, scalar_core
+from derive.core import Core, Layer, scalar_core
 from derive.errors import InvalidValue
 
 #: The largest hidden or input size: a (4096 × 4096) weight is 128 MiB in float64.
@@ -132,3 +132,31 @@ def prepare(core: Core, params: Mapping[str, np.ndarray], x, s0=None, lead: tupl
     # One unit, one input: every product is a scalar one, and the step one elementwise kernel.
     stepped = scalar_core(core) if n == m == 1 and core.maps else core
     return Unroll(stepped, arrays, np.ascontiguousarray(x.transpose(1, 0, 2)), initial, n, m, tuple(lead))
+
+
+#: A run's time is estimated before it starts and refused above this many seconds.
+MAX_SECONDS = 120
+#: Measured on 2 cores (2026-11, 2026-12): each step costs about this much Python, each product flop
+#: 1/FLOP_RATE s, and each unit's elementwise value or product of a step (forwards and back) UNIT_SECONDS.
+STEP_SECONDS = 2e-4
+FLOP_RATE = 2e9
+UNIT_SECONDS = 2.5e-9
+
+
+def check_time(layer: Layer, settings: int, batch: int, steps: int) -> None:
+    """Refuse a run estimated over ``MAX_SECONDS``: Python per step (forward, backward, the lag norms)
+    and the products' flops, for every setting of a grid."""
+    rows = len(layer.core.maps) * layer.n  # every product W v yields n values (inputs' and states' alike)
+    flops = 6 * settings * batch * steps * max(rows, 1) * max(layer.n, layer.m, 4)
+    units = settings * batch * steps * layer.n * (len(layer.core.equations) + len(layer.core.maps))
+    seconds = steps * 3 * STEP_SECONDS + flops / FLOP_RATE + units * UNIT_SECONDS
+    if seconds > MAX_SECONDS:
+        what = f"{settings} settings" if settings > 1 else f"{batch} sequence{'s' if batch > 1 else ''}"
+        raise InvalidValue("grid" if settings > 1 else "steps",
+                           f"{what} × {steps} steps at hidden size {layer.n} would take about {seconds:.0f} s; "
+                           f"allowed: runs estimated under {MAX_SECONDS} s (fewer steps, settings or sequences)")
+
+
+def initial(layer: Layer, s0: np.ndarray) -> dict[str, np.ndarray]:
+    """s_0 stacked (S,) -> state -> (n,)."""
+    return {s: s0[j * layer.n:(j + 1) * layer.n] for j, s in enumerate(layer.states)}

@@ -3,7 +3,6 @@ an array; each checked, with where it came from said in words."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -14,10 +13,9 @@ from derive.values import parameter_names, parse_array
 from .arrayfiles import read_metadata
 from ..init import default_t_max, describe, draw
 from ..engine.shapes import MAX_HIDDEN
+from .request import Request
 from .weights import cell_params, torch_keyed
 
-if TYPE_CHECKING:
-    from ..run import Request
 
 
 def requested_sizes(req: Request) -> tuple[int, int]:

@@ -12,7 +12,7 @@ from derive.regime import judge
 from derive.render import finite, regime_json
 
 from ..io.weights import torch_names
-from ..run import Run
+from ..result import Run
 from .text import regime
 
 

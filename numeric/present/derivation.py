@@ -16,7 +16,7 @@ from derive.story import story
 from ..explain import drawn_settings, explain, wants_matrix_form
 from .data import power_json, to_json as numbers_json
 from .text import power_text, summary
-from ..run import Request
+from ..io.request import Request
 
 FORMATS = ("text", "latex", "json")
 

@@ -11,7 +11,8 @@ from derive.activations import ACTIVATIONS
 from derive.regime import judge, measured
 
 from ..engine.logmatrix import log10_norm
-from ..run import LAGS, Run
+from ..result import Run
+from ..run import LAGS
 
 
 GATE_NAMES = {"i": "input gate", "f": "forget gate", "g": "potential memory", "o": "output gate",
