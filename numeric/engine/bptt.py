@@ -1,7 +1,7 @@
 """Backpropagation through time: the one reverse pass, for a layer and a grid alike.
 
 Each step runs the stages backwards: an elementwise stage's VJP (derived once by SymPy,
-``derive.core.stage_vjp``), then a product's, v̄ = P̄ W.  The products' cotangents of every
+``derive.rules.stage_vjp``), then a product's, v̄ = P̄ W.  The products' cotangents of every
 step are stored, so that each weight's gradient W̄ = Σ_t P̄_tᵀ v_t is one matrix product
 over all steps at the end.
 """

@@ -1,6 +1,6 @@
 """Forward (tangent) mode: D directions carried along the steps beside the values, nothing stored.
 
-Each step's tangents come from the stages' JVPs (``derive.core.stage_jvp``) and, for a
+Each step's tangents come from the stages' JVPs (``derive.rules.stage_jvp``) and, for a
 product, Ṗ = W v̇ + Ẇ v.  A direction is a one-hot change of one parameter element, or of
 one element of s_0: the first gives ∂L/∂θ with memory flat in T, the second ∂s_t/∂s_0 for
 every t in one pass.
