@@ -77,7 +77,7 @@ def state_products(u: Unroll, on_product: Callable[[int, LogMatrix], None]) -> N
     """∂s_t/∂s_0 for t = 1..T, each handed to ``on_product`` as a LogMatrix (*lead, B, S, S): the
     identity's S columns carried forwards as tangents, stepping along (memory flat in T)."""
     S = len(u.core.states) * u.n
-    scale = np.zeros(u.state_shape()[:-1])
+    scale = np.zeros(u.state_shape[:-1])
 
     def renormalised(t, sdot):
         nonlocal scale
@@ -91,8 +91,8 @@ def state_products(u: Unroll, on_product: Callable[[int, LogMatrix], None]) -> N
 def state_jacobian(u: Unroll) -> LogMatrix:
     """∂s_T/∂s_0 = J_T ⋯ J_1, (*lead, B, S, S), without over- or underflow."""
     S = len(u.core.states) * u.n
-    last = [LogMatrix(np.broadcast_to(np.eye(S), (*u.state_shape()[:-1], S, S)).copy(),
-                      np.zeros(u.state_shape()[:-1]))]
+    last = [LogMatrix(np.broadcast_to(np.eye(S), (*u.state_shape[:-1], S, S)).copy(),
+                      np.zeros(u.state_shape[:-1]))]
     state_products(u, lambda t, m: last.__setitem__(0, m))
     return last[0]
 

@@ -9,12 +9,15 @@ setting its own), as JAX's ``vmap`` adds an axis: every array of the engine is
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Mapping
 
 import numpy as np
 
 from derive.core import Core, Layer, scalar_core
 from derive.errors import InvalidValue
+
+from .stages import Plan, plan
 
 #: The largest hidden or input size: a (4096 × 4096) weight is 128 MiB in float64.
 MAX_HIDDEN = 4096
@@ -49,7 +52,14 @@ class Unroll:
     def dtype(self) -> np.dtype:
         return np.result_type(self.x, *self.params.values(), float)
 
+    @cached_property
+    def plan(self) -> Plan:
+        """The core's compiled stages and what every step reads of them."""
+        return plan(self.core)
+
+    @cached_property
     def state_shape(self) -> tuple[int, ...]:
+        """(*lead, B, n): every value of a step."""
         return (*self.lead, self.batch, self.n)
 
 
@@ -106,6 +116,12 @@ def check_memory(core: Core, n: int, m: int, batch: int, steps: int, settings: i
                            f"{MEMORY_LIMIT / 2**30:.0f} GiB (for a long horizon, forward mode stores no steps)")
 
 
+def _real(value) -> np.ndarray:
+    """An array of floats (or complex numbers, for the complex step), not copied when it is one."""
+    value = np.asarray(value)
+    return value if value.dtype.kind in "fc" else value.astype(float)
+
+
 def _own_shape(value: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     """A bias given as a column (n, 1), as a one-unit cell writes it, read as (n,)."""
     return value[..., 0] if len(shape) == 1 and value.shape[-2:] == shape + (1,) else value
@@ -116,8 +132,8 @@ def prepare(core: Core, params: Mapping[str, np.ndarray], x, s0=None, lead: tupl
     (B, n), zeros by default.  Parameters keep their dtype (complex for the complex step)."""
     n, m = sizes(core, params, lead)
     shapes = core.shapes(n, m)
-    arrays = {name: _own_shape(np.asarray(params[name]) + 0.0, shapes[name]) for name in shapes}
-    x = np.asarray(x) + 0.0
+    arrays = {name: _own_shape(_real(params[name]), shapes[name]) for name in shapes}
+    x = _real(x)
     if x.ndim == 2:
         x = x[None]
     if x.ndim != 3 or x.shape[-1] != m or x.shape[1] < 1:
@@ -125,12 +141,13 @@ def prepare(core: Core, params: Mapping[str, np.ndarray], x, s0=None, lead: tupl
     batch = x.shape[0]
     initial = {}
     for s in core.states:
-        value = np.zeros(n) if s0 is None or s not in s0 else np.asarray(s0[s]) + 0.0
+        value = np.zeros(n) if s0 is None or s not in s0 else _real(s0[s])
         if value.shape not in ((n,), (batch, n)):
             raise InvalidValue("s0", f"{s}_0 has shape {value.shape}; allowed: ({n},) or ({batch}, {n})")
         initial[s] = value
-    # One unit, one input: every product is a scalar one, and the step one elementwise kernel.
-    stepped = scalar_core(core) if n == m == 1 and core.maps else core
+    # A grid of one-unit cells: every product is a scalar one, and the step one elementwise kernel
+    # (a layer keeps its products: one BLAS call a step beats an elementwise sum per weight).
+    stepped = scalar_core(core) if lead and n == m == 1 and core.maps else core
     return Unroll(stepped, arrays, np.ascontiguousarray(x.transpose(1, 0, 2)), initial, n, m, tuple(lead))
 
 

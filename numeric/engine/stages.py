@@ -39,15 +39,24 @@ MODULES = [{"sigmoid": sigmoid, "relu": lambda a: np.maximum(a, 0.0),
             "Heaviside": lambda a, at_zero=0.0: np.heaviside(a, at_zero)}, "numpy"]
 
 
+def key(expr: sp.Expr) -> str:
+    """A value's name in a step's values: its printed form.  The engine's dictionaries are keyed by
+    these, not by SymPy objects, whose hashing costs a Python call on every lookup."""
+    return str(expr)
+
+
 @dataclass(frozen=True)
 class Group:
-    """Products sharing one operand v, computed as one matrix product with stacked weights."""
+    """Products sharing one operand v, computed as one matrix product with stacked weights.
+    Every name here is a ``key``."""
 
     operand: sp.Expr
+    key: str
     maps: tuple[LinearMap, ...]
+    map_keys: tuple[str, ...]
     value: Callable | None  # v from the step's values, when v is not a plain symbol
-    partials: tuple[tuple[sp.Symbol, Callable], ...]
-    inputs: tuple[sp.Symbol, ...]
+    partials: tuple[tuple[str, Callable], ...]
+    inputs: tuple[str, ...]
     of_x: bool  # v reads x alone: computed for all steps before the scan
 
 
@@ -56,12 +65,12 @@ class Kernels:
     """One stage, compiled: products, or an elementwise forward kernel with its VJP and JVP."""
 
     groups: tuple[Group, ...] = ()
-    received: tuple[sp.Symbol, ...] = ()  # the quantities whose cotangent comes from outside the stage
-    computed: tuple[sp.Symbol, ...] = ()  # every quantity of the stage
-    outputs: tuple[sp.Symbol, ...] = ()  # the quantities, then values saved for the VJP
-    inputs: tuple[sp.Symbol, ...] = ()
+    received: tuple[str, ...] = ()  # the quantities whose cotangent comes from outside the stage
+    computed: tuple[str, ...] = ()  # every quantity of the stage
+    outputs: tuple[str, ...] = ()  # the quantities, then values saved for the VJP
+    inputs: tuple[str, ...] = ()
     forward: Callable | None = None
-    cotangents: tuple[tuple[sp.Symbol, int], ...] = ()  # (input, which VJP output), for nonzero ones
+    cotangents: tuple[tuple[str, int], ...] = ()  # (input, which VJP output), for nonzero ones
     expressions: tuple[tuple[sp.Symbol, sp.Expr], ...] = ()  # each input's cotangent, symbolically
     vjp: Callable | None = None
     x_vjp: Callable | None = None  # the same arguments -> x's cotangent, where x is read here directly
@@ -76,9 +85,9 @@ def _group(core: Core, maps: tuple[LinearMap, ...]) -> tuple[Group, ...]:
     for operand, members in by_operand.items():
         inputs = tuple(sorted(operand.free_symbols, key=str))
         value = None if operand.is_Symbol else ordered_lambdify([operand], inputs, MODULES)
-        partials = tuple((u, ordered_lambdify([d], inputs, MODULES)) for u, d in operand_partials(members[0]))
-        out.append(Group(operand, tuple(members), value, partials, inputs,
-                         of_x=operand.free_symbols <= {core.x}))
+        partials = tuple((key(u), ordered_lambdify([d], inputs, MODULES)) for u, d in operand_partials(members[0]))
+        out.append(Group(operand, key(operand), tuple(members), tuple(key(m.symbol) for m in members), value,
+                         partials, tuple(map(key, inputs)), of_x=operand.free_symbols <= {core.x}))
     return tuple(out)
 
 
@@ -92,10 +101,10 @@ def _elementwise(core: Core, rules: Elementwise) -> Kernels:
     distinct = list(dict.fromkeys(e for _, e in nonzero))
     vjp_args = rules.inputs + rules.quantities + rules.saved + rules.outside
     return Kernels(
-        received=rules.received,
-        computed=rules.quantities, outputs=rules.quantities + rules.saved, inputs=rules.inputs,
+        received=tuple(map(key, rules.received)), computed=tuple(map(key, rules.quantities)),
+        outputs=tuple(map(key, rules.quantities + rules.saved)), inputs=tuple(map(key, rules.inputs)),
         forward=ordered_lambdify(list(rules.forward), rules.inputs, MODULES),
-        cotangents=tuple((u, distinct.index(e)) for u, e in nonzero), expressions=tuple(nonzero),
+        cotangents=tuple((key(u), distinct.index(e)) for u, e in nonzero), expressions=tuple(nonzero),
         vjp=ordered_lambdify(distinct, vjp_args, MODULES),
         x_vjp=ordered_lambdify(x_cot, vjp_args, MODULES) if x_cot else None,
         jvp=ordered_lambdify(list(rules.tangents), rules.inputs + rules.quantities + rules.dots, MODULES),
@@ -120,26 +129,51 @@ class Sharing:
     the cotangent of a recurrent group's map (W_xi x and W_hi h), and parameters whose
     cotangent is a stored product's (b_i), summed from the stored array once at the end."""
 
-    same_bar: tuple[tuple[sp.Expr, sp.Expr], ...]        # (input group's operand, recurrent one's)
-    from_bar: tuple[tuple[sp.Symbol, sp.Expr, int], ...]  # (parameter, group operand, block)
+    same_bar: tuple[tuple[str, str], ...]        # (input group's operand, recurrent one's)
+    from_bar: tuple[tuple[str, str, int], ...]   # (parameter, group operand, block)
 
 
 @cache
 def sharing(core: Core) -> Sharing:
     kernels = compile_stages(core)
-    expr = {u: e for k in kernels for u, e in k.expressions}
+    expr = {key(u): e for k in kernels for u, e in k.expressions}
     all_groups = groups(core)
     recurrent = [g for g in all_groups if not g.of_x]
 
     def same(a, b):
         return expr.get(a) is not None and expr.get(a) == expr.get(b)
 
-    pairs = tuple((g.operand, h.operand) for g in all_groups if g.of_x for h in recurrent[:1]
-                  if len(g.maps) == len(h.maps) and all(same(a.symbol, b.symbol) for a, b in zip(g.maps, h.maps)))
-    stored = [(g.operand, j, m.symbol) for g in all_groups for j, m in enumerate(g.maps)]
+    pairs = tuple((g.key, h.key) for g in all_groups if g.of_x for h in recurrent[:1]
+                  if len(g.maps) == len(h.maps) and all(same(a, b) for a, b in zip(g.map_keys, h.map_keys)))
+    stored = [(g.key, j, m) for g in all_groups for j, m in enumerate(g.map_keys)]
     from_bar = {}
     for _, sym in core.params:
         for operand, j, m in stored:
-            if same(sym, m):
-                from_bar.setdefault(sym, (sym, operand, j))
+            if same(key(sym), m):
+                from_bar.setdefault(key(sym), (key(sym), operand, j))
     return Sharing(pairs, tuple(from_bar.values()))
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What every step of a core reads, looked up once (a cache lookup hashes the whole core)."""
+
+    kernels: tuple[Kernels, ...]
+    backwards: tuple[Kernels, ...]  # the stages in reverse, for BPTT
+    groups: tuple[Group, ...]
+    sharing: Sharing
+    aliased: dict            # an input group's operand -> the recurrent group's, whose cotangents it shares
+    summed_later: frozenset  # parameters whose cotangents are summed from a stored product's at the end
+    params: tuple[tuple[str, str], ...]  # (parameter, its key)
+    now: tuple[tuple[str, str], ...]     # (state, its key at step t)
+    prev: tuple[tuple[str, str], ...]    # (state, its key at step t − 1)
+    x: str
+
+
+@cache
+def plan(core: Core) -> Plan:
+    kernels, share = compile_stages(core), sharing(core)
+    return Plan(kernels, kernels[::-1], groups(core), share, dict(share.same_bar),
+                frozenset(name for name, _, _ in share.from_bar), tuple((name, key(sym)) for name, sym in core.params),
+                tuple((s, key(core.current(s))) for s in core.states), tuple((s, key(sym)) for s, sym in core.prev),
+                key(core.x))

@@ -16,7 +16,6 @@ import numpy as np
 from .products import Separate, Stacked
 from .scan import arranged, elementwise, input_products, step, value, x_lead
 from .shapes import Unroll
-from .stages import compile_stages
 
 
 def offsets(u: Unroll) -> dict[str, int]:
@@ -63,7 +62,7 @@ class Directions:
 def directions(u: Unroll, s0: dict[str, np.ndarray], count: int, wrt_params: bool) -> Directions:
     start = offsets(u) if wrt_params else {}
     fixed = {sym: _one_hot(u, count, start[name], int(np.prod(u.core.shapes(u.n, u.m)[name])))
-             for name, sym in u.core.params if name in start}
+             for name, sym in u.plan.params if name in start}
     return Directions(count, dict(s0), {name: start[name] for name in u.core.weights if name in start}, fixed)
 
 
@@ -71,25 +70,25 @@ def _product_tangents(u: Unroll, g, products: Stacked | Separate, env: dict, dot
     if g.of_x:
         v_dot = None
     elif g.operand.is_Symbol:
-        v_dot = dot.get(g.operand)
+        v_dot = dot.get(g.key)
     else:
         v_dot = sum((partial(*(env[w] for w in g.inputs))[0] * dot[w] for w, partial in g.partials if w in dot), 0.0)
-    shape = (d.count, *u.state_shape())
+    shape = (d.count, *u.state_shape)
     moving = isinstance(v_dot, np.ndarray)  # not s_0's zero tangent, nor x's
     pdots = products.apply(v_dot) if moving else [np.zeros(shape, u.dtype) for _ in g.maps]
     pdots = [np.array(np.broadcast_to(p, shape)) for p in pdots]
     v = value(g, env)
-    for m, pdot in zip(g.maps, pdots):
+    for m, name, pdot in zip(g.maps, g.map_keys, pdots):
         if m.weight in d.weights:
             _weight_tangent(pdot, v, d.weights[m.weight])
-        dot[m.symbol] = pdot
+        dot[name] = pdot
 
 
 def _tangent_step(u: Unroll, env: dict, dot: dict, products: dict, d: Directions) -> None:
     """Every tangent of one step into ``dot`` (which holds those of s_{t−1} and the parameters)."""
-    for k in compile_stages(u.core):
+    for k in u.plan.kernels:
         for g in k.groups:
-            _product_tangents(u, g, products[g.operand], env, dot, d)
+            _product_tangents(u, g, products[g.key], env, dot, d)
         if k.jvp is not None:
             tangents = k.jvp(*[env[w] for w in k.inputs], *[env[q] for q in k.computed],
                              *[dot.get(w, 0.0) for w in k.inputs])
@@ -100,18 +99,18 @@ def _tangent_step(u: Unroll, env: dict, dot: dict, products: dict, d: Directions
 def push_forward(u: Unroll, d: Directions, on_step: Callable[[int, dict], dict]) -> None:
     """Carry the tangent directions ``d`` along the steps; ``on_step(t, ṡ_t)`` sees each step's state
     tangents (state -> (D, *lead, B, n)) and returns them, or them rescaled."""
-    kernels, products, fixed, x = compile_stages(u.core), arranged(u), elementwise(u), x_lead(u)
-    states, sdot = {s: np.broadcast_to(u.s0[s], u.state_shape()) for s in u.core.states}, d.s0
+    kernels, products, fixed, x = u.plan.kernels, arranged(u), elementwise(u), x_lead(u)
+    states, sdot = {s: np.broadcast_to(u.s0[s], u.state_shape) for s in u.core.states}, d.s0
+    shape = (d.count, *u.state_shape)
     for t in range(u.steps):
-        env = {sym: states[s] for s, sym in u.core.prev}
-        env[u.core.x] = x[t]
+        env = {name: states[s] for s, name in u.plan.prev}
+        env[u.plan.x] = x[t]
         env.update(fixed)
         step(u, kernels, env, products, input_products(u, products, x[t]))
-        dot = {sym: sdot[s] for s, sym in u.core.prev} | d.fixed
+        dot = {name: sdot[s] for s, name in u.plan.prev} | d.fixed
         _tangent_step(u, env, dot, products, d)
-        states = {s: env[u.core.current(s)] for s in u.core.states}
-        sdot = on_step(t + 1, {s: np.broadcast_to(dot.get(u.core.current(s), 0.0), (d.count, *u.state_shape()))
-                               for s in u.core.states})
+        states = {s: env[name] for s, name in u.plan.now}
+        sdot = on_step(t + 1, {s: np.broadcast_to(dot.get(name, 0.0), shape) for s, name in u.plan.now})
 
 
 #: What forward mode may carry: D directions × settings × B × n values, a few arrays of them at once
