@@ -513,23 +513,11 @@ def train(
     from numeric.present import trainview
     from numeric.io.files import check_target, write_atomic
     from numeric.training.sensitivity import sensitivity
-    from numeric.training.train import Settings, resolve, train as run_training
+    from numeric.training.train import Settings, resolve
 
     settings = Settings(cell=cell, variant=variant, task=task, lag=lag, hidden=hidden, batch=batch, updates=updates,
                         optimiser=optimiser, lr=lr, momentum=momentum, clip=clip, threshold=threshold, seed=seed,
                         every=every, gate_init=gate_init, forget_bias=forget_bias, t_max=t_max)
-    progress, done = Progress(updates), [0]
-
-    def on_update(update):
-        done[0] = update
-        if update % 10 == 0:
-            progress(update)
-
-    def on_eval(e):
-        if not json_:
-            progress.clear()
-            typer.echo(trainview.eval_line(settings, e))
-
     with reported(), np.errstate(all="ignore"):
         settings = resolve(settings)
         if out is not None and not out.lower().endswith(".npz"):
@@ -537,21 +525,41 @@ def train(
                              "and sensitivity to read)")
         if out is not None:
             check_target(out, "out", force)
-        if not json_:
-            typer.echo(trainview.header(settings))
-        with progress:
-            try:
-                result = run_training(settings, on_eval, on_update)
-            except Interrupted:
-                progress.clear()
-                typer.echo(f"stopped at update {done[0]} of {updates}; nothing was saved", err=True)
-                raise
+        result = _trained(settings, quiet=json_)
         if out is not None:
             data = trainview.arrays(result)
             write_atomic(out, "out", lambda f: np.savez(f, **data), force=force)
         seen = sensitivity(result.settings, result.params)
     typer.echo(json.dumps(trainview.to_json(result), indent=2, allow_nan=False) if json_
                else trainview.summary(result, seen))
+
+
+def _trained(settings, quiet: bool):
+    """Training with a progress line, each evaluation printed (unless ``quiet``); Ctrl-C says what was kept."""
+    from numeric.present import trainview
+    from numeric.training.train import train as run_training
+
+    progress, done = Progress(settings.updates), [0]
+
+    def on_update(update):
+        done[0] = update
+        if update % 10 == 0:
+            progress(update)
+
+    def on_eval(e):
+        if not quiet:
+            progress.clear()
+            typer.echo(trainview.eval_line(settings, e))
+
+    if not quiet:
+        typer.echo(trainview.header(settings, "--gate-init"))
+    with progress:
+        try:
+            return run_training(settings, on_eval, on_update)
+        except Interrupted:
+            progress.clear()
+            typer.echo(f"stopped at update {done[0]} of {settings.updates}; nothing was saved", err=True)
+            raise
 
 
 @app.command(epilog=examples("sensitivity"))

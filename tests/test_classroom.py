@@ -455,3 +455,26 @@ def test_the_library_speaks_values_not_options():
                               if isinstance(sub, ast.Constant) and isinstance(sub.value, str)
                               and re.search(r"(?<![\w-])--[a-z]", sub.value)]
     assert found == []
+
+
+def test_no_library_text_names_an_option():
+    """Beyond errors: no text derive or numeric writes names a CLI option (the CLI passes its names in
+    where a hint needs one, as ``trainview.header(settings, "--gate-init")``).  Docstrings may, and the
+    C compiler's own flags are not ours."""
+    import ast
+    import re
+    from pathlib import Path
+    root = Path(__file__).resolve().parent.parent
+    found = []
+    for package in ("derive", "numeric"):
+        for path in (root / package).rglob("*.py"):
+            if path.name == "build.py" and path.parent.name == "native":
+                continue  # gcc's --version and --param
+            tree = ast.parse(path.read_text())
+            docstrings = {id(node.body[0].value) for node in ast.walk(tree)
+                          if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef)) and node.body
+                          and isinstance(node.body[0], ast.Expr) and isinstance(node.body[0].value, ast.Constant)}
+            found += [f"{path.relative_to(root)}:{node.lineno}: {node.value[:60]!r}" for node in ast.walk(tree)
+                      if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings
+                      and re.search(r"(?<![\w-])--[a-z]", node.value)]
+    assert found == []

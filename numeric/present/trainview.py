@@ -31,9 +31,10 @@ def eval_line(s: Settings, e: Evaluation) -> str:
     return f"update {e.update:>6}: held-out loss {e.loss:.4f}, {_score(s.task, e.score)}{norm}, {_signal(e)}"
 
 
-def init_line(s: Settings) -> str:
-    """The first line of a run: the gate initialisation, why, and how to get the other one.  The gates
-    are named from the cell's own data (``derive.cell.Memory``: the LSTM's b_f and b_i, the GRU's b_z)."""
+def init_line(s: Settings, option: str = "gate init") -> str:
+    """The first line of a run: the gate initialisation, why, and how to get the other one (``option``:
+    how the caller spells the setting; the CLI passes its option).  The gates are named from the cell's
+    own data (``derive.cell.Memory``: the LSTM's b_f and b_i, the GRU's b_z)."""
     gates = memory(CELLS[s.cell], s.variant or CELLS[s.cell].variants[0])
     if gates is None:
         return f"weights: PyTorch's default initialisation (the {s.cell} has no gates)"
@@ -41,17 +42,18 @@ def init_line(s: Settings) -> str:
     if s.gate_init == "chrono":
         write = f" and the write gate ({gates.write}) closed" if gates.write else ""
         return (f"gates: {s.init}: {keep} starts keeping the state{write}, so the memory lasts from the start "
-                "(--gate-init pytorch for PyTorch's default, which starts it near σ(0) = 0.5)")
+                f"({option} pytorch for PyTorch's default, which starts it near σ(0) = 0.5)")
     if s.gate_init == "forget-bias":
-        return f"gates: {s.init}, on {keep} (--gate-init chrono for the literature's choice at long lags)"
+        return f"gates: {s.init}, on {keep} ({option} chrono for the literature's choice at long lags)"
     return (f"gates: PyTorch's default: {keep} starts near σ(0) = 0.5, so the memory fades like 0.5^t "
-            "(--gate-init chrono starts it to carry)")
+            f"({option} chrono starts it to carry)")
 
 
-def header(s: Settings) -> str:
+def header(s: Settings, init_option: str = "gate init") -> str:
+    """The run's first two lines: the gate initialisation (``init_line``) and the settings."""
     task = tasks.task(s.task)
     answer = "a number (squared error)" if task.regression else f"one of {task.classes} classes (cross-entropy)"
-    return (f"{init_line(s)}\n"
+    return (f"{init_line(s, init_option)}\n"
             f"training {s.cell} (hidden {s.hidden}) on {s.task}, lag {s.lag} ({tasks.steps(s.task, s.lag)} steps), "
             f"answer {answer}; {s.optimiser} lr {s.lr}, batch {s.batch}, clip {s.clip}"
             f"{'' if s.clip == 'none' else f' {s.threshold}'}, up to {s.updates} updates, seed {s.seed}; "
