@@ -395,6 +395,14 @@ class Mode(str, Enum):
     native = "native"
 
 
+class Dtype(str, Enum):
+    float64 = "float64"
+    float32 = "float32"
+
+
+DtypeOption = Annotated[Dtype, typer.Option(help="Compute in float64 (exact to about 1e-15) or float32 (what PyTorch users train in).")]
+
+
 @app.command(epilog=examples("numeric"))
 def numeric(
     cell: CellOption = "rnn",
@@ -414,6 +422,7 @@ def numeric(
     c0: Annotated[Optional[str], typer.Option("--c0", help="Initial cell state c_0 (default 0).")] = None,
     grid: Annotated[Optional[list[str]], typer.Option(help="NAME=START:STOP:COUNT, repeatable: sweep parameters (each setting its own weights, one input sequence).")] = None,
     mode: Annotated[Mode, typer.Option(help="How ∂L/∂θ is computed: reverse (BPTT, NumPy), forward (tangent mode, stores no steps), native (BPTT as generated C); auto: reverse unless its steps would not fit.")] = Mode.auto,
+    dtype: DtypeOption = Dtype.float64,
     truncate: Annotated[Optional[int], typer.Option(help="Truncated BPTT through the last τ steps.")] = None,
     every_step: Annotated[bool, typer.Option(help="Loss on every step, L = Σ_t Σ_i h_t[i].")] = False,
     json_: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
@@ -445,7 +454,7 @@ def numeric(
                 input_size=input_size, steps=steps, params_file=params, layer_index=layer, prefix=prefix, seed=seed, inputs=inputs,
                 inputs_file=inputs_file, batch=batch, h0=h0, c0=c0, grid=tuple(grid or ()), mode=mode.value,
                 truncate=truncate, every_step=every_step, settings=tuple(set_ or ()), gate_init=_gate_init(gate_init, forget_bias),
-                forget_bias=forget_bias, t_max=t_max), progress=status)
+                forget_bias=forget_bias, t_max=t_max, dtype=dtype.value), progress=status)
         if out is not None:
             data = arrays(r, torch_names)
             write_atomic(out, "out", lambda f: np.savez(f, **data), force=force)
@@ -503,6 +512,7 @@ def train(
     gate_init: GateInitOption = None,
     forget_bias: ForgetBiasOption = None,
     t_max: Annotated[Optional[int], typer.Option(help="chrono: the longest memory T_max (default: the sequence length).")] = None,
+    dtype: DtypeOption = Dtype.float64,
     json_: Annotated[bool, typer.Option("--json", help="Print the summary and the curves as JSON.")] = False,
     out: Annotated[Optional[str], typer.Option(help="Save the trained weights to FILE.npz (our names and PyTorch's).")] = None,
     force: Annotated[bool, typer.Option(help="Replace --out if it is a regular file.")] = False,
@@ -517,7 +527,7 @@ def train(
 
     settings = Settings(cell=cell, variant=variant, task=task, lag=lag, hidden=hidden, batch=batch, updates=updates,
                         optimiser=optimiser, lr=lr, momentum=momentum, clip=clip, threshold=threshold, seed=seed,
-                        every=every, gate_init=gate_init, forget_bias=forget_bias, t_max=t_max)
+                        every=every, gate_init=gate_init, forget_bias=forget_bias, t_max=t_max, dtype=dtype.value)
     with reported(), np.errstate(all="ignore"):
         settings = resolve(settings)
         if out is not None and not out.lower().endswith(".npz"):

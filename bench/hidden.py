@@ -16,8 +16,9 @@ How:
 - First, once per (cell, n), our gradients and h_T are checked against PyTorch
   float64: max_p max|ours − torch| / max|torch| must stay below 1e-10, else the
   run stops.
-- Then the contenders run interleaved, round by round (ours, torch64, torch32,
-  ours, …), after one warm-up call each; medians are reported.
+- Then the contenders run interleaved, round by round (ours in float64, ours in
+  float32 (``dtype="float32"``), torch64, torch32, ours, …), after one warm-up call
+  each; medians are reported.
 - First call: in a fresh process, ``make_core`` plus the first ``value_and_grad``
   (it compiles the kernels), median of 3 processes per (cell, n); compile = first
   call − median, so it also holds the first call's cold memory and caches.
@@ -220,6 +221,7 @@ def measure(cell: str, n: int, rounds: int, torch) -> dict:
     x64 = torch.from_numpy(x)
     medians = interleaved({
         "ours": lambda: value_and_grad(core, params, x),
+        "ours32": lambda: value_and_grad(core, params, x, dtype="float32"),
         "torch64": torch_run(layer, x64),
         "torch32": torch_run(torch_layer(torch, cell, params, n).float(), x64.float()),
     }, rounds)
@@ -255,13 +257,13 @@ def header(torch) -> list[str]:
 
 
 def table(rows: list[dict]) -> list[str]:
-    out = [("| cell | n | batch | T | ours (ms) | PyTorch f64 (ms) | ours / f64 | PyTorch f32 (ms) "
-            "| ours / f32 | first call (ms) | compile (ms) | max rel. diff |"),
-           "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"]
+    out = [("| cell | n | batch | T | ours f64 (ms) | PyTorch f64 (ms) | ours / f64 | ours f32 (ms) "
+            "| PyTorch f32 (ms) | ours f32 / f32 | first call (ms) | compile (ms) | max rel. diff |"),
+           "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"]
     for r in rows:
         out.append(f"| {r['cell']} | {r['n']} | {r['batch']} | {r['T']} | {r['ours'] * 1e3:.1f} "
-                   f"| {r['torch64'] * 1e3:.1f} | {r['ours'] / r['torch64']:.2f}x | {r['torch32'] * 1e3:.1f} "
-                   f"| {r['ours'] / r['torch32']:.2f}x | {r['first'] * 1e3:.0f} "
+                   f"| {r['torch64'] * 1e3:.1f} | {r['ours'] / r['torch64']:.2f}x | {r['ours32'] * 1e3:.1f} "
+                   f"| {r['torch32'] * 1e3:.1f} | {r['ours32'] / r['torch32']:.2f}x | {r['first'] * 1e3:.0f} "
                    f"| {(r['first'] - r['ours']) * 1e3:.0f} | {r['error']:.1e} |")
     return out
 

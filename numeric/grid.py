@@ -66,13 +66,14 @@ def run_grid(req, layer: Layer, params, x, s0: np.ndarray, *, source: str, progr
     settings = int(np.prod(lead))
     check_time(layer, settings, 1, x.shape[1])
     grid_params, init = gridded(params, axes), initial(layer, s0)
-    mode = resolve(req.mode, prepare(layer.core, grid_params, x, init, lead), req.truncate)
+    mode = resolve(req.mode, prepare(layer.core, grid_params, x, init, lead, req.dtype), req.truncate)
     progress(f"{layer.label}: {x.shape[1]} steps for {settings} settings, mode {mode}")
     grads, mode = gradient(layer.core, grid_params, x, init, lead=lead, mode=mode, every_step=req.every_step,
-                           truncate=req.truncate)
+                           truncate=req.truncate, dtype=req.dtype)
     progress(f"{layer.label}: ∂s_T/∂s_0 for {settings} settings")
-    product = state_jacobian(prepare(layer.core, grid_params, x, init, lead))
+    product = state_jacobian(prepare(layer.core, grid_params, x, init, lead, req.dtype))
     jacobian = LogMatrix(product.mantissa[..., 0, :, :], product.log10_scale[..., 0])
     return Run(layer=layer, params=grid_params, inputs=x, batched=False, s0=s0, grads=grads, source=source,
                mode=mode, grid=axes, jacobian=jacobian, every_step=req.every_step, truncate=req.truncate,
+               dtype=str(np.dtype(req.dtype)),
                layer_index=req.layer_index)

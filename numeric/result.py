@@ -39,6 +39,7 @@ class Run:
     layer_index: int = 0
     every_step: bool = False
     truncate: int | None = None
+    dtype: str = "float64"
 
     @property
     def steps(self) -> int:

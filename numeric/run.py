@@ -21,7 +21,7 @@ from .io.arrayfiles import read_tensors
 from .engine.grad import value_and_grad
 from .engine.jacobian import LagNorms, jacobian_norms, state_jacobian
 from .engine.modes import MODES, check_fits, choose_mode, gradient, resolve
-from .engine.shapes import MEMORY_LIMIT, check_time, initial, memory_bytes, prepare
+from .engine.shapes import MEMORY_LIMIT, check_dtype, check_time, initial, memory_bytes, prepare
 from .io.given import drawn, file_activation, file_weights, given_inputs, requested_sizes, set_values
 from .init import check_init
 from .io.inputs import DEFAULT_STEPS, inputs as read_or_draw_inputs
@@ -56,6 +56,7 @@ def check_request(req: Request, definition) -> None:
                            "are read, not drawn")
     check_init(definition, req.variant or definition.variants[0], req.gate_init, req.forget_bias, req.t_max)
     choose_mode(req.mode)
+    check_dtype(req.dtype)
     scalar = definition.fixed or definition.scalar_only
     if scalar and (req.hidden not in (None, 1) or req.input_size not in (None, 1)):
         raise InvalidValue("hidden" if req.hidden not in (None, 1) else "input_size",
@@ -105,29 +106,30 @@ def _stored(layer: Layer, batch: int, steps: int) -> bool:
 
 def _run_layer(req: Request, layer: Layer, params, x, batched: bool, s0, *, source: str, progress) -> Run:
     init, T = initial(layer, s0), x.shape[1]
-    mode = resolve(req.mode, prepare(layer.core, params, x, init), req.truncate)
+    mode = resolve(req.mode, prepare(layer.core, params, x, init, dtype=req.dtype), req.truncate)
     progress(f"{layer.label}, n = {layer.n}: unrolling {T} steps of {x.shape[0]} sequences, mode {mode}")
     if _stored(layer, x.shape[0], T):
         fields = _layer_views(req, layer, params, x, init, progress)
     else:  # forward mode over a horizon whose steps do not fit: ∂s_T/∂s_0 stepping along
-        jacobian = state_jacobian(prepare(layer.core, params, x[:1], init))
+        jacobian = state_jacobian(prepare(layer.core, params, x[:1], init, dtype=req.dtype))
         fields = {"jacobian": LogMatrix(jacobian.mantissa[0], jacobian.log10_scale[0])}
     result = fields.pop("result", None)
     if mode == "reverse":
         grads = {name: result.grads[name] for name in layer.param_names()}
     else:
-        grads, _ = gradient(layer.core, params, x, init, mode=mode, every_step=req.every_step, truncate=req.truncate)
+        grads, _ = gradient(layer.core, params, x, init, mode=mode, every_step=req.every_step, truncate=req.truncate,
+                             dtype=req.dtype)
     check_finite({}, grads, ())
     return Run(layer=layer, params=params, inputs=x, batched=batched, s0=s0, grads=grads, source=source, mode=mode,
                states=result.states if result else None, log10_adjoint=result.log10_adjoint if result else None,
                initial_grads={s: result.grads[f"{s}_0"] for s in layer.states} if result else None,
                recurrent=recurrent_norms(layer, params), layer_index=req.layer_index, every_step=req.every_step,
-               truncate=req.truncate, **fields)
+               truncate=req.truncate, dtype=str(np.dtype(req.dtype)), **fields)
 
 
 def _layer_views(req: Request, layer: Layer, params, x, init, progress) -> dict:
     """What a person reads beside the gradients: states, the adjoint by step, the trace, the lags."""
-    result = value_and_grad(layer.core, params, x, init, every_step=req.every_step, truncate=req.truncate,
+    result = value_and_grad(layer.core, params, x, init, every_step=req.every_step, truncate=req.truncate, dtype=req.dtype,
                             adjoint_norms=True)
     check_finite(result.states, {}, ("sequence", "unit"))
     S = len(layer.states) * layer.n
@@ -135,7 +137,7 @@ def _layer_views(req: Request, layer: Layer, params, x, init, progress) -> dict:
     if S <= MAX_JACOBIAN_ROWS:
         progress(f"{layer.label}, n = {layer.n}: ‖∂s_T/∂s_(T−k)‖ by lag ({S} rows back through the steps)")
         # Below 64 state elements every lag's SVD is cheap; above, the summary's lags only.
-        lags = jacobian_norms(prepare(layer.core, params, x[:1], init), lags=None if S <= 64 else set(LAGS))
+        lags = jacobian_norms(prepare(layer.core, params, x[:1], init, dtype=req.dtype), lags=None if S <= 64 else set(LAGS))
     names, rows = _trace(layer, result) if S <= SMALL else ((), None)
     return {"result": result, "quantities": names, "trace": rows,
             "jacobian": lags.jacobian if lags and S <= SMALL else None,

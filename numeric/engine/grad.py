@@ -59,15 +59,16 @@ def loss_seed(u: Unroll) -> dict[str, np.ndarray]:
 
 
 def value_and_grad(core: Core, params: Mapping[str, np.ndarray], x, s0=None, *, lead: tuple[int, ...] = (),
-                   every_step: bool = False, truncate: int | None = None,
-                   adjoint_norms: bool = False) -> ValueAndGrad:
+                   every_step: bool = False, truncate: int | None = None, adjoint_norms: bool = False,
+                   dtype=None) -> ValueAndGrad:
     """Unroll a batch of sequences x (B, T, m) and differentiate L = Σ_b Σ_i (output)_T[b, i]
     (Σ over every step too with ``every_step``) by BPTT; ``truncate`` keeps the last τ steps.
 
     Parameters are shared by the batch, in the cell's shapes (biases (n,)), each with the
     grid's ``lead`` shape in front where it has one; s0 maps a state to (n,) or (B, n).
+    ``dtype``: float64 (the default) or float32, what everything is computed in.
     """
-    u = prepare(core, params, x, s0, lead)
+    u = prepare(core, params, x, s0, lead, dtype)
     tape = scan(u)
     ones = loss_seed(u)
     norms = np.full((u.steps + 1, *u.state_shape[:-1]), -np.inf) if adjoint_norms else None
@@ -102,12 +103,13 @@ def chunks(params: Mapping[str, np.ndarray], lead: tuple[int, ...], own: Mapping
 
 
 def grid_gradients(core: Core, params: Mapping[str, np.ndarray], x, s0=None, *, lead: tuple[int, ...],
-                   every_step: bool = False, truncate: int | None = None) -> dict[str, np.ndarray]:
+                   every_step: bool = False, truncate: int | None = None, dtype=None) -> dict[str, np.ndarray]:
     """∂L/∂θ for every setting of a grid (``value_and_grad``'s), a chunk of settings at a time:
     parameter -> lead + its own shape."""
-    own = prepare(core, params, x, s0, lead)
+    own = prepare(core, params, x, s0, lead, dtype)
     shapes = own.core.shapes(own.n, own.m)
-    parts = [value_and_grad(core, chunk, x, s0, lead=size, every_step=every_step, truncate=truncate).grads
+    parts = [value_and_grad(core, chunk, x, s0, lead=size, every_step=every_step, truncate=truncate,
+                            dtype=own.dtype).grads
              for size, chunk in chunks(params, lead, shapes)]
     return {name: np.concatenate([p[name] for p in parts]).reshape((*lead, *shapes[name])) for name in shapes}
 

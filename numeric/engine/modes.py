@@ -63,30 +63,33 @@ def resolve(mode: str, u: Unroll, truncate: int | None = None) -> str:
 
 
 def gradient(core: Core, params: Mapping[str, np.ndarray], x, s0=None, *, lead: tuple[int, ...] = (),
-             mode: str = "auto", every_step: bool = False, truncate: int | None = None) -> tuple[dict, str]:
+             mode: str = "auto", every_step: bool = False, truncate: int | None = None,
+             dtype=None) -> tuple[dict, str]:
     """(∂L/∂θ, the mode that computed it) for L = Σ_i (output)_T[i] (or Σ over every step): each
-    parameter lead + its own shape."""
-    u = prepare(core, params, x, s0, lead)
+    parameter lead + its own shape, computed in ``dtype`` (float64 by default, or float32)."""
+    u = prepare(core, params, x, s0, lead, dtype)
     if truncate is not None and mode == "forward":
         raise InvalidValue("truncate", "truncated BPTT runs backwards; allowed with the reverse and native modes")
     mode = resolve(mode, u, truncate)
     if mode == "native":
         return _native(core, u, every_step, truncate), mode
     if mode == "forward":
-        return _forward(core, params, x, s0, lead, every_step), mode
+        return _forward(core, u, every_step), mode
     if lead:
-        return grid_gradients(core, params, x, s0, lead=lead, every_step=every_step, truncate=truncate), mode
-    grads = value_and_grad(core, params, x, s0, every_step=every_step, truncate=truncate).grads
+        return grid_gradients(core, params, x, s0, lead=lead, every_step=every_step, truncate=truncate,
+                              dtype=u.dtype), mode
+    grads = value_and_grad(core, params, x, s0, every_step=every_step, truncate=truncate, dtype=u.dtype).grads
     return {name: grads[name] for name, _, _ in core.param_table()}, mode
 
 
-def _forward(core, params, x, s0, lead, every_step) -> dict:
-    if not lead:
-        return gradient_forward(prepare(core, params, x, s0), every_step)
-    own = prepare(core, params, x, s0, lead)
-    shapes = own.core.shapes(own.n, own.m)
-    parts = [gradient_forward(prepare(core, chunk, x, s0, size), every_step) for size, chunk in chunks(params, lead, shapes)]
-    return {name: np.concatenate([p[name] for p in parts]).reshape((*lead, *shapes[name])) for name in shapes}
+def _forward(core: Core, u: Unroll, every_step: bool) -> dict:
+    """Forward mode, a grid a chunk of settings at a time."""
+    if not u.lead:
+        return gradient_forward(u, every_step)
+    shapes, x, s0 = u.core.shapes(u.n, u.m), u.x.transpose(1, 0, 2), u.s0
+    parts = [gradient_forward(prepare(core, chunk, x, s0, size, u.dtype), every_step)
+             for size, chunk in chunks(u.params, u.lead, shapes)]
+    return {name: np.concatenate([p[name] for p in parts]).reshape((*u.lead, *shapes[name])) for name in shapes}
 
 
 def _native(core: Core, u: Unroll, every_step: bool, truncate: int | None) -> dict:
@@ -94,4 +97,5 @@ def _native(core: Core, u: Unroll, every_step: bool, truncate: int | None) -> di
 
     if u.batch != 1 or any(np.ndim(v) != 1 for v in u.s0.values()):
         raise InvalidValue("batch", f"the native mode takes one input sequence, got a batch of {u.batch}")
-    return native_gradient(core, u.params, u.x[:, 0], u.s0, lead=u.lead, every_step=every_step, truncate=truncate)
+    return native_gradient(core, u.params, u.x[:, 0], u.s0, lead=u.lead, every_step=every_step, truncate=truncate,
+                           dtype=u.dtype)

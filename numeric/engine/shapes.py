@@ -39,6 +39,7 @@ class Unroll:
     n: int
     m: int
     lead: tuple[int, ...] = ()
+    dtype: np.dtype = np.dtype(np.float64)  # what every value is computed in
 
     @property
     def steps(self) -> int:
@@ -47,10 +48,6 @@ class Unroll:
     @property
     def batch(self) -> int:
         return self.x.shape[1]
-
-    @property
-    def dtype(self) -> np.dtype:
-        return np.result_type(self.x, *self.params.values(), float)
 
     @cached_property
     def plan(self) -> Plan:
@@ -116,10 +113,9 @@ def check_memory(core: Core, n: int, m: int, batch: int, steps: int, settings: i
                            f"{MEMORY_LIMIT / 2**30:.0f} GiB (for a long horizon, forward mode stores no steps)")
 
 
-def _real(value) -> np.ndarray:
-    """An array of floats (or complex numbers, for the complex step), not copied when it is one."""
-    value = np.asarray(value)
-    return value if value.dtype.kind in "fc" else value.astype(float)
+def _real(value, dtype: np.dtype) -> np.ndarray:
+    """``value`` as an array of ``dtype``, not copied when it is one already."""
+    return np.asarray(value, dtype=dtype)
 
 
 def _own_shape(value: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -127,13 +123,38 @@ def _own_shape(value: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     return value[..., 0] if len(shape) == 1 and value.shape[-2:] == shape + (1,) else value
 
 
-def prepare(core: Core, params: Mapping[str, np.ndarray], x, s0=None, lead: tuple[int, ...] = ()) -> Unroll:
+#: The dtypes a run may be computed in (complex: the complex step of ``check``).
+DTYPES = ("float64", "float32")
+
+
+def check_dtype(dtype) -> np.dtype:
+    """``dtype`` (a name or a NumPy dtype) checked against ``DTYPES``."""
+    try:
+        checked = np.dtype(dtype)
+    except TypeError:
+        checked = None
+    if checked is None or str(checked) not in DTYPES:
+        raise InvalidValue("dtype", f"{dtype!r} is not a dtype the engine computes in; allowed: {', '.join(DTYPES)}")
+    return checked
+
+
+def _dtype(dtype, values) -> np.dtype:
+    """``dtype`` checked, or float64 (complex128 when a value is complex: the complex step)."""
+    if dtype is None:
+        return np.dtype(np.complex128 if any(np.iscomplexobj(v) for v in values) else np.float64)
+    return check_dtype(dtype)
+
+
+def prepare(core: Core, params: Mapping[str, np.ndarray], x, s0=None, lead: tuple[int, ...] = (),
+            dtype=None) -> Unroll:
     """Check and arrange one unrolling: x given as (T, m) or (B, T, m); s_0 per state (n,) or
-    (B, n), zeros by default.  Parameters keep their dtype (complex for the complex step)."""
+    (B, n), zeros by default.  Everything is computed in ``dtype`` (float64 by default; complex
+    parameters, the complex step, stay complex)."""
     n, m = sizes(core, params, lead)
     shapes = core.shapes(n, m)
-    arrays = {name: _own_shape(_real(params[name]), shapes[name]) for name in shapes}
-    x = _real(x)
+    dtype = _dtype(dtype, [x, *params.values()])
+    arrays = {name: _own_shape(_real(params[name], dtype), shapes[name]) for name in shapes}
+    x = _real(x, dtype)
     if x.ndim == 2:
         x = x[None]
     if x.ndim != 3 or x.shape[-1] != m or x.shape[1] < 1:
@@ -141,14 +162,14 @@ def prepare(core: Core, params: Mapping[str, np.ndarray], x, s0=None, lead: tupl
     batch = x.shape[0]
     initial = {}
     for s in core.states:
-        value = np.zeros(n) if s0 is None or s not in s0 else _real(s0[s])
+        value = np.zeros(n, dtype) if s0 is None or s not in s0 else _real(s0[s], dtype)
         if value.shape not in ((n,), (batch, n)):
             raise InvalidValue("s0", f"{s}_0 has shape {value.shape}; allowed: ({n},) or ({batch}, {n})")
         initial[s] = value
     # A grid of one-unit cells: every product is a scalar one, and the step one elementwise kernel
     # (a layer keeps its products: one BLAS call a step beats an elementwise sum per weight).
     stepped = scalar_core(core) if lead and n == m == 1 and core.maps else core
-    return Unroll(stepped, arrays, np.ascontiguousarray(x.transpose(1, 0, 2)), initial, n, m, tuple(lead))
+    return Unroll(stepped, arrays, np.ascontiguousarray(x.transpose(1, 0, 2)), initial, n, m, tuple(lead), dtype)
 
 
 #: A run's time is estimated before it starts and refused above this many seconds.

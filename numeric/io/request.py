@@ -33,3 +33,4 @@ class Request:
     gate_init: str = "pytorch"        # how drawn weights start (``numeric.init``)
     forget_bias: float | None = None
     t_max: int | None = None          # chrono: the longest memory, default T
+    dtype: str = "float64"            # what the run is computed in: float64 or float32

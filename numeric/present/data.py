@@ -67,7 +67,7 @@ def to_json(r: Run) -> dict:
     lay, omitted = r.layer, {}
     out = {
         "cell": lay.name, "variant": lay.variant, "hidden": lay.n, "input_size": lay.m, "steps": r.steps,
-        "batch": int(r.inputs.shape[0]), "mode": r.mode, "weights": r.source,
+        "batch": int(r.inputs.shape[0]), "mode": r.mode, "dtype": r.dtype, "weights": r.source,
         "grad": {k: _listed(v, f"grad.{k}", omitted, scalar=True) for k, v in r.grads.items()},
         "grad_norm": _grad_norms(r, omitted),
     }

@@ -55,7 +55,7 @@ def _table(r: Run) -> list[str]:
         lines.append(f"  ({', '.join(f'{q.split(chr(95))[0]} = {_label(q)}' for q in names)})")
     lines.append(f"log10 ‖∂s_T/∂s_0‖₂ = {float(r.by_lag[-1]):.6g}")
     if grads:
-        lines.append(f"∂L/∂θ ({loss_text(output, r.every_step, r.truncate)}; mode {r.mode}):")
+        lines.append(f"∂L/∂θ ({loss_text(output, r.every_step, r.truncate)}; mode {r.mode}: {_how(r)}):")
         for name, g in grads.items():
             lines.append(f"  {name:>6} = {np.array2string(np.squeeze(g) if g.size == 1 else g, precision=6)}")
     return lines
@@ -89,7 +89,7 @@ def summary(r: Run, steps_table: bool = True) -> str:
     B = r.inputs.shape[0]
     out = lay.core.output
     lines = [f"{lay.label}, hidden size {lay.n}, input size {lay.m}, T = {T}, batch {B}; weights: {r.source}",
-             f"{loss_text(out, r.every_step, r.truncate, batch=B > 1)} (mode {r.mode}: {MODE_WORDS[r.mode]})"]
+             f"{loss_text(out, r.every_step, r.truncate, batch=B > 1)} (mode {r.mode}: {_how(r)})"]
     table = steps_table and r.trace is not None and r.by_lag is not None and B == 1 and T <= TABLE_STEPS
     if table:
         lines = _table(r)
@@ -135,7 +135,7 @@ def grid_summary(r: Run) -> str:
     grad_norm = _grad_log10_norm(r)
     names = [r.layer.display_name(n) for n, _ in r.grid]
     lines = [f"{r.layer.label}, hidden size {r.layer.n}, T = {r.steps}, {norms.size} settings; weights: {r.source}",
-             f"{loss_text(r.layer.core.output, r.every_step, r.truncate)} (mode {r.mode}: {MODE_WORDS[r.mode]})",
+             f"{loss_text(r.layer.core.output, r.every_step, r.truncate)} (mode {r.mode}: {_how(r)})",
              "  ".join(f"{h:>12}" for h in [*names, "log10‖∂s_T/∂s_0‖", "log10‖∇L‖"])]
     for idx in list(np.ndindex(norms.shape))[:25]:
         values = [r.grid[i][1][j] for i, j in enumerate(idx)]
@@ -165,6 +165,11 @@ def _grad_log10_norm(r: Run) -> np.ndarray:
 
 #: How each mode computes ∂L/∂θ, in the words of the summary's second line.
 MODE_WORDS = {"reverse": "BPTT", "forward": "forward (tangent) mode", "native": "BPTT as compiled C"}
+
+
+def _how(r: Run) -> str:
+    """How ∂L/∂θ was computed, and in float32 when it was."""
+    return MODE_WORDS[r.mode] + ("" if r.dtype == "float64" else f", in {r.dtype}")
 
 
 def to_text(r: Run) -> str:

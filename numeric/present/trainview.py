@@ -56,7 +56,8 @@ def header(s: Settings, init_option: str = "gate init") -> str:
     return (f"{init_line(s, init_option)}\n"
             f"training {s.cell} (hidden {s.hidden}) on {s.task}, lag {s.lag} ({tasks.steps(s.task, s.lag)} steps), "
             f"answer {answer}; {s.optimiser} lr {s.lr}, batch {s.batch}, clip {s.clip}"
-            f"{'' if s.clip == 'none' else f' {s.threshold}'}, up to {s.updates} updates, seed {s.seed}; "
+            f"{'' if s.clip == 'none' else f' {s.threshold}'}, up to {s.updates} updates, seed {s.seed}"
+            f"{'' if s.dtype == 'float64' else f', in {s.dtype}'}; "
             f"target: {s.target}")
 
 

@@ -23,7 +23,7 @@ from .clip import clip_by_norm, clip_by_value, global_norm
 from ..init import check_init, default_init, default_t_max, describe, draw
 from ..engine.grad import bptt
 from ..engine.scan import scan
-from ..engine.shapes import MAX_HIDDEN, MEMORY_LIMIT, memory_bytes, prepare
+from ..engine.shapes import MAX_HIDDEN, MEMORY_LIMIT, check_dtype, memory_bytes, prepare
 from ..engine.logmatrix import log10_norm
 from .optim import optimiser
 
@@ -56,6 +56,7 @@ class Settings:
     gate_init: str | None = None      # ``numeric.init.GATE_INITS``; None: chrono for a gated cell, else pytorch
     forget_bias: float | None = None  # forget-bias: the keep gate's bias (default ``init.FORGET_BIAS``)
     t_max: int | None = None          # chrono: the longest memory (default: the task's sequence length)
+    dtype: str = "float64"            # what the weights, the data and every value are in: float64 or float32
 
     @property
     def init(self) -> str:
@@ -108,6 +109,7 @@ def resolve(s: Settings) -> Settings:
             raise InvalidValue(name, f"must be a whole number >= {low}, got {value!r}")
     if s.hidden > MAX_HIDDEN:
         raise InvalidValue("hidden", f"must be at most {MAX_HIDDEN}, got {s.hidden}")
+    check_dtype(s.dtype)
     if not s.lr > 0 or not np.isfinite(s.lr):
         raise InvalidValue("lr", f"must be a number > 0, got {s.lr}")
     if not 0 <= s.momentum < 1:
@@ -163,7 +165,7 @@ def initial_params(s: Settings) -> dict[str, np.ndarray]:
     rng = np.random.default_rng([s.seed, 1])
     bound = 1 / np.sqrt(s.hidden)
     params.update({name: rng.uniform(-bound, bound, shape) for name, shape in readout_shapes(s).items()})
-    return params
+    return {name: value.astype(s.dtype) for name, value in params.items()}
 
 
 # --- Losses: (mean loss, ∂loss/∂y) for a batch of outputs y -------------------------
@@ -196,13 +198,13 @@ def loss_and_grad(core, params: Mapping[str, np.ndarray], x: np.ndarray, target:
     x is (B, T, m).  The readout's ∂L/∂h_T seeds ``numeric.engine.grad.bptt``.
     ``wrt_inputs`` adds ∂L/∂x as ``"x"``, (B, T, m).
     """
-    B, n = x.shape[0], params["W_hq"].shape[1]
-    u = prepare(core, {name: params[name] for name, _, _ in core.param_table()}, x)
+    B, n, dtype = x.shape[0], params["W_hq"].shape[1], params["W_hq"].dtype
+    u = prepare(core, {name: params[name] for name, _, _ in core.param_table()}, x, dtype=dtype)
     tape = scan(u)
     h = tape.states[core.output][-1]
     y = h @ params["W_hq"].T + params["b_q"]
     value, dy = loss(y, target)
-    seed = {s: dy @ params["W_hq"] if s == core.output else np.zeros((B, n)) for s in core.states}
+    seed = {s: dy @ params["W_hq"] if s == core.output else np.zeros((B, n), dtype) for s in core.states}
     first = {}
 
     def record(t, carry):
