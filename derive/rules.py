@@ -87,8 +87,8 @@ class Elementwise:
     ``vjp``: each input's cotangent Σ_q q̄ ∂q/∂u, in the inputs, the quantities, the saved
     values and the cotangents ``outside`` (of the quantities a later stage or step reads; the
     others' are 0).  What the VJP would recompute (tanh(c_t) in h_t = o_t tanh(c_t)) is saved
-    by the forward pass instead, as autograd saves it.  ``tangents``: each quantity's tangent
-    in the inputs, the quantities and the inputs' tangents ``dots`` (``stage_jvp``).
+    by the forward pass instead, as autograd saves it.  (Forward mode's rules are
+    ``stage_jvp``'s, derived only when asked for.)
     """
 
     quantities: tuple[sp.Symbol, ...]
@@ -98,8 +98,6 @@ class Elementwise:
     received: tuple[sp.Symbol, ...]  # the quantities read later, whose cotangents come from outside
     outside: tuple[sp.Symbol, ...]   # their cotangent symbols, cot_q
     vjp: tuple[sp.Expr, ...]
-    dots: tuple[sp.Symbol, ...]
-    tangents: tuple[sp.Expr, ...]
 
 
 def _expanded(core: Core, stage: Stage) -> list[sp.Expr]:
@@ -129,9 +127,8 @@ def _elementwise(core: Core, stage: Stage, read: set, first_saved: int) -> Eleme
     saved = tuple(sp.Symbol(f"saved_{first_saved + i}", real=True) for i in range(len(again)))
     forward = _expanded(core, stage)
     expand = dict(zip(quantities, forward))
-    dots, tangents = stage_jvp(core, stage)
     return Elementwise(quantities, stage_inputs(core, stage), tuple(forward) + tuple(f.xreplace(expand) for f in again),
-                       saved, received, outside, tuple(e.xreplace(dict(zip(again, saved))) for e in exprs), dots, tangents)
+                       saved, received, outside, tuple(e.xreplace(dict(zip(again, saved))) for e in exprs))
 
 
 @cache

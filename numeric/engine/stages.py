@@ -15,8 +15,8 @@ import numpy as np
 import sympy as sp
 
 from derive.compile import ordered_lambdify
-from derive.core import Core, LinearMap
-from derive.rules import Elementwise, operand_partials, printable_stages
+from derive.core import Core, LinearMap, stages
+from derive.rules import Elementwise, operand_partials, printable_stages, stage_inputs, stage_jvp
 
 
 def sigmoid(a):
@@ -74,7 +74,6 @@ class Kernels:
     expressions: tuple[tuple[sp.Symbol, sp.Expr], ...] = ()  # each input's cotangent, symbolically
     vjp: Callable | None = None
     x_vjp: Callable | None = None  # the same arguments -> x's cotangent, where x is read here directly
-    jvp: Callable | None = None  # (inputs, quantities, the inputs' tangents) -> the quantities' tangents
 
 
 def _group(core: Core, maps: tuple[LinearMap, ...]) -> tuple[Group, ...]:
@@ -107,8 +106,22 @@ def _elementwise(core: Core, rules: Elementwise) -> Kernels:
         cotangents=tuple((key(u), distinct.index(e)) for u, e in nonzero), expressions=tuple(nonzero),
         vjp=ordered_lambdify(distinct, vjp_args, MODULES),
         x_vjp=ordered_lambdify(x_cot, vjp_args, MODULES) if x_cot else None,
-        jvp=ordered_lambdify(list(rules.tangents), rules.inputs + rules.quantities + rules.dots, MODULES),
     )
+
+
+@cache
+def compile_jvps(core: Core) -> tuple[Callable | None, ...]:
+    """Each stage's Jacobian-vector product, (inputs, quantities, the inputs' tangents) -> the
+    quantities' tangents (None for products); compiled only when forward mode runs."""
+    out = []
+    for stage in stages(core):
+        if stage.maps:
+            out.append(None)
+            continue
+        dots, tangents = stage_jvp(core, stage)
+        quantities = [core.current(name) for name, _ in stage.equations]
+        out.append(ordered_lambdify(list(tangents), list(stage_inputs(core, stage)) + quantities + list(dots), MODULES))
+    return tuple(out)
 
 
 @cache

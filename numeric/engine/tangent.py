@@ -16,6 +16,7 @@ import numpy as np
 from .products import Separate, Stacked
 from .scan import arranged, elementwise, input_products, step, value, x_lead
 from .shapes import Unroll
+from .stages import compile_jvps
 
 
 def offsets(u: Unroll) -> dict[str, int]:
@@ -86,12 +87,12 @@ def _product_tangents(u: Unroll, g, products: Stacked | Separate, env: dict, dot
 
 def _tangent_step(u: Unroll, env: dict, dot: dict, products: dict, d: Directions) -> None:
     """Every tangent of one step into ``dot`` (which holds those of s_{t−1} and the parameters)."""
-    for k in u.plan.kernels:
+    for k, jvp in zip(u.plan.kernels, compile_jvps(u.core)):
         for g in k.groups:
             _product_tangents(u, g, products[g.key], env, dot, d)
-        if k.jvp is not None:
-            tangents = k.jvp(*[env[w] for w in k.inputs], *[env[q] for q in k.computed],
-                             *[dot.get(w, 0.0) for w in k.inputs])
+        if jvp is not None:
+            tangents = jvp(*[env[w] for w in k.inputs], *[env[q] for q in k.computed],
+                           *[dot.get(w, 0.0) for w in k.inputs])
             for q, tangent in zip(k.computed, tangents):
                 dot[q] = tangent
 
