@@ -40,6 +40,7 @@ class Run:
     every_step: bool = False
     truncate: int | None = None
     dtype: str = "float64"
+    norm_note: str = ""  # how ‖∂s_T/∂s_0‖ was found, when not by pushing the identity
 
     @property
     def steps(self) -> int:

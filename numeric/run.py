@@ -19,7 +19,8 @@ from derive.values import parse_initial_state
 
 from .io.arrayfiles import read_tensors
 from .engine.grad import value_and_grad
-from .engine.jacobian import LagNorms, jacobian_norms, state_jacobian
+from .engine.jacobian import jacobian_norms, state_jacobian
+from .engine.power import power_norm
 from .engine.modes import MODES, check_fits, choose_mode, gradient, resolve
 from .engine.shapes import MEMORY_LIMIT, check_dtype, check_time, initial, memory_bytes, prepare
 from .io.given import drawn, file_activation, file_weights, given_inputs, requested_sizes, set_values
@@ -132,16 +133,21 @@ def _layer_views(req: Request, layer: Layer, params, x, init, progress) -> dict:
     result = value_and_grad(layer.core, params, x, init, every_step=req.every_step, truncate=req.truncate, dtype=req.dtype,
                             adjoint_norms=True)
     check_finite(result.states, {}, ("sequence", "unit"))
-    S = len(layer.states) * layer.n
-    lags: LagNorms | None = None
-    if S <= MAX_JACOBIAN_ROWS:
-        progress(f"{layer.label}, n = {layer.n}: ‖∂s_T/∂s_(T−k)‖ by lag ({S} rows back through the steps)")
-        # Below 64 state elements every lag's SVD is cheap; above, the summary's lags only.
-        lags = jacobian_norms(prepare(layer.core, params, x[:1], init, dtype=req.dtype), lags=None if S <= 64 else set(LAGS))
+    S, first = len(layer.states) * layer.n, prepare(layer.core, params, x[:1], init, dtype=req.dtype)
     names, rows = _trace(layer, result) if S <= SMALL else ((), None)
-    return {"result": result, "quantities": names, "trace": rows,
-            "jacobian": lags.jacobian if lags and S <= SMALL else None,
-            "by_lag": lags.log10_by_lag if lags else None}
+    views = {"result": result, "quantities": names, "trace": rows}
+    if S > MAX_JACOBIAN_ROWS:
+        progress(f"{layer.label}, n = {layer.n}: ‖∂s_T/∂s_0‖ by power iteration on JᵀJ ({S} state elements)")
+        found = power_norm(first)
+        by_lag = np.full(x.shape[1] + 1, np.nan)
+        by_lag[-1] = found.log10
+        return {**views, "by_lag": by_lag, "norm_note": f"by power iteration on JᵀJ ({found.iterations} "
+                f"iterations, relative residual {found.residual:.1e}); the other lags are not computed above "
+                f"{MAX_JACOBIAN_ROWS} state elements"}
+    progress(f"{layer.label}, n = {layer.n}: ‖∂s_T/∂s_(T−k)‖ by lag ({S} rows back through the steps)")
+    # Below 64 state elements every lag's SVD is cheap; above, the summary's lags only.
+    lags = jacobian_norms(first, lags=None if S <= 64 else set(LAGS))
+    return {**views, "jacobian": lags.jacobian if S <= SMALL else None, "by_lag": lags.log10_by_lag}
 
 
 def check_finite(series: dict[str, np.ndarray], grads: dict[str, np.ndarray], axes: tuple[str, ...],

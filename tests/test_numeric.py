@@ -344,3 +344,27 @@ def test_a_grid_above_eight_units_and_its_json():
     params = draw(layer, seed=0)
     one, _ = gradient(layer.core, {**params, "b_f": np.full(16, 2.0)}, np.ones((12, 16)))
     np.testing.assert_allclose(data["grad"]["W_hi"][2], one["W_hi"], rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("name", ["rnn", "lstm", "gru"])
+def test_power_iteration_finds_the_pushed_norm(name):
+    """‖∂s_T/∂s_0‖₂ by power iteration on JᵀJ (one tangent forwards, one row back) equals the SVD of the
+    identity pushed back through the steps, for a layer wide enough to need it and a small one."""
+    from numeric.engine.power import power_norm
+
+    layer = _layer(name, 24, 24, activation="tanh" if name == "rnn" else None)
+    u = prepare(layer.core, draw(layer, seed=1), np.random.default_rng(0).normal(size=(1, 40, 24)))
+    found = power_norm(u)
+    assert found.residual < 1e-6 and found.log10 == pytest.approx(jacobian_norms(u).log10_by_lag[-1], abs=1e-9)
+
+
+def test_a_layer_past_the_identity_push_still_gets_its_regime(monkeypatch):
+    monkeypatch.setattr("numeric.run.MAX_JACOBIAN_ROWS", 8)
+    result = runner.invoke(app, ["numeric", "--cell", "lstm", "--hidden", "8", "--batch", "2", "--steps", "30"])
+    assert result.exit_code == 0, result.output
+    assert "by power iteration on JᵀJ" in result.output and "regime: unknown" not in result.output
+    args = ["numeric", "--cell", "lstm", "--hidden", "8", "--batch", "2", "--steps", "30", "--json"]
+    iterated = json.loads(runner.invoke(app, args).output)
+    monkeypatch.setattr("numeric.run.MAX_JACOBIAN_ROWS", 1024)
+    pushed = json.loads(runner.invoke(app, args).output)
+    assert iterated["log10_norm_jacobian"] == pytest.approx(pushed["log10_norm_jacobian"], abs=1e-8)

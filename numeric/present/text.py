@@ -114,7 +114,9 @@ def _norms(r: Run) -> list[str]:
     """‖∂s_T/∂s_{T−k}‖₂ and ‖∂L/∂s_{T−k}‖₂ at the summary's lags, or why they are not there."""
     lay, T, B, lines = r.layer, r.steps, r.inputs.shape[0], []
     lags = [k for k in LAGS if k < T] + [T]
-    if r.by_lag is not None:
+    if r.by_lag is not None and r.norm_note:
+        lines.append(f"‖∂s_T/∂s_0‖₂ (sequence 0): {_power(r.by_lag[-1])}, {r.norm_note}")
+    elif r.by_lag is not None:
         lines.append("‖∂s_T/∂s_{T−k}‖₂ (sequence 0): " + ", ".join(f"k={k}: {_power(r.by_lag[k])}" for k in lags))
     elif r.jacobian is not None:
         lines.append(f"‖∂s_T/∂s_0‖₂ (sequence 0): {_power(float(r.jacobian.log10_norm()))}")
