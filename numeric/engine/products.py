@@ -52,17 +52,18 @@ def outer_sum(bar: np.ndarray, v: np.ndarray, lead: int) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Stacked:
-    """A layer's products of one operand: wᵀ stacked, (cols, k·n); cotangents stored (…, k·n)."""
+    """A layer's products of one operand: the weights stacked by rows, W (k·n, cols), used as Wᵀ
+    without a copy (BLAS reads it transposed); cotangents stored (…, k·n)."""
 
     w: np.ndarray
     n: int
 
     def apply(self, v: np.ndarray) -> list[np.ndarray]:
-        product = times(v, self.w)
-        return [product[..., j * self.n:(j + 1) * self.n] for j in range(self.w.shape[-1] // self.n)]
+        product = (v.reshape(-1, v.shape[-1]) @ self.w.T).reshape(v.shape[:-1] + self.w.shape[:1])
+        return [product[..., j * self.n:(j + 1) * self.n] for j in range(self.w.shape[0] // self.n)]
 
     def storage(self, steps: int, shape: tuple[int, ...], dtype) -> np.ndarray:
-        return np.zeros((steps, *shape[:-1], self.w.shape[-1]), dtype)
+        return np.zeros((steps, *shape[:-1], self.w.shape[0]), dtype)
 
     def at(self, bars: np.ndarray, t: int) -> np.ndarray:
         return bars[t]
@@ -75,11 +76,11 @@ class Stacked:
         return bar[..., j * self.n:(j + 1) * self.n]
 
     def pull(self, bar: np.ndarray) -> np.ndarray:
-        return times_transposed(bar, self.w)
+        return (bar.reshape(-1, bar.shape[-1]) @ self.w).reshape(bar.shape[:-1] + self.w.shape[1:])
 
     def weight_grads(self, bars: np.ndarray, v: np.ndarray, lead: int) -> list[np.ndarray]:
         total = outer_sum(bars, v, lead)
-        return [total[..., j * self.n:(j + 1) * self.n, :] for j in range(self.w.shape[-1] // self.n)]
+        return [total[..., j * self.n:(j + 1) * self.n, :] for j in range(self.w.shape[0] // self.n)]
 
 
 @dataclass(frozen=True)
@@ -116,6 +117,5 @@ class Separate:
 def arrange(weights: list[np.ndarray], n: int, grid: bool) -> Stacked | Separate:
     """A group's weights (each (*lead, n, cols) or (n, cols)) in the layout of a layer or a grid."""
     if not grid:  # a grid keeps one layout for every group: W_xi x and W_hi h share their cotangents
-        joined = np.concatenate(np.broadcast_arrays(*weights), axis=-2)
-        return Stacked(np.ascontiguousarray(np.swapaxes(joined, -1, -2)), n)
+        return Stacked(weights[0] if len(weights) == 1 else np.concatenate(weights, axis=0), n)
     return Separate(tuple(np.ascontiguousarray(np.swapaxes(w, -1, -2)) for w in weights))

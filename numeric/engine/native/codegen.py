@@ -9,7 +9,9 @@ unrolled per unit and per element: meant for small n (a grid of n ≤ 8, most of
 
 Settings run in blocks of C; a block runs forward then backward through time in its
 thread's own buffer, one ``omp simd`` loop over the block per step.  Arrays are
-element-major: theta[e · N + b], out[e · N + b], and in the buffer [(t · W + k) · C + j].
+element-major: theta[e · N + b], out[e · N + b], a setting's own inputs x[(t · m + c) · N + b]
+and s0[i · N + b] (a layer's batch of sequences is a grid sharing its weights), and in the
+buffer [(t · W + k) · C + j].
 """
 
 from __future__ import annotations
@@ -187,36 +189,51 @@ def _loop(head: list[str], body: list[str]) -> list[str]:
     return [*head, "            #pragma omp simd", "            for (long j = 0; j < L; j++) {", *body, "            }"]
 
 
-def _block(core: Core, n: int, m: int, shared: frozenset, real: str) -> list[str]:
+def _reads(m: int, S: int, per_setting: frozenset) -> tuple[list[str], list[str]]:
+    """(x_c at step t for c < m, slot i of s_0 for i < S) as C: shared, x[t · m + c] and s0[i];
+    a setting's own, element-major like theta: x[(t · m + c) · N + start + j], s0[i · N + start + j]."""
+    own = "start + j"
+    return ([f"x[(t * {m} + {c}) * N + {own}]" if "x" in per_setting else f"x[t * {m} + {c}]" for c in range(m)],
+            [f"s0[{i} * N + {own}]" if "s0" in per_setting else f"s0[{i}]" for i in range(S)])
+
+
+def _block(core: Core, n: int, m: int, shared: frozenset, real: str, per_setting: frozenset) -> list[str]:
     """One block of L settings: s_0 and s̄_T = ∂L/∂s_T set, T steps forwards, then BPTT down to ``first``."""
     nm, p = names(core, n, m), plan(core)
     S, W = len(core.states) * n, frame_width(core, n, m)
     total = sum(int(sp.prod(s)) for s in core.shapes(n, m).values())
     seed = [1 if k // n == core.states.index(core.output) else 0 for k in range(S)]
-    xs = [f"            const real x{c} = x[t * {m} + {c}];" for c in range(m)]
+    xs, s0 = _reads(m, S, per_setting)
+    # A shared x_t is loaded once a step for the whole block; a setting's own, in the simd loop over it.
+    own = "x" in per_setting
+    loads = [f"{PAD if own else ' ' * 12}const real x{c} = {read};" for c, read in enumerate(xs)]
+    head, body = ([], loads) if own else (loads, [])
     now = f"            const real *restrict now = buf + t * {W} * C;"
     return [
-        *_loop([], [*(f"{PAD}buf[{i} * C + j] = s0[{i}];" for i in range(S)),
+        *_loop([], [*(f"{PAD}buf[{i} * C + j] = {s0[i]};" for i in range(S)),
                     *(f"{PAD}adj[{i} * C + j] = {seed[i]};" for i in range(S)),
                     *(f"{PAD}out[{e} * N + start + j] = 0;" for e in range(total))]),
         "            for (long t = 0; t < T; t++) {",
-        *_loop([now, f"            real *restrict next = buf + (t + 1) * {W} * C;", *xs],
-               _forward(nm, p, shared, real)),
+        *_loop([now, f"            real *restrict next = buf + (t + 1) * {W} * C;", *head],
+               body + _forward(nm, p, shared, real)),
         "            }",
         "            for (long t = T - 1; t >= first - 1; t--) {",
-        *_loop([now, f"            const real *restrict next = buf + (t + 1) * {W} * C;", *xs,
+        *_loop([now, f"            const real *restrict next = buf + (t + 1) * {W} * C;", *head,
                 "            const real carry = every && t > 0 ? 1 : 0;  /* the loss at every step */"],
-               _backward(nm, p, shared, real)),
+               body + _backward(nm, p, shared, real)),
         "            }",
     ]
 
 
 @cache
-def source(core: Core, n: int, m: int, *, shared: frozenset = frozenset(), real: str = "double") -> str:
+def source(core: Core, n: int, m: int, *, shared: frozenset = frozenset(), real: str = "double",
+           per_setting: frozenset = frozenset()) -> str:
     """The C source of BPTT of ``core`` at hidden size n, input size m, over a grid of settings.
 
     ``shared`` names the parameters every setting shares (read from ``shared``, the others
-    from ``theta``, element-major); ``real`` is "double" or "float".  The loss is
+    from ``theta``, element-major); ``per_setting`` names the inputs, "x" and "s0", that each
+    setting has its own of (x as (T, m, N), s0 as (S, N); else x (T, m), s0 (S,), shared);
+    ``real`` is "double" or "float".  The loss is
     L = Σ_i (output)_T[i], plus Σ_i (output)_t[i] at every step t ≥ 1 when ``every``.
     Each thread takes blocks of C settings in a buffer of its own, (T + 1) frames of W values
     per setting (``frame_width``), and s̄, the adjoint it carries back.
@@ -238,7 +255,7 @@ def source(core: Core, n: int, m: int, *, shared: frozenset = frozenset(), real:
         "        for (long start = 0; start < N; start += C) {",
         "            if (!buf || !adj) continue;",
         "            const long L = N - start < C ? N - start : C;",
-        *_block(core, n, m, shared, real),
+        *_block(core, n, m, shared, real, per_setting),
         "        }", "        free(buf);", "        free(adj);", "    }", "    return failed;", "}",
     ])
 

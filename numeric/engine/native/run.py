@@ -56,18 +56,33 @@ def _split(core: Core, params: Mapping, lead: tuple[int, ...], n: int, m: int, r
     return own, shared
 
 
-def _inputs(core: Core, x, s0, n: int, m: int, real) -> tuple[np.ndarray, np.ndarray]:
+def _sequences(x, m: int, lead: tuple[int, ...], N: int, real) -> tuple[np.ndarray, bool]:
+    """(x element-major, whether it is per setting): (T, m) shared by every setting, or
+    (T, N, m) (or (T, *lead, m)), one sequence per setting, read as (T, m, N)."""
     x = np.asarray(x, dtype=real)
     x = x[:, None] if x.ndim == 1 and m == 1 else x
-    if x.ndim != 2 or x.shape[1] != m or x.shape[0] < 1:
-        raise InvalidValue("inputs", f"inputs have shape {x.shape}; allowed: (T, {m}) with T >= 1")
-    states = []
+    if x.ndim == 2 and x.shape[1] == m and x.shape[0] >= 1:
+        return np.ascontiguousarray(x), False
+    if x.ndim >= 3 and x.shape[-1] == m and x.shape[0] >= 1 and x.shape[1:-1] in ((N,), lead):
+        return np.ascontiguousarray(x.reshape(x.shape[0], N, m).transpose(0, 2, 1)), True
+    raise InvalidValue("inputs", f"inputs have shape {x.shape}; allowed: (T, {m}) shared by every setting, "
+                       f"or (T, {N}, {m}) one sequence per setting, with T >= 1")
+
+
+def _initial(core: Core, s0: Mapping, n: int, lead: tuple[int, ...], N: int, real) -> tuple[np.ndarray, bool]:
+    """(s_0 of every state stacked, whether per setting): (S,) when every state's is (n,), shared;
+    else (S, N), element-major, a shared one repeated for every setting."""
+    states, own = [], False
     for s in core.states:
         value = np.zeros(n, dtype=real) if s not in s0 else np.asarray(s0[s], dtype=real)
-        if value.shape != (n,):
-            raise InvalidValue("s0", f"{s}_0 has shape {value.shape}; allowed: ({n},), shared by every setting")
-        states.append(value)
-    return np.ascontiguousarray(x), np.ascontiguousarray(np.concatenate(states))
+        if value.shape not in ((n,), (N, n), lead + (n,)):
+            raise InvalidValue("s0", f"{s}_0 has shape {value.shape}; allowed: ({n},) shared by every setting, "
+                               f"or ({N}, {n}) one per setting")
+        own |= value.shape != (n,)
+        states.append(value.reshape(-1, n))
+    if not own:
+        return np.ascontiguousarray(np.concatenate([value[0] for value in states])), False
+    return np.ascontiguousarray(np.concatenate([np.broadcast_to(v, (N, n)) for v in states], axis=1).T), True
 
 
 def _stacked(core: Core, parts: dict, real) -> np.ndarray:
@@ -86,33 +101,44 @@ def native_gradient(core: Core, params: Mapping[str, np.ndarray], x: np.ndarray,
     ``every_step``), by BPTT over the last ``truncate`` steps (all by default).
 
     ``params[name]``: the cell's shape (shared by every setting) or ``lead`` + that shape
-    (a value per setting); x (T, m) and s0 (state -> (n,)) are shared.  Returns
-    name -> ``lead`` + shape, in ``dtype`` (float64, or float32 for C in float).
+    (a value per setting); x: (T, m), shared, or (T, N, m), a sequence per setting
+    (N = prod(lead)); s0: state -> (n,), shared, or (N, n).  A layer's batch of B sequences
+    is lead = (B,) with the weights shared: its ∂L/∂θ is the sum over the settings.
+    Returns name -> ``lead`` + shape, in ``dtype`` (float64, or float32 for C in float).
     """
     real, lead = np.dtype(dtype), tuple(int(d) for d in lead)
     if real not in REALS:
         raise InvalidValue("dtype", f"{real} is not supported; allowed: float64, float32")
-    n, m = _sizes(core, params, lead)
-    own, shared = _split(core, params, lead, n, m, real)
-    xs, state = _inputs(core, x, s0, n, m, real)
-    T, N = xs.shape[0], int(np.prod(lead, dtype=np.int64))
     if truncate is not None and not 1 <= truncate:
         raise InvalidValue("truncate", f"must be a whole number of steps >= 1, got {truncate}")
+    n, m = _sizes(core, params, lead)
+    N = int(np.prod(lead, dtype=np.int64))
+    own, shared = _split(core, params, lead, n, m, real)
+    (xs, own_x), (state, own_s0) = _sequences(x, m, lead, N, real), _initial(core, s0, n, lead, N, real)
+    per_setting = frozenset(name for name, mine in (("x", own_x), ("s0", own_s0)) if mine)
+    function = compiled(source(core, n, m, shared=frozenset(shared), real=REALS[real], per_setting=per_setting))
+    T = xs.shape[0]
     first = 1 if truncate is None else max(1, T - truncate + 1)
-    function = compiled(source(core, n, m, shared=frozenset(shared), real=REALS[real]))
-    W = frame_width(core, n, m)
+    out = _call(function, core, (n, m, N, T), (_stacked(core, own, real), _stacked(core, shared, real)),
+                (xs, state), first, every_step)
+    grads, start = {}, 0
+    for name, shape in core.shapes(n, m).items():
+        size = int(np.prod(shape))
+        grads[name] = np.ascontiguousarray(out[start:start + size].T).reshape(lead + shape)
+        start += size
+    return grads
+
+
+def _call(function, core: Core, sizes: tuple[int, ...], params: tuple, inputs: tuple, first: int,
+          every_step: bool) -> np.ndarray:
+    """The kernel run on element-major arrays: out (elements, N), each setting's ∂L/∂θ."""
+    (n, m, N, T), (theta, common), (xs, state) = sizes, params, inputs
+    real, W = theta.dtype, frame_width(core, n, m)
     block = max(8, min(MAX_BLOCK, BLOCK_BYTES // ((T + 1) * W * real.itemsize)) // 8 * 8)
-    shapes = core.shapes(n, m)
-    out = np.empty((max(1, sum(int(np.prod(s)) for s in shapes.values())), N), dtype=real)
-    theta, common = _stacked(core, own, real), _stacked(core, shared, real)
+    out = np.empty((max(1, sum(int(np.prod(s)) for s in core.shapes(n, m).values())), N), dtype=real)
     failed = function(N, T, block, theta.ctypes.data, common.ctypes.data, xs.ctypes.data, state.ctypes.data,
                       first, int(every_step), out.ctypes.data)
     if failed:
         raise UnrolledError(f"the native backend could not allocate its buffers ({T + 1} steps × {W} values × "
                             f"{block} settings a thread); fewer steps")
-    grads, start = {}, 0
-    for name, shape in shapes.items():
-        size = int(np.prod(shape))
-        grads[name] = np.ascontiguousarray(out[start:start + size].T).reshape(lead + shape)
-        start += size
-    return grads
+    return out
