@@ -3,7 +3,8 @@
     python bench/train.py [--rounds 7] [--updates 10]
 
 One update = forward over T = 54 steps, the readout's cross-entropy, BPTT,
-clipping by norm (1.0) and one Adam step.  Ours: ``numeric.training.train`` (float64).
+clipping by norm (1.0) and one Adam step.  Ours: ``numeric.training.train`` in float64 and in
+float32 (the weights cast, as ``train --dtype float32`` runs).
 PyTorch (optional, when installed): ``nn.LSTM`` + ``nn.Linear`` in float64 with
 the same initial weights and the same batches, ``clip_grad_norm_`` and
 ``torch.optim.Adam``; PyTorch's redundant second bias (bias_hh) is frozen at 0, so
@@ -62,19 +63,20 @@ def ours(params, data):
     return run
 
 
-def pytorch(params):
+def pytorch(params, dtype: str = "float64"):
     import torch
 
     torch.set_num_threads(1)
     n, m = SETTINGS.hidden, tasks.task(SETTINGS.task).input_size
-    lstm = torch.nn.LSTM(m, n, batch_first=True).double()
-    fc = torch.nn.Linear(n, params["W_hq"].shape[0]).double()
+    kind = getattr(torch, dtype)
+    lstm = torch.nn.LSTM(m, n, batch_first=True).to(kind)
+    fc = torch.nn.Linear(n, params["W_hq"].shape[0]).to(kind)
     cell = {k: v for k, v in params.items() if k not in ("W_hq", "b_q")}
     with torch.no_grad():
         for k, v in torch_names("lstm", "standard", cell, weights=True).items():
-            getattr(lstm, k).copy_(torch.from_numpy(v))
-        fc.weight.copy_(torch.from_numpy(params["W_hq"]))
-        fc.bias.copy_(torch.from_numpy(params["b_q"]))
+            getattr(lstm, k).copy_(torch.from_numpy(v).to(kind))
+        fc.weight.copy_(torch.from_numpy(params["W_hq"]).to(kind))
+        fc.bias.copy_(torch.from_numpy(params["b_q"]).to(kind))
     # One bias per gate, as ours: PyTorch's second bias (bias_hh) is redundant, and with Adam a pair of
     # biases moves twice as far as one; it stays at 0 and out of the optimiser.
     lstm.bias_hh_l0.requires_grad_(False)
@@ -85,7 +87,7 @@ def pytorch(params):
     def run(batch_list):
         for x, target in batch_list:
             opt.zero_grad()
-            out, _ = lstm(torch.from_numpy(x))
+            out, _ = lstm(torch.from_numpy(x).to(kind))
             loss = loss_fn(fc(out[:, -1]), torch.from_numpy(target))
             loss.backward()
             torch.nn.utils.clip_grad_norm_(every, 1.0)
@@ -124,9 +126,11 @@ def main() -> None:
         if difference > 1e-9:
             sys.exit("ours and PyTorch disagree; not timing")
     data = batches(args.updates)
-    contenders = {"ours (NumPy f64)": ours(params, data)}
+    narrow = {k: v.astype(np.float32) for k, v in params.items()}
+    contenders = {"ours (NumPy f64)": ours(params, data), "ours (NumPy f32)": ours(narrow, data)}
     if have_torch:
         contenders["PyTorch f64"] = pytorch(params)
+        contenders["PyTorch f32"] = pytorch(params, "float32")
     times = {name: [] for name in contenders}
     for name, run in contenders.items():
         run(data[:2])  # warm-up: compiles our kernels, PyTorch's first-call work
@@ -139,13 +143,13 @@ def main() -> None:
           f"(T = {tasks.steps(SETTINGS.task, SETTINGS.lag)}), 1 thread; median of {args.rounds} rounds "
           f"of {args.updates} updates")
     print(f"{'':<20}{'ms/update':>10}{'updates/s':>11}{'ratio':>8}")
-    base = statistics.median(times["PyTorch f64"]) if have_torch else None
     for name, values in times.items():
         median = statistics.median(values)
-        ratio = f"{median / base:.2f}" if base else "-"
+        peer = "PyTorch f32" if "f32" in name else "PyTorch f64"
+        ratio = f"{median / statistics.median(times[peer]):.2f}" if peer in times else "-"
         print(f"{name:<20}{1000 * median:>10.1f}{1 / median:>11.1f}{ratio:>8}")
-    if base:
-        print("goal: ours ≤ 1.0x PyTorch's time per update")
+    if have_torch:
+        print("ratio: against PyTorch in the same dtype; goal: ours ≤ 1.0x PyTorch's time per update")
 
 
 if __name__ == "__main__":
