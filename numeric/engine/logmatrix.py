@@ -24,13 +24,29 @@ class LogMatrix:
         finite = np.isfinite(self.mantissa).all(axis=(-2, -1)) & np.isfinite(self.log10_scale)
         mantissa = np.where(finite[..., None, None], self.mantissa, 0.0)
         with np.errstate(divide="ignore"):
-            norm = np.log10(np.linalg.norm(mantissa, 2, axis=(-2, -1))) + self.log10_scale
+            norm = np.log10(_spectral_norms(mantissa)) + self.log10_scale
         return np.where(finite, norm, np.nan)
 
     def to_float(self) -> np.ndarray:
         """The plain value where float64 holds it (inf or 0 where it would not)."""
         with np.errstate(over="ignore", under="ignore"):
             return self.mantissa * 10.0 ** self.log10_scale[..., None, None]
+
+
+#: Up to this many rows one batched SVD is fastest; above, Lanczos on MᵀM per matrix (7 SVDs of
+#: 512 × 512 took 0.22 s of a 1 s run at n = 256; Lanczos needs a few dozen products).
+SVD_ROWS = 128
+
+
+def _spectral_norms(mantissa: np.ndarray) -> np.ndarray:
+    """‖M‖₂ of each matrix of a batch (…, S, S)."""
+    if mantissa.shape[-1] <= SVD_ROWS:
+        return np.linalg.norm(mantissa, 2, axis=(-2, -1))
+    from .spectral import largest_singular_value
+
+    flat = mantissa.reshape(-1, *mantissa.shape[-2:])
+    return np.array([largest_singular_value(m, exact_up_to=SVD_ROWS) if m.any() else 0.0
+                     for m in flat]).reshape(mantissa.shape[:-2])
 
 
 def power(w: np.ndarray, exponent: int) -> LogMatrix:

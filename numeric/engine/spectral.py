@@ -20,8 +20,8 @@ SIGMA_TOLERANCE = 1e-12
 EXACT_SVD = 512
 
 
-def largest_singular_value(w: np.ndarray, max_steps: int = 400) -> float:
-    """σ₁ = ‖W‖₂: by SVD up to 512 × 512, above by Lanczos on WᵀW to ``SIGMA_TOLERANCE``.
+def largest_singular_value(w: np.ndarray, max_steps: int = 400, exact_up_to: int = EXACT_SVD) -> float:
+    """σ₁ = ‖W‖₂: by SVD up to ``exact_up_to`` rows (512), above by Lanczos on WᵀW to ``SIGMA_TOLERANCE``.
 
     After k steps the largest Ritz value θ of the tridiagonal T_k is within the residual
     |β_k y_k| of an eigenvalue of WᵀW (y the Ritz vector's last entry); the iteration stops
@@ -32,7 +32,7 @@ def largest_singular_value(w: np.ndarray, max_steps: int = 400) -> float:
     True
     """
     w = np.asarray(w, dtype=float)
-    if max(w.shape) <= EXACT_SVD:
+    if max(w.shape) <= exact_up_to:
         return float(np.linalg.norm(w, 2))
     n = w.shape[1]
     basis = np.zeros((min(max_steps, n) + 1, n))
