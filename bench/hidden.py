@@ -5,8 +5,11 @@
 Measured: ``numeric.engine.grad.value_and_grad`` (L = Σ_b Σ_i h_T[b, i], BPTT through
 all T steps, the gradient of every weight and bias) against PyTorch's
 ``nn.RNN/LSTM/GRU`` with the same weights, ``out[:, -1].sum().backward()``, in
-float64 and in float32 (the same model ``.float()``, as users train).  Input
-size m = n; batch 64 and T = 100 (n = 1024: batch 16, T = 50).
+float64 and in float32 (the same model ``.float()``, as users train), and at
+n <= 8 the C backend, ``gradient(..., mode="native", dtype="float32")`` (it runs
+the batch as settings sharing the weights; its C is unrolled per unit, so a larger
+n compiles too long).  Input size m = n; batch 64 and T = 100 (n = 1024: batch 16,
+T = 50).
 
 How:
 - One thread against one thread: the OpenMP, MKL and OpenBLAS thread counts are
@@ -17,8 +20,8 @@ How:
   float64: max_p max|ours − torch| / max|torch| must stay below 1e-10, else the
   run stops.
 - Then the contenders run interleaved, round by round (ours in float64, ours in
-  float32 (``dtype="float32"``), torch64, torch32, ours, …), after one warm-up call
-  each; medians are reported.
+  float32 (``dtype="float32"``), torch64, torch32, ours native in float32, ours, …),
+  after one warm-up call each (the native one compiles its kernel); medians are reported.
 - First call: in a fresh process, ``make_core`` plus the first ``value_and_grad``
   (it compiles the kernels), median of 3 processes per (cell, n); compile = first
   call − median, so it also holds the first call's cold memory and caches.
@@ -61,6 +64,7 @@ sys.path.insert(0, str(ROOT))
 from derive.cells import CELLS
 from derive.core import make_core
 from numeric.engine.grad import value_and_grad
+from numeric.engine.modes import gradient
 from numeric.engine.shapes import memory_bytes
 
 CELL_OPTIONS = {"rnn": {"activation": "tanh"}, "lstm": {}, "gru": {}}
@@ -73,6 +77,7 @@ FIRST_CALL_LIMIT = 2.0  # seconds
 FIRST_CALL_SAMPLES = 3  # fresh processes per (cell, n); their median is reported
 FIRST_CALL_SPREAD = 1.5  # n = 8 against n = 1024
 MEMORY_LIMIT_MB = 2000.0
+NATIVE_MAX = 8  # the largest n the native row runs at: its C is unrolled per unit
 
 
 def workload(n: int) -> tuple[int, int]:
@@ -219,12 +224,15 @@ def measure(cell: str, n: int, rounds: int, torch) -> dict:
     layer = torch_layer(torch, cell, params, n)
     error = verify(cell, core, params, x, torch, layer)
     x64 = torch.from_numpy(x)
-    medians = interleaved({
+    contenders = {
         "ours": lambda: value_and_grad(core, params, x),
         "ours32": lambda: value_and_grad(core, params, x, dtype="float32"),
         "torch64": torch_run(layer, x64),
         "torch32": torch_run(torch_layer(torch, cell, params, n).float(), x64.float()),
-    }, rounds)
+    }
+    if n <= NATIVE_MAX:
+        contenders["native"] = lambda: gradient(core, params, x, mode="native", dtype="float32")
+    medians = {"native": None, **interleaved(contenders, rounds)}
     first = statistics.median(sum(fresh("first", cell, n).values()) for _ in range(FIRST_CALL_SAMPLES))
     batch, steps = workload(n)
     return {"cell": cell, "n": n, "batch": batch, "T": steps, "error": error, **medians, "first": first}
@@ -258,13 +266,16 @@ def header(torch) -> list[str]:
 
 def table(rows: list[dict]) -> list[str]:
     out = [("| cell | n | batch | T | ours f64 (ms) | PyTorch f64 (ms) | ours / f64 | ours f32 (ms) "
-            "| PyTorch f32 (ms) | ours f32 / f32 | first call (ms) | compile (ms) | max rel. diff |"),
-           "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"]
+            "| PyTorch f32 (ms) | ours f32 / f32 | ours native f32 (ms) | native / f32 | first call (ms) "
+            "| compile (ms) | max rel. diff |"),
+           "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"]
     for r in rows:
+        native = (f"{r['native'] * 1e3:.1f} | {r['native'] / r['torch32']:.2f}x" if r["native"] is not None
+                  else " | ")  # blank above NATIVE_MAX
         out.append(f"| {r['cell']} | {r['n']} | {r['batch']} | {r['T']} | {r['ours'] * 1e3:.1f} "
                    f"| {r['torch64'] * 1e3:.1f} | {r['ours'] / r['torch64']:.2f}x | {r['ours32'] * 1e3:.1f} "
-                   f"| {r['torch32'] * 1e3:.1f} | {r['ours32'] / r['torch32']:.2f}x | {r['first'] * 1e3:.0f} "
-                   f"| {(r['first'] - r['ours']) * 1e3:.0f} | {r['error']:.1e} |")
+                   f"| {r['torch32'] * 1e3:.1f} | {r['ours32'] / r['torch32']:.2f}x | {native} "
+                   f"| {r['first'] * 1e3:.0f} | {(r['first'] - r['ours']) * 1e3:.0f} | {r['error']:.1e} |")
     return out
 
 

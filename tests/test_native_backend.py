@@ -1,4 +1,5 @@
-"""The C backend against the NumPy engine, setting by setting: every cell, both sizes, each loss."""
+"""The C backend against the NumPy engine, setting by setting and for a layer's batch: every cell,
+both sizes, each loss."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from derive.core import Layer, make_core
 from derive.custom import cell_definition
 from derive.errors import InvalidValue, UnrolledError
 from numeric.engine.grad import value_and_grad
+from numeric.engine.modes import gradient
 from numeric.engine.native import build, native_gradient
 from numeric.init import draw
 
@@ -122,6 +124,46 @@ def test_a_grid_of_many_blocks():
     picked = [0, 300, 999]
     want = reference(core, {k: v[picked] for k, v in params.items()}, x, {}, (3,), 1, 1)
     assert_close({k: v[picked] for k, v in got.items()}, want, 1e-12)
+
+
+def layer(core, n: int, seed: int = 6):
+    """(params, x, s0) of a layer: weights shared, B = 5 sequences of 9 steps, s_0 drawn per sequence."""
+    m = inputs(core, n)[0]
+    rng = np.random.default_rng(seed)
+    params = {name: 0.5 * rng.normal(size=shape) for name, shape in core.shapes(n, m).items()}
+    return params, rng.normal(size=(5, 9, m)), {s: 0.3 * rng.normal(size=(5, n)) for s in core.states}
+
+
+@pytest.mark.parametrize("dtype,rtol", [(np.float64, 1e-12), (np.float32, 2e-5)], ids=["float64", "float32"])
+@pytest.mark.parametrize("loss", LOSSES)
+@pytest.mark.parametrize("core,n", CASES)
+def test_a_layer_with_a_batch_matches_reverse_mode(core, n, loss, dtype, rtol):
+    """L = Σ_b Σ_i (output)_T[b, i]: the C runs the batch as settings sharing the weights and sums."""
+    params, x, s0 = layer(core, n)
+    got, mode = gradient(core, params, x, s0, mode="native", dtype=dtype, **LOSSES[loss])
+    want, _ = gradient(core, params, x, s0, mode="reverse", dtype=dtype, **LOSSES[loss])
+    assert mode == "native" and all(v.dtype == dtype for v in got.values())
+    assert_close(got, want, rtol)
+
+
+def test_inputs_per_setting_with_the_grids_shape():
+    """x (T, *lead, m) and s_0 per setting for one state, shared for the other: each setting is its
+    own sequence (the layer's kernel of the test above, LSTM n = 3)."""
+    core = make_core(CELLS["lstm"])
+    params, x, s0 = layer(core, 3)
+    x = x[:4].reshape(2, 2, 9, 2)
+    s0 = {"h": s0["h"][:4].reshape(2, 2, 3), "c": s0["c"][0]}
+    got = native_gradient(core, params, x.transpose(2, 0, 1, 3), s0, lead=(2, 2))
+    for index in np.ndindex(2, 2):
+        want = value_and_grad(core, params, x[index], {"h": s0["h"][index], "c": s0["c"]}).grads
+        assert_close({k: v[index] for k, v in got.items()}, {k: want[k] for k in got}, 1e-12)
+
+
+def test_a_grid_of_settings_takes_one_sequence():
+    core = make_core(CELLS["rnn"], activation="tanh")
+    with pytest.raises(InvalidValue, match="one input sequence, got a batch of 2") as error:
+        gradient(core, grid(core, 1, 1, (3,)), np.ones((2, T, 1)), lead=(3,), mode="native")
+    assert error.value.field == "batch" and "--" not in str(error.value)
 
 
 def test_shapes_are_checked():

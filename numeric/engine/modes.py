@@ -93,9 +93,17 @@ def _forward(core: Core, u: Unroll, every_step: bool) -> dict:
 
 
 def _native(core: Core, u: Unroll, every_step: bool, truncate: int | None) -> dict:
+    """BPTT as C.  A layer's B sequences run as a grid of B settings sharing its weights, each
+    with its own x and s_0, and ∂L/∂θ = Σ_b ∂L_b/∂θ for L_b = Σ_i (output)_T[b, i]; a grid
+    of settings takes one sequence."""
     from .native import native_gradient  # needs a C compiler: imported only when asked for
 
-    if u.batch != 1 or any(np.ndim(v) != 1 for v in u.s0.values()):
-        raise InvalidValue("batch", f"the native mode takes one input sequence, got a batch of {u.batch}")
-    return native_gradient(core, u.params, u.x[:, 0], u.s0, lead=u.lead, every_step=every_step, truncate=truncate,
-                           dtype=u.dtype)
+    loss = {"every_step": every_step, "truncate": truncate, "dtype": u.dtype}
+    if not u.lead:
+        grads = native_gradient(core, u.params, u.x, u.s0, lead=(u.batch,), **loss)
+        return {name: g.sum(axis=0) for name, g in grads.items()}
+    if u.batch != 1:
+        raise InvalidValue("batch", f"a grid of settings in the native mode takes one input sequence, got a batch "
+                           f"of {u.batch}; a layer (weights without the grid's axes) takes a batch")
+    s0 = {s: v.reshape(-1) for s, v in u.s0.items()}  # (1, n) is the one sequence's
+    return native_gradient(core, u.params, u.x[:, 0], s0, lead=u.lead, **loss)

@@ -192,9 +192,20 @@ def _loop(head: list[str], body: list[str]) -> list[str]:
 def _reads(m: int, S: int, per_setting: frozenset) -> tuple[list[str], list[str]]:
     """(x_c at step t for c < m, slot i of s_0 for i < S) as C: shared, x[t · m + c] and s0[i];
     a setting's own, element-major like theta: x[(t · m + c) · N + start + j], s0[i · N + start + j]."""
-    own = "start + j"
-    return ([f"x[(t * {m} + {c}) * N + {own}]" if "x" in per_setting else f"x[t * {m} + {c}]" for c in range(m)],
-            [f"s0[{i} * N + {own}]" if "s0" in per_setting else f"s0[{i}]" for i in range(S)])
+    return ([f"x[(t * {m} + {c}) * N + start + j]" if "x" in per_setting else f"x[t * {m} + {c}]" for c in range(m)],
+            [f"s0[{i} * N + start + j]" if "s0" in per_setting else f"s0[{i}]" for i in range(S)])
+
+
+def _start(first: list[str], total: int, own_s0: bool) -> list[str]:
+    """The block's first frame and s̄_T set (``first``), and its rows of out zeroed.
+
+    With a setting's own s_0, out is zeroed in a loop of its own: in one loop with those loads,
+    gcc turns the zeroing into a memset per element and then emits 4x the code (LSTM n = 3:
+    3.6 s to compile instead of 0.8 s; n = 8: over 20 minutes instead of 3.6 s)."""
+    if not own_s0:
+        return _loop([], first + [f"{PAD}out[{e} * N + start + j] = 0;" for e in range(total)])
+    return [f"            for (long e = 0; e < {total}; e++)",
+            "                for (long j = 0; j < L; j++) out[e * N + start + j] = 0;", *_loop([], first)]
 
 
 def _block(core: Core, n: int, m: int, shared: frozenset, real: str, per_setting: frozenset) -> list[str]:
@@ -210,9 +221,8 @@ def _block(core: Core, n: int, m: int, shared: frozenset, real: str, per_setting
     head, body = ([], loads) if own else (loads, [])
     now = f"            const real *restrict now = buf + t * {W} * C;"
     return [
-        *_loop([], [*(f"{PAD}buf[{i} * C + j] = {s0[i]};" for i in range(S)),
-                    *(f"{PAD}adj[{i} * C + j] = {seed[i]};" for i in range(S)),
-                    *(f"{PAD}out[{e} * N + start + j] = 0;" for e in range(total))]),
+        *_start([f"{PAD}buf[{i} * C + j] = {s0[i]};" for i in range(S)] +
+                [f"{PAD}adj[{i} * C + j] = {seed[i]};" for i in range(S)], total, "s0" in per_setting),
         "            for (long t = 0; t < T; t++) {",
         *_loop([now, f"            real *restrict next = buf + (t + 1) * {W} * C;", *head],
                body + _forward(nm, p, shared, real)),

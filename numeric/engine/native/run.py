@@ -94,6 +94,20 @@ def _stacked(core: Core, parts: dict, real) -> np.ndarray:
     return np.ascontiguousarray(np.concatenate(rows, axis=0))
 
 
+def _call(function, core: Core, n: int, m: int, N: int, arrays: tuple[np.ndarray, ...], first: int,
+          every_step: bool) -> np.ndarray:
+    """The kernel run on its element-major arrays (theta, shared, x, s0): out (elements, N),
+    each setting's ∂L/∂θ."""
+    T, real, W = arrays[2].shape[0], arrays[2].dtype, frame_width(core, n, m)
+    block = max(8, min(MAX_BLOCK, BLOCK_BYTES // ((T + 1) * W * real.itemsize)) // 8 * 8)
+    out = np.empty((max(1, sum(int(np.prod(s)) for s in core.shapes(n, m).values())), N), dtype=real)
+    failed = function(N, T, block, *(a.ctypes.data for a in arrays), first, int(every_step), out.ctypes.data)
+    if failed:
+        raise UnrolledError(f"the native backend could not allocate its buffers ({T + 1} steps × {W} values × "
+                            f"{block} settings a thread); fewer steps")
+    return out
+
+
 def native_gradient(core: Core, params: Mapping[str, np.ndarray], x: np.ndarray, s0: Mapping[str, np.ndarray], *,
                     lead: tuple[int, ...], every_step: bool = False, truncate: int | None = None,
                     dtype=np.float64) -> dict[str, np.ndarray]:
@@ -117,28 +131,12 @@ def native_gradient(core: Core, params: Mapping[str, np.ndarray], x: np.ndarray,
     (xs, own_x), (state, own_s0) = _sequences(x, m, lead, N, real), _initial(core, s0, n, lead, N, real)
     per_setting = frozenset(name for name, mine in (("x", own_x), ("s0", own_s0)) if mine)
     function = compiled(source(core, n, m, shared=frozenset(shared), real=REALS[real], per_setting=per_setting))
-    T = xs.shape[0]
-    first = 1 if truncate is None else max(1, T - truncate + 1)
-    out = _call(function, core, (n, m, N, T), (_stacked(core, own, real), _stacked(core, shared, real)),
-                (xs, state), first, every_step)
+    first = 1 if truncate is None else max(1, xs.shape[0] - truncate + 1)
+    arrays = (_stacked(core, own, real), _stacked(core, shared, real), xs, state)
+    out = _call(function, core, n, m, N, arrays, first, every_step)
     grads, start = {}, 0
     for name, shape in core.shapes(n, m).items():
         size = int(np.prod(shape))
         grads[name] = np.ascontiguousarray(out[start:start + size].T).reshape(lead + shape)
         start += size
     return grads
-
-
-def _call(function, core: Core, sizes: tuple[int, ...], params: tuple, inputs: tuple, first: int,
-          every_step: bool) -> np.ndarray:
-    """The kernel run on element-major arrays: out (elements, N), each setting's ∂L/∂θ."""
-    (n, m, N, T), (theta, common), (xs, state) = sizes, params, inputs
-    real, W = theta.dtype, frame_width(core, n, m)
-    block = max(8, min(MAX_BLOCK, BLOCK_BYTES // ((T + 1) * W * real.itemsize)) // 8 * 8)
-    out = np.empty((max(1, sum(int(np.prod(s)) for s in core.shapes(n, m).values())), N), dtype=real)
-    failed = function(N, T, block, theta.ctypes.data, common.ctypes.data, xs.ctypes.data, state.ctypes.data,
-                      first, int(every_step), out.ctypes.data)
-    if failed:
-        raise UnrolledError(f"the native backend could not allocate its buffers ({T + 1} steps × {W} values × "
-                            f"{block} settings a thread); fewer steps")
-    return out
