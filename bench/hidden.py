@@ -315,11 +315,38 @@ def goals(rows: list[dict], memory: dict[str, float]) -> list[str]:
     ]
 
 
+def gemm_rate(dtype, size: int = 2048, repeats: int = 5) -> float:
+    """FLOP/s of one large matrix product in this process (1 thread), the best of ``repeats``."""
+    a = np.random.default_rng(0).standard_normal((size, size)).astype(dtype)
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        a @ a
+        best = min(best, time.perf_counter() - start)
+    return 2 * size**3 / best
+
+
+def gemm_bound(rows: list[dict]) -> list[str]:
+    """At n = 1024: the products' flops (forward, and backward's two per product: 3 · 2 · T · B · k·n · (n + m)
+    with k the gates) at the GEMM rate measured here, as a fraction of each run's median."""
+    rates = {"ours": gemm_rate(np.float64), "ours32": gemm_rate(np.float32)}
+    out = [f"GEMM rate measured here, 2048 × 2048, 1 thread: {rates['ours'] / 1e9:.1f} GFLOP/s float64, "
+           f"{rates['ours32'] / 1e9:.1f} float32"]
+    for r in rows:
+        if r["n"] == 1024:
+            flops = 6 * r["T"] * r["batch"] * len(GATES[r["cell"]]) * 1024 * 2048
+            share = {k: flops / rates[k] / r[k] for k in rates}
+            out.append(f"- {r['cell']} n = 1024: the GEMM bound is {flops / rates['ours'] * 1e3:.0f} ms in float64, "
+                       f"{share['ours']:.0%} of ours; {flops / rates['ours32'] * 1e3:.0f} ms in float32, "
+                       f"{share['ours32']:.0%} of ours")
+    return out
+
+
 def report(rows: list[dict], memory: dict[str, float], rounds: int) -> list[str]:
     how = (f"Medians of {rounds} interleaved rounds.  First call: median of {FIRST_CALL_SAMPLES} fresh processes; "
            "compile = first call − median (compiling, cold memory and caches).")
-    return [*table(rows), "", *memory_table(memory), "", how, "", "Goals:", *goals(rows, memory), "",
-            f"- load average at the end: {load()}"]
+    return [*table(rows), "", *memory_table(memory), "", *gemm_bound(rows), "", how, "", "Goals:",
+            *goals(rows, memory), "", f"- load average at the end: {load()}"]
 
 
 def main() -> None:
