@@ -94,7 +94,7 @@ def _stacked(core: Core, parts: dict, real) -> np.ndarray:
     return np.ascontiguousarray(np.concatenate(rows, axis=0))
 
 
-def _call(function, core: Core, n: int, m: int, N: int, arrays: tuple[np.ndarray, ...], first: int,
+def _call(function, core: Core, n: int, m: int, N: int, arrays: tuple[np.ndarray, ...], *, first: int,
           every_step: bool) -> np.ndarray:
     """The kernel run on its element-major arrays (theta, shared, x, s0): out (elements, N),
     each setting's ∂L/∂θ."""
@@ -133,7 +133,7 @@ def native_gradient(core: Core, params: Mapping[str, np.ndarray], x: np.ndarray,
     function = compiled(source(core, n, m, shared=frozenset(shared), real=REALS[real], per_setting=per_setting))
     first = 1 if truncate is None else max(1, xs.shape[0] - truncate + 1)
     arrays = (_stacked(core, own, real), _stacked(core, shared, real), xs, state)
-    out = _call(function, core, n, m, N, arrays, first, every_step)
+    out = _call(function, core, n, m, N, arrays, first=first, every_step=every_step)
     grads, start = {}, 0
     for name, shape in core.shapes(n, m).items():
         size = int(np.prod(shape))
