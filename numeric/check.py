@@ -27,7 +27,7 @@ from derive.core import Layer, make_core
 from .engine.grad import value_and_grad
 from .engine.jacobian import state_jacobian
 from .engine.scan import scan
-from .engine.shapes import prepare
+from .engine.shapes import prepare, split_states
 from .engine.tangent import gradient_forward
 from .init import draw
 
@@ -74,8 +74,7 @@ class Case:
     s0: np.ndarray
 
     def initial(self) -> dict[str, np.ndarray]:
-        n = self.layer.n
-        return {s: self.s0[j * n:(j + 1) * n] for j, s in enumerate(self.layer.states)}
+        return split_states(self.layer.states, self.layer.n, self.s0)
 
 
 def _flat(grads: dict, case: Case, lead: int = 0) -> np.ndarray:

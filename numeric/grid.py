@@ -11,7 +11,7 @@ from derive.values import parameter_names, parse_number
 
 from .engine.jacobian import state_jacobian
 from .engine.modes import gradient, resolve
-from .engine.shapes import check_time, initial, prepare
+from .engine.shapes import check_time, prepare, split_states
 from .engine.logmatrix import LogMatrix
 from .result import Run
 
@@ -65,7 +65,7 @@ def run_grid(req, layer: Layer, params, x, s0: np.ndarray, *, source: str, progr
     lead = tuple(len(v) for _, v in axes)
     settings = int(np.prod(lead))
     check_time(layer, settings, 1, x.shape[1])
-    grid_params, init = gridded(params, axes), initial(layer, s0)
+    grid_params, init = gridded(params, axes), split_states(layer.states, layer.n, s0)
     mode = resolve(req.mode, prepare(layer.core, grid_params, x, init, lead, req.dtype), req.truncate)
     progress(f"{layer.label}: {x.shape[1]} steps for {settings} settings, mode {mode}")
     grads, mode = gradient(layer.core, grid_params, x, init, lead=lead, mode=mode, every_step=req.every_step,

@@ -22,7 +22,7 @@ from .engine.grad import value_and_grad
 from .engine.jacobian import jacobian_norms, state_jacobian
 from .engine.power import power_norm
 from .engine.modes import MODES, check_fits, choose_mode, gradient, resolve
-from .engine.shapes import MEMORY_LIMIT, check_dtype, check_time, initial, memory_bytes, prepare
+from .engine.shapes import MEMORY_LIMIT, check_dtype, check_time, memory_bytes, prepare, split_states
 from .io.given import drawn, file_activation, file_weights, given_inputs, requested_sizes, set_values
 from .init import check_init
 from .io.inputs import DEFAULT_STEPS, inputs as read_or_draw_inputs
@@ -106,7 +106,7 @@ def _stored(layer: Layer, batch: int, steps: int) -> bool:
 
 
 def _run_layer(req: Request, layer: Layer, params, x, batched: bool, s0, *, source: str, progress) -> Run:
-    init, T = initial(layer, s0), x.shape[1]
+    init, T = split_states(layer.states, layer.n, s0), x.shape[1]
     mode = resolve(req.mode, prepare(layer.core, params, x, init, dtype=req.dtype), req.truncate)
     progress(f"{layer.label}, n = {layer.n}: unrolling {T} steps of {x.shape[0]} sequences, mode {mode}")
     if _stored(layer, x.shape[0], T):

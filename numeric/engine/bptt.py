@@ -116,7 +116,7 @@ def backward(u: Unroll, tape: Tape, seed: dict[str, np.ndarray], *, first: int =
     return carry, bars, {"sums": sums, "x": x_read}
 
 
-def _own(total: np.ndarray, shape: tuple[int, ...], lead: tuple[int, ...]) -> np.ndarray:
+def own_shape(total: np.ndarray, shape: tuple[int, ...], lead: tuple[int, ...]) -> np.ndarray:
     """(*lead, n) summed to a parameter's own shape: over units for one shared by all of them."""
     size = int(np.prod(shape))
     total = total if total.shape[-1] == size else np.sum(total, axis=-1, keepdims=True)
@@ -133,7 +133,7 @@ def parameter_grads(u: Unroll, tape: Tape, bars: dict, sums: dict, first: int = 
         products = tape.products[operand]
         totals[name] = np.sum(products.block(products.window(bars[operand], first - 1), j), axis=(0, -2))
     for name, name_key in u.plan.params:
-        out[name] = _own(totals.get(name_key, np.zeros((*u.lead, u.n), u.dtype)), shapes[name], u.lead)
+        out[name] = own_shape(totals.get(name_key, np.zeros((*u.lead, u.n), u.dtype)), shapes[name], u.lead)
     for g in u.plan.groups:
         products = tape.products[g.key]
         totals = products.weight_grads(products.window(bars[g.key], first - 1),

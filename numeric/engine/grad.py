@@ -10,7 +10,7 @@ import numpy as np
 from derive.core import Core
 
 from .logmatrix import log10_norm
-from .bptt import backward, input_grads, operand_history, parameter_grads
+from .bptt import backward, input_grads, operand_history, own_shape, parameter_grads
 from .scan import Tape, scan
 from .shapes import Unroll, prepare
 from .stages import key
@@ -68,7 +68,13 @@ def value_and_grad(core: Core, params: Mapping[str, np.ndarray], x, s0=None, *, 
     grid's ``lead`` shape in front where it has one; s0 maps a state to (n,) or (B, n).
     ``dtype``: float64 (the default) or float32, what everything is computed in.
     """
-    u = prepare(core, params, x, s0, lead, dtype)
+    return differentiate(prepare(core, params, x, s0, lead, dtype), every_step=every_step, truncate=truncate,
+                         adjoint_norms=adjoint_norms)
+
+
+def differentiate(u: Unroll, *, every_step: bool = False, truncate: int | None = None,
+                  adjoint_norms: bool = False) -> ValueAndGrad:
+    """``value_and_grad`` of an unrolling already prepared (``shapes.prepare``)."""
     tape = scan(u)
     ones = loss_seed(u)
     norms = np.full((u.steps + 1, *u.state_shape[:-1]), -np.inf) if adjoint_norms else None
@@ -81,7 +87,7 @@ def value_and_grad(core: Core, params: Mapping[str, np.ndarray], x, s0=None, *, 
         norms[u.steps] = log10_norm(np.concatenate(list(ones.values()), axis=-1))
     carry, grads = bptt(u, tape, ones, first=first, every_step=ones if every_step else None,
                         on_step=record if adjoint_norms else (lambda t, c: None))
-    for s in core.states:
+    for s in u.core.states:
         grads[f"{s}_0"] = np.array(carry[s]) if first == 1 else np.zeros(u.state_shape)
     return ValueAndGrad(u, tape.states, grads, norms, tape)
 
@@ -102,16 +108,12 @@ def chunks(params: Mapping[str, np.ndarray], lead: tuple[int, ...], own: Mapping
         yield (count,), {name: v[start:start + count] if np.ndim(v) > len(own[name]) else v for name, v in flat.items()}
 
 
-def grid_gradients(core: Core, params: Mapping[str, np.ndarray], x, s0=None, *, lead: tuple[int, ...],
-                   every_step: bool = False, truncate: int | None = None, dtype=None) -> dict[str, np.ndarray]:
-    """∂L/∂θ for every setting of a grid (``value_and_grad``'s), a chunk of settings at a time:
-    parameter -> lead + its own shape."""
-    own = prepare(core, params, x, s0, lead, dtype)
-    shapes = own.core.shapes(own.n, own.m)
-    parts = [value_and_grad(core, chunk, x, s0, lead=size, every_step=every_step, truncate=truncate,
-                            dtype=own.dtype).grads
-             for size, chunk in chunks(params, lead, shapes)]
-    return {name: np.concatenate([p[name] for p in parts]).reshape((*lead, *shapes[name])) for name in shapes}
+def by_chunks(core: Core, u: Unroll, gradient_of: Callable[[Unroll], dict]) -> dict[str, np.ndarray]:
+    """A grid's ∂L/∂θ (``gradient_of`` one prepared chunk) a chunk of settings at a time:
+    parameter -> lead + its own shape.  ``core`` is the cell's (``u.core`` may be its scalar form)."""
+    shapes, x = u.core.shapes(u.n, u.m), u.x.transpose(1, 0, 2)
+    parts = [gradient_of(prepare(core, chunk, x, u.s0, size, u.dtype)) for size, chunk in chunks(u.params, u.lead, shapes)]
+    return {name: np.concatenate([p[name] for p in parts]).reshape((*u.lead, *shapes[name])) for name in shapes}
 
 
 def contributions(core: Core, params: Mapping[str, np.ndarray], x, s0=None) -> dict[str, np.ndarray]:
@@ -122,10 +124,8 @@ def contributions(core: Core, params: Mapping[str, np.ndarray], x, s0=None) -> d
     _, bars, rest = backward(u, tape, loss_seed(u), by_step=True)
     shapes = u.core.shapes(u.n, u.m)
     out = {name: np.zeros((u.steps, *shape), u.dtype) for name, shape in shapes.items()}
-    for name, sym in u.plan.params:
-        per_unit = np.sum(rest["sums"][sym], axis=-2)  # (T, n)
-        out[name][:] = per_unit.reshape(out[name].shape) if per_unit[0].size == int(np.prod(shapes[name])) \
-            else np.sum(per_unit, axis=-1).reshape(out[name].shape)
+    for name, name_key in u.plan.params:  # each step's (n,) summed to the parameter's own shape
+        out[name][:] = own_shape(np.sum(rest["sums"][name_key], axis=-2), shapes[name], (u.steps,))
     for g in u.plan.groups:  # a weight's term of step t: Σ_b P̄_t ⊗ v_t, from what BPTT stored
         products, v = tape.products[g.key], operand_history(u, g, tape)
         for t in range(u.steps):

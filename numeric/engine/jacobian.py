@@ -12,7 +12,7 @@ import numpy as np
 from .logmatrix import LogMatrix, log10_norms, renormalise
 from .bptt import pullback
 from .scan import scan
-from .shapes import Unroll
+from .shapes import Unroll, join_states, split_states
 from .tangent import directions, push_forward
 
 
@@ -27,17 +27,8 @@ class LagNorms:
 def _identity(u: Unroll, lead_axes: int) -> dict[str, np.ndarray]:
     """The S rows (or columns) of the identity, per state: (S, …, n) or (…, S, n)."""
     S = len(u.core.states) * u.n
-    eye = np.eye(S, dtype=u.dtype)
-    return {s: eye[:, j * u.n:(j + 1) * u.n].reshape((S,) + (1,) * lead_axes + (u.n,))
-            for j, s in enumerate(u.core.states)}
-
-
-def _stacked(u: Unroll, parts: dict[str, np.ndarray]) -> np.ndarray:
-    return np.concatenate([np.asarray(parts[s]) for s in u.core.states], axis=-1)
-
-
-def _rows(u: Unroll, mantissa: np.ndarray) -> dict[str, np.ndarray]:
-    return {s: mantissa[..., j * u.n:(j + 1) * u.n] for j, s in enumerate(u.core.states)}
+    columns = split_states(u.core.states, u.n, np.eye(S, dtype=u.dtype))
+    return {s: part.reshape((S,) + (1,) * lead_axes + (u.n,)) for s, part in columns.items()}
 
 
 def jacobian_norms(u: Unroll, lags=None) -> LagNorms:
@@ -47,7 +38,7 @@ def jacobian_norms(u: Unroll, lags=None) -> LagNorms:
     tape = scan(u)
     S, T = len(u.core.states) * u.n, u.steps
     rows = {s: np.broadcast_to(np.moveaxis(e, 0, -2), (*u.lead, S, u.n)) for s, e in _identity(u, 0).items()}
-    product = LogMatrix(_stacked(u, rows), np.zeros(u.lead))
+    product = LogMatrix(join_states(u.core.states, rows), np.zeros(u.lead))
     out = np.full((T + 1, *u.lead), np.nan)
     wanted: list[tuple[int, LogMatrix]] = [(0, product)]
 
@@ -60,13 +51,13 @@ def jacobian_norms(u: Unroll, lags=None) -> LagNorms:
 
     def renormalised(t, carry):
         nonlocal product
-        product = LogMatrix(*renormalise(_stacked(u, carry), product.log10_scale))
+        product = LogMatrix(*renormalise(join_states(u.core.states, carry), product.log10_scale))
         lag = T - t + 1
         if lags is None or lag in lags or lag == T:
             wanted.append((lag, product))
             if len(wanted) >= 256:
                 flush()
-        return _rows(u, product.mantissa)
+        return split_states(u.core.states, u.n, product.mantissa)
 
     pullback(u, tape, rows, renormalised)
     flush()
@@ -81,9 +72,10 @@ def state_products(u: Unroll, on_product: Callable[[int, LogMatrix], None]) -> N
 
     def renormalised(t, sdot):
         nonlocal scale
-        mantissa, scale = renormalise(np.moveaxis(_stacked(u, sdot), 0, -1), scale)
+        mantissa, scale = renormalise(np.moveaxis(join_states(u.core.states, sdot), 0, -1), scale)
         on_product(t, LogMatrix(mantissa, scale))
-        return {s: np.moveaxis(mantissa[..., j * u.n:(j + 1) * u.n, :], -1, 0) for j, s in enumerate(u.core.states)}
+        by_state = split_states(u.core.states, u.n, np.swapaxes(mantissa, -1, -2))  # (…, directions, n) each
+        return {s: np.moveaxis(part, -2, 0) for s, part in by_state.items()}
 
     push_forward(u, directions(u, _identity(u, len(u.lead) + 1), S, False), renormalised)
 

@@ -15,7 +15,7 @@ import numpy as np
 from derive.core import Core
 from derive.errors import InvalidValue
 
-from .grad import CHUNK, chunks, grid_gradients, value_and_grad
+from .grad import CHUNK, by_chunks, differentiate
 from .shapes import MEMORY_LIMIT, Unroll, check_memory, memory_bytes, prepare
 from .tangent import TANGENT_MEMORY, gradient_forward
 
@@ -74,22 +74,11 @@ def gradient(core: Core, params: Mapping[str, np.ndarray], x, s0=None, *, lead: 
     if mode == "native":
         return _native(core, u, every_step, truncate), mode
     if mode == "forward":
-        return _forward(core, u, every_step), mode
-    if lead:
-        return grid_gradients(core, params, x, s0, lead=lead, every_step=every_step, truncate=truncate,
-                              dtype=u.dtype), mode
-    grads = value_and_grad(core, params, x, s0, every_step=every_step, truncate=truncate, dtype=u.dtype).grads
+        run = lambda c: gradient_forward(c, every_step)  # noqa: E731
+    else:
+        run = lambda c: differentiate(c, every_step=every_step, truncate=truncate).grads  # noqa: E731
+    grads = by_chunks(core, u, run) if lead else run(u)  # a grid a chunk of settings at a time
     return {name: grads[name] for name, _, _ in core.param_table()}, mode
-
-
-def _forward(core: Core, u: Unroll, every_step: bool) -> dict:
-    """Forward mode, a grid a chunk of settings at a time."""
-    if not u.lead:
-        return gradient_forward(u, every_step)
-    shapes, x, s0 = u.core.shapes(u.n, u.m), u.x.transpose(1, 0, 2), u.s0
-    parts = [gradient_forward(prepare(core, chunk, x, s0, size, u.dtype), every_step)
-             for size, chunk in chunks(u.params, u.lead, shapes)]
-    return {name: np.concatenate([p[name] for p in parts]).reshape((*u.lead, *shapes[name])) for name in shapes}
 
 
 def _native(core: Core, u: Unroll, every_step: bool, truncate: int | None) -> dict:

@@ -16,7 +16,7 @@ import numpy as np
 
 from .bptt import pullback
 from .scan import scan
-from .shapes import Unroll
+from .shapes import Unroll, join_states, split_states
 from .tangent import directions, push_forward
 
 
@@ -29,23 +29,15 @@ class PowerNorm:
     residual: float
 
 
-def _split(u: Unroll, v: np.ndarray) -> dict[str, np.ndarray]:
-    return {s: v[..., j * u.n:(j + 1) * u.n] for j, s in enumerate(u.core.states)}
-
-
-def _joined(u: Unroll, parts: dict) -> np.ndarray:
-    return np.concatenate([np.asarray(parts[s]) for s in u.core.states], axis=-1)
-
-
 def _rescaled(u: Unroll, scale: list):
     """An ``on_step`` that divides the carried vector by its largest entry, the scale kept as log10."""
     def rescale(t, carried):
-        v = _joined(u, carried)
+        v = join_states(u.core.states, carried)
         peak = float(np.max(np.abs(v)))
         if peak > 0:
             scale[0] += np.log10(peak)
             v = v / peak
-        return _split(u, v)
+        return split_states(u.core.states, u.n, v)
     return rescale
 
 
@@ -58,15 +50,15 @@ def _forward(u: Unroll, v: np.ndarray) -> tuple[np.ndarray, float]:
         out.update(carried)
         return carried
 
-    push_forward(u, directions(u, _split(u, v.reshape(1, 1, -1)), 1, False), keep)
-    return _joined(u, out).ravel(), scale[0]
+    push_forward(u, directions(u, split_states(u.core.states, u.n, v.reshape(1, 1, -1)), 1, False), keep)
+    return join_states(u.core.states, out).ravel(), scale[0]
 
 
 def _backward(u: Unroll, tape, w: np.ndarray) -> tuple[np.ndarray, float]:
     """Jᵀ w as (mantissa, log10 scale) for w of shape (S,)."""
     scale = [0.0]
-    carry = pullback(u, tape, _split(u, w.reshape(1, -1)), _rescaled(u, scale))
-    return _joined(u, carry).ravel(), scale[0]
+    carry = pullback(u, tape, split_states(u.core.states, u.n, w.reshape(1, -1)), _rescaled(u, scale))
+    return join_states(u.core.states, carry).ravel(), scale[0]
 
 
 def power_norm(u: Unroll, tolerance: float = 1e-6, max_iterations: int = 100, seed: int = 0) -> PowerNorm:

@@ -195,6 +195,11 @@ def check_time(layer: Layer, settings: int, batch: int, steps: int) -> None:
                            f"allowed: runs estimated under {MAX_SECONDS} s (fewer steps, settings or sequences)")
 
 
-def initial(layer: Layer, s0: np.ndarray) -> dict[str, np.ndarray]:
-    """s_0 stacked (S,) -> state -> (n,)."""
-    return {s: s0[j * layer.n:(j + 1) * layer.n] for j, s in enumerate(layer.states)}
+def split_states(states: tuple[str, ...], n: int, v: np.ndarray) -> dict[str, np.ndarray]:
+    """A vector over the states stacked in order, (…, S), as state -> (…, n)."""
+    return {s: v[..., j * n:(j + 1) * n] for j, s in enumerate(states)}
+
+
+def join_states(states: tuple[str, ...], parts) -> np.ndarray:
+    """state -> (…, n) stacked in the states' order, (…, S): ``split_states`` undone."""
+    return np.concatenate([np.asarray(parts[s]) for s in states], axis=-1)
