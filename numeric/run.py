@@ -18,11 +18,11 @@ from derive.errors import InvalidValue, NonFinite
 from derive.values import parse_initial_state
 
 from .io.arrayfiles import read_tensors
-from .engine.grad import value_and_grad
+from .engine.grad import differentiate
 from .engine.jacobian import jacobian_norms, state_jacobian
 from .engine.power import power_norm
 from .engine.modes import MODES, check_fits, choose_mode, gradient, resolve
-from .engine.shapes import MEMORY_LIMIT, check_dtype, check_time, memory_bytes, prepare, split_states
+from .engine.shapes import MEMORY_LIMIT, Unroll, check_dtype, check_time, memory_bytes, prepare, split_states
 from .io.given import drawn, file_activation, file_weights, given_inputs, requested_sizes, set_values
 from .init import check_init
 from .io.inputs import DEFAULT_STEPS, inputs as read_or_draw_inputs
@@ -107,10 +107,11 @@ def _stored(layer: Layer, batch: int, steps: int) -> bool:
 
 def _run_layer(req: Request, layer: Layer, params, x, batched: bool, s0, *, source: str, progress) -> Run:
     init, T = split_states(layer.states, layer.n, s0), x.shape[1]
-    mode = resolve(req.mode, prepare(layer.core, params, x, init, dtype=req.dtype), req.truncate)
+    u = prepare(layer.core, params, x, init, dtype=req.dtype)
+    mode = resolve(req.mode, u, req.truncate)
     progress(f"{layer.label}, n = {layer.n}: unrolling {T} steps of {x.shape[0]} sequences, mode {mode}")
     if _stored(layer, x.shape[0], T):
-        fields = _layer_views(req, layer, params, x, init, progress)
+        fields = _layer_views(req, layer, u, prepare(layer.core, params, x[:1], init, dtype=req.dtype), progress)
     else:  # forward mode over a horizon whose steps do not fit: ∂s_T/∂s_0 stepping along
         jacobian = state_jacobian(prepare(layer.core, params, x[:1], init, dtype=req.dtype))
         fields = {"jacobian": LogMatrix(jacobian.mantissa[0], jacobian.log10_scale[0])}
@@ -128,18 +129,18 @@ def _run_layer(req: Request, layer: Layer, params, x, batched: bool, s0, *, sour
                truncate=req.truncate, dtype=str(np.dtype(req.dtype)), **fields)
 
 
-def _layer_views(req: Request, layer: Layer, params, x, init, progress) -> dict:
-    """What a person reads beside the gradients: states, the adjoint by step, the trace, the lags."""
-    result = value_and_grad(layer.core, params, x, init, every_step=req.every_step, truncate=req.truncate, dtype=req.dtype,
-                            adjoint_norms=True)
+def _layer_views(req: Request, layer: Layer, u: Unroll, first: Unroll, progress) -> dict:
+    """What a person reads beside the gradients of the layer's unrolling ``u``: states, the adjoint by
+    step, the trace, and the lags of ``first``, its sequence 0."""
+    result = differentiate(u, every_step=req.every_step, truncate=req.truncate, adjoint_norms=True)
     check_finite(result.states, {}, ("sequence", "unit"))
-    S, first = len(layer.states) * layer.n, prepare(layer.core, params, x[:1], init, dtype=req.dtype)
+    S = len(layer.states) * layer.n
     names, rows = _trace(layer, result) if S <= SMALL else ((), None)
     views = {"result": result, "quantities": names, "trace": rows}
     if S > MAX_JACOBIAN_ROWS:
         progress(f"{layer.label}, n = {layer.n}: ‖∂s_T/∂s_0‖ by power iteration on JᵀJ ({S} state elements)")
         found = power_norm(first)
-        by_lag = np.full(x.shape[1] + 1, np.nan)
+        by_lag = np.full(u.steps + 1, np.nan)
         by_lag[-1] = found.log10
         return {**views, "by_lag": by_lag, "norm_note": f"by power iteration on JᵀJ ({found.iterations} "
                 f"iterations, relative residual {found.residual:.1e}); the other lags are not computed above "
