@@ -10,7 +10,7 @@ from derive.errors import InvalidValue
 from derive.values import parameter_names, parse_number
 
 from .engine.jacobian import state_jacobian
-from .engine.modes import gradient, resolve
+from .engine.modes import gradient_of, resolve
 from .engine.shapes import check_time, prepare, split_states
 from .engine.logmatrix import LogMatrix
 from .result import Run
@@ -66,12 +66,12 @@ def run_grid(req, layer: Layer, params, x, s0: np.ndarray, *, source: str, progr
     settings = int(np.prod(lead))
     check_time(layer, settings, 1, x.shape[1])
     grid_params, init = gridded(params, axes), split_states(layer.states, layer.n, s0)
-    mode = resolve(req.mode, prepare(layer.core, grid_params, x, init, lead, req.dtype), req.truncate)
+    u = prepare(layer.core, grid_params, x, init, lead, req.dtype)
+    mode = resolve(req.mode, u, req.truncate)
     progress(f"{layer.label}: {x.shape[1]} steps for {settings} settings, mode {mode}")
-    grads, mode = gradient(layer.core, grid_params, x, init, lead=lead, mode=mode, every_step=req.every_step,
-                           truncate=req.truncate, dtype=req.dtype)
+    grads, mode = gradient_of(layer.core, u, mode=mode, every_step=req.every_step, truncate=req.truncate)
     progress(f"{layer.label}: ∂s_T/∂s_0 for {settings} settings")
-    product = state_jacobian(prepare(layer.core, grid_params, x, init, lead, req.dtype))
+    product = state_jacobian(u)
     jacobian = LogMatrix(product.mantissa[..., 0, :, :], product.log10_scale[..., 0])
     return Run(layer=layer, params=grid_params, inputs=x, batched=False, s0=s0, grads=grads, source=source,
                mode=mode, grid=axes, jacobian=jacobian, every_step=req.every_step, truncate=req.truncate,

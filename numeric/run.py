@@ -21,7 +21,7 @@ from .io.arrayfiles import read_tensors
 from .engine.grad import differentiate
 from .engine.jacobian import jacobian_norms, state_jacobian
 from .engine.power import power_norm
-from .engine.modes import MODES, check_fits, choose_mode, gradient, resolve
+from .engine.modes import MODES, check_fits, choose_mode, gradient_of, resolve
 from .engine.shapes import MEMORY_LIMIT, Unroll, check_dtype, check_time, memory_bytes, prepare, split_states
 from .io.given import drawn, file_activation, file_weights, given_inputs, requested_sizes, set_values
 from .init import check_init
@@ -119,8 +119,7 @@ def _run_layer(req: Request, layer: Layer, params, x, batched: bool, s0, *, sour
     if mode == "reverse":
         grads = {name: result.grads[name] for name in layer.param_names()}
     else:
-        grads, _ = gradient(layer.core, params, x, init, mode=mode, every_step=req.every_step, truncate=req.truncate,
-                             dtype=req.dtype)
+        grads, _ = gradient_of(layer.core, u, mode=mode, every_step=req.every_step, truncate=req.truncate)
     check_finite({}, grads, ())
     return Run(layer=layer, params=params, inputs=x, batched=batched, s0=s0, grads=grads, source=source, mode=mode,
                states=result.states if result else None, log10_adjoint=result.log10_adjoint if result else None,

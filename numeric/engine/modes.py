@@ -67,7 +67,13 @@ def gradient(core: Core, params: Mapping[str, np.ndarray], x, s0=None, *, lead: 
              dtype=None) -> tuple[dict, str]:
     """(∂L/∂θ, the mode that computed it) for L = Σ_i (output)_T[i] (or Σ over every step): each
     parameter lead + its own shape, computed in ``dtype`` (float64 by default, or float32)."""
-    u = prepare(core, params, x, s0, lead, dtype)
+    return gradient_of(core, prepare(core, params, x, s0, lead, dtype), mode=mode, every_step=every_step,
+                       truncate=truncate)
+
+
+def gradient_of(core: Core, u: Unroll, *, mode: str = "auto", every_step: bool = False,
+                truncate: int | None = None) -> tuple[dict, str]:
+    """``gradient`` of an unrolling already prepared (``shapes.prepare``) from ``core``."""
     if truncate is not None and mode == "forward":
         raise InvalidValue("truncate", "truncated BPTT runs backwards; allowed with the reverse and native modes")
     mode = resolve(mode, u, truncate)
@@ -77,7 +83,7 @@ def gradient(core: Core, params: Mapping[str, np.ndarray], x, s0=None, *, lead: 
         run = lambda c: gradient_forward(c, every_step)  # noqa: E731
     else:
         run = lambda c: differentiate(c, every_step=every_step, truncate=truncate).grads  # noqa: E731
-    grads = by_chunks(core, u, run) if lead else run(u)  # a grid a chunk of settings at a time
+    grads = by_chunks(core, u, run) if u.lead else run(u)  # a grid a chunk of settings at a time
     return {name: grads[name] for name, _, _ in core.param_table()}, mode
 
 
