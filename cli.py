@@ -196,6 +196,12 @@ EXAMPLES = {
         'python cli.py sweep --task latch --lags 5,20 --seeds 2 --updates 500',
         'python cli.py report --out DIR --only longterm --longterm-results longterm.json',
     ),
+    'explore': (
+        'python cli.py explore --out lecture.html            # open it in a browser',
+        'python cli.py explore --cell lstm --steps 500 --out lstm.html',
+        'python cli.py explore --cell custom --formula "tanh(w*h + u*x + b)" --out custom.html',
+        'python cli.py explore --cell lstm --params lstm.npz --out trained.html   # a model from train --out',
+    ),
     'report': (
         'python cli.py report --out DIR',
         'python cli.py report --out DIR --only explode --only longterm --format png --dpi 200',
@@ -646,6 +652,28 @@ def sweep(
             text = json.dumps(result, indent=1, allow_nan=False).encode()
             write_atomic(out, "out", lambda f: f.write(text), force=force)
     typer.echo(trainview.sweep_table(result))
+
+
+@app.command(epilog=examples("explore"))
+def explore(
+    out: Annotated[str, typer.Option(help="The page to write, FILE.html: one self-contained file, no network needed.")],
+    cell: CellOption = "rnn",
+    activation: ActivationOption = None,
+    variant: VariantOption = None,
+    formula: FormulaOption = None,
+    steps: Annotated[int, typer.Option(parser=whole_number, help="The T slider's range (1 to 10000).")] = 200,
+    params: Annotated[Optional[str], typer.Option("--params", help="A model train --out saved (FILE.npz): the page also shows what its answer depends on.")] = None,
+    force: Annotated[bool, typer.Option(help="Replace --out if it is a regular file.")] = False,
+):
+    """The lecture as one interactive page: the derivation as MathML, its numbers computed live as the sliders move."""
+    import numpy as np
+
+    from reports.explorer import write_page
+
+    with reported(), np.errstate(all="ignore"):
+        size = write_page(out, force=force, params=params, cell=cell, variant=variant, activation=activation,
+                          formulas=tuple(formula or ()), steps=steps)
+    typer.echo(f"{out}: {size / 1024:.0f} KB; open it in a browser (the settings live in its link)")
 
 
 class ReportFormat(str, Enum):

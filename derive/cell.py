@@ -72,7 +72,8 @@ class CellDef:
     memory (``Memory``): what a gate initialisation sets.
     ``fixed`` gives parameters a value baked into the step (the lecture's
     LSTM); ``scalar_names`` are the lecture's names for the 1×1 case;
-    ``output_meaning`` says what the output state at T is (the lecture's prediction).
+    ``output_meaning`` says what the output state at T is (the lecture's prediction);
+    ``input_examples`` are named input sequences x_1..x_T of the lecture (Company A's prices).
     """
 
     name: str
@@ -90,6 +91,7 @@ class CellDef:
     output: str = ""
     memory: Mapping[str, Memory] = field(default_factory=dict)
     output_meaning: str = ""  # what the output state at T means, "{next}" standing for T + 1
+    input_examples: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
 
     @property
     def output_state(self) -> str:

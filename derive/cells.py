@@ -167,6 +167,7 @@ STATQUEST = CellDef(
     sigmoid_as_exp=True,
     carousel=("c",),
     output_meaning="the lecture's prediction for day {next} (Company A ends near 0, Company B near 1)",
+    input_examples={"Company A": (0, 0.5, 0.25, 1), "Company B": (1, 0.5, 0.25, 1)},  # four days of prices
 )
 
 CELLS: dict[str, CellDef] = {c.name: c for c in (RNN, LSTM, GRU, STATQUEST)}

@@ -1,4 +1,4 @@
-"""How expressions read: one-line text (h_{t-1}, ∏, σ, ^) and LaTeX.
+"""How expressions read: one-line text (h_{t-1}, ∏, σ, ^), LaTeX and presentation MathML.
 
 Short decimals stay decimals (the lecture's 2.70, not 27/10); per-step
 sequences print as subscripts (h[t-1] -> h_{t-1}).
@@ -6,8 +6,11 @@ sequences print as subscripts (h[t-1] -> h_{t-1}).
 
 from __future__ import annotations
 
+import re
+
 import sympy as sp
 from sympy.printing.latex import LatexPrinter
+from sympy.printing.mathml import MathMLPresentationPrinter
 from sympy.printing.str import StrPrinter
 
 from .activations import sigmoid_as_exp
@@ -103,6 +106,64 @@ class TexPrinter(LatexPrinter):
         return body if exp is None else r"%s^{%s}" % (body, exp)
 
 
+class MathMLPrinter(MathMLPresentationPrinter):
+    """SymPy's presentation MathML (what browsers render natively) in this tool's notation."""
+
+    def _element(self, tag: str, *children, text: str | None = None):
+        node = self.dom.createElement(tag)
+        if text is not None:
+            node.appendChild(self.dom.createTextNode(text))
+        for child in children:
+            node.appendChild(child)
+        return node
+
+    def _tokens(self, text: str):
+        """t-1 as <mi>t</mi><mo>−</mo><mn>1</mn>: names, numbers and operators, each its own element."""
+        parts = re.findall(r"[A-Za-z]+|\d+|\S", text)
+        tags = [("mn" if p.isdigit() else "mi" if p.isalpha() else "mo") for p in parts]
+        nodes = [self._element(tag, text="−" if p == "-" else p) for tag, p in zip(tags, parts)]
+        return nodes[0] if len(nodes) == 1 else self._element("mrow", *nodes)
+
+    def _print_Symbol(self, sym, style="plain"):
+        # Our own split, as TexPrinter's: h_{t-1} is h with subscript t − 1, W_xi is W with xi.
+        name, bracket, element = sym.name.partition("[")
+        base, underscore, sub = name.partition("_")
+        out = self._element("mi", text=base)
+        if underscore:
+            out = self._element("msub", out, self._tokens(sub.strip("{}")))
+        if bracket:
+            out = self._element("msup", out, self._element("mrow", self._element("mo", text="["),
+                                                              self._tokens(element.rstrip("]")), self._element("mo", text="]")))
+        return out
+
+    def _print_Rational(self, expr):
+        shown = decimal(expr)
+        return self._element("mn", text=shown) if shown else super()._print_Rational(expr)
+
+    def _print_Mul(self, expr):
+        c, rest = expr.as_coeff_Mul()
+        shown = decimal(c) if isinstance(c, sp.Rational) else None
+        if shown is None or rest == 1:
+            return super()._print_Mul(expr)
+        body = self._print(rest)
+        if isinstance(rest, sp.Add):
+            body = self._element("mrow", self._element("mo", text="("), body, self._element("mo", text=")"))
+        return self._element("mrow", self._element("mn", text=shown), self._element("mo", text="\u2062"), body)
+
+    def _print_sigmoid(self, expr):
+        return self._element("mrow", self._element("mi", text="σ"), self._paren_comma_separated(*expr.args))
+
+    def _print_Heaviside(self, expr):
+        return self._element("mrow", self._element("mi", text="H"), self._paren_comma_separated(*expr.args))
+
+    def _print_Product(self, expr):
+        (i, lo, hi), = expr.limits
+        under = self._element("mrow", self._print(i), self._element("mo", text="="), self._print(lo))
+        big = self._element("munderover", self._element("mo", text="∏"), under, self._print(hi))
+        return self._element("mrow", big, self._element("mrow", self._element("mo", text="("),
+                                                         self._print(expr.function), self._element("mo", text=")")))
+
+
 def prepare(expr, cell=None):
     """The display form: per-step sequences as symbols, and σ as e^x/(e^x+1) for
     cells that the lecture writes that way."""
@@ -134,6 +195,17 @@ def latex(expr, cell=None) -> str:
     if isinstance(expr, sp.MatrixBase) and expr.shape == (1, 1):
         expr = expr[0]
     return TexPrinter({"mat_delim": "(", "mul_symbol": None}).doprint(prepare(expr, cell))
+
+
+def mathml(expr, cell=None) -> str:
+    """Presentation MathML for ``expr``, without the ``<math>`` element (a 1 × 1 matrix as its one entry).
+
+    >>> mathml(sp.Symbol("h_{t-1}"))
+    '<msub><mi>h</mi><mrow><mi>t</mi><mo>&#8722;</mo><mn>1</mn></mrow></msub>'
+    """
+    if isinstance(expr, sp.MatrixBase) and expr.shape == (1, 1):
+        expr = expr[0]
+    return MathMLPrinter({"mul_symbol": None}).doprint(prepare(expr, cell))
 
 
 def align(rows: list[str], indent: str = "") -> str:

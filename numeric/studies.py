@@ -115,7 +115,7 @@ def _trace(core, x, s0=None) -> np.ndarray:
 def lecture_example() -> Lecture:
     core = make_core(CELLS["statquest"])
     company = {}
-    for name, inputs in (("Company A", [0, 0.5, 0.25, 1]), ("Company B", [1, 0.5, 0.25, 1])):
+    for name, inputs in CELLS["statquest"].input_examples.items():
         company[name] = (np.array(inputs, float), _trace(core, np.array(inputs, float)[:, None]))
     first = _trace(core, np.array([[1.0]]), {"h": [1.0], "c": [2.0]})[0]  # h_0 = 1, c_0 = 2
     names = tuple(f"{name}_t" for name, _ in core.equations)

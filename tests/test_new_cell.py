@@ -75,3 +75,11 @@ def test_chrono_keeps_the_new_cells_memory_with_the_sign_it_declares(mgu):
     from numeric.init import draw
     p = draw(Layer(make_core(MGU), 8, 2), seed=0, init="chrono", t_max=30)
     assert (p["b_f"] <= 0).all()  # f = σ(b_f) small: the MGU keeps h
+
+
+def test_a_new_cell_is_on_the_explorer_page(mgu, tmp_path):
+    out = tmp_path / "page.html"
+    _ok(["explore", "--cell", mgu, "--out", str(out)])
+    text = out.read_text(encoding="utf-8")
+    assert '<section class="derivation" data-cell="mgu" hidden>' in text and '"mgu": {' in text
+    assert '"start": "mgu"' in text
