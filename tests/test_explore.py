@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import sympy as sp
 
 from derive import solve
 from derive.cells import CELLS
@@ -94,6 +95,18 @@ def test_a_custom_cell_reaches_the_code_only_as_slots(pages):
     custom = cells[cells.index('"custom":'):]
     code = custom[:custom.index("\n}")]
     assert "w" not in re.sub(r"Math\.\w+|return|new Array|const|sigmoid|relu|heaviside|\"custom\"", "", code)
+
+
+def test_a_symbol_without_a_slot_fails_before_any_code_exists():
+    from derive.cell import make_cell
+    from derive.javascript import _body, slots
+
+    cell = make_cell(CELLS["rnn"], activation="tanh")
+    stray = sp.Symbol("z")
+    with pytest.raises(ValueError, match="z is missing from the argument sequences"):
+        _body(slots(cell), [sp.tanh(stray) + cell.x[0]], lambda texts: texts[0])
+    with pytest.raises(ValueError, match="one-unit cells"):
+        slots(make_cell(CELLS["rnn"], n=2))
 
 
 def test_the_derivation_is_mathml_of_derives_expressions(pages):
