@@ -263,3 +263,21 @@ def test_moving_a_slider_recomputes_and_rewrites_the_link(browser, pages, tmp_pa
     body = shown(browser, copy, "cell=rnn&w=2&T=50", tmp_path)["body"]["attrs"]
     assert body["data-after"] == repr(0.5 ** 50)
     assert "w=0.5" in body["data-link"] and "T=50" in body["data-link"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--steps", "0"], "Error: --steps: must be a whole number from 1 to 10000, got 0"),
+    (["--cell", "custom", "--formula", "</script>"], "Error: --formula: "),
+    (["--cell", "lstm", "--variant", "nope"], "Error: --variant: unknown variant of lstm 'nope'"),
+    (["--params", "missing.npz"], "Error: --params: "),
+])
+def test_bad_options_get_one_line_and_no_file(args, message, tmp_path):
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    out = tmp_path / "page.html"
+    result = CliRunner().invoke(app, ["explore", "--out", str(out), *args])
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith(message) and result.output.count("\n") == 1, result.output
+    assert not out.exists() and list(tmp_path.iterdir()) == []
