@@ -26,7 +26,7 @@ from derive.cells import CELLS
 from derive.errors import InvalidValue
 from numeric import gradients
 from reports.explorer import page
-from reports.explorer.lessons import lesson
+from reports.explorer.lessons import choices, lesson
 
 ROOT = Path(__file__).resolve().parents[1]
 CUSTOM = "tanh(w*h + u*x + b)"
@@ -199,22 +199,34 @@ def test_tanh_saturates_as_derive_says(browser, pages, tmp_path):
     assert float(dom["dh-value"]["attrs"]["data-log10"]) == pytest.approx(d.evaluations[0].entries[0].log10_abs, rel=1e-12)
 
 
-def test_an_lstm_setting_matches_numeric(browser, pages, tmp_path):
-    """∂h_T/∂h_0, ‖∂s_T/∂s_0‖₂, h_T, c_T and every ∂h_T/∂θ (BPTT) against numeric to 1e-12 relative."""
-    data = lesson(CELLS["lstm"], "standard", None)
-    values = {q["key"]: q["value"] for q in data["params"]} | {"b_f": 1.5, "W_hf": 0.9}
-    dom = shown(browser, pages["default"], "cell=lstm&b_f=1.5&W_hf=0.9&T=60&x=0.3,-0.2,0.7", tmp_path)
+LESSONS = [lesson(d, v, a) for d in CELLS.values() for v, a in choices(d)]
+
+
+@pytest.mark.parametrize("data", LESSONS, ids=[d["key"] for d in LESSONS])
+def test_every_cell_on_the_page_matches_numeric(browser, pages, tmp_path, data):
+    """∂h_T/∂h_0, ‖∂s_T/∂s_0‖₂, the states at T and every ∂h_T/∂θ (BPTT) against numeric to 1e-12
+    relative, at the page's weights with one moved (an LSTM's b_f as the issue asks)."""
+    values = {q["key"]: q["value"] for q in data["params"]}
+    moved = "b_f" if "b_f" in values else next(iter(values), None)
+    fragment = f"cell={data['cell']}&T=40&x=0.3,-0.2,0.7"
+    fragment += "".join(f"&{k}={data[k]}" for k in ("variant", "activation") if data[k])
+    if moved:
+        values[moved] = 1.5
+        fragment += f"&{moved}=1.5"
+    dom = shown(browser, pages["default"], fragment, tmp_path)
     weights = {k: np.full((1, 1) if k.startswith("W") else (1,), v) for k, v in values.items()}
-    x = np.array([0.3, -0.2] + [0.7] * 58)[:, None]
-    r = gradients(weights, inputs=x, cell="lstm")
-    jacobian = r.jacobian.mantissa[0, 0] * 10.0 ** r.jacobian.log10_scale
+    r = gradients(weights or None, inputs=np.array([0.3, -0.2] + [0.7] * 38)[:, None], cell=data["cell"],
+                  variant=data["variant"], activation=data["activation"])
+    out = data["output"]
+    jacobian = r.jacobian.mantissa[out, out] * 10.0 ** r.jacobian.log10_scale
     assert float(dom["dh-value"]["attrs"]["data-value"]) == pytest.approx(jacobian, rel=1e-12)
     sigma1 = np.linalg.svd(r.jacobian.mantissa, compute_uv=False)[0]
     assert float(dom["norm-value"]["attrs"]["data-log10"]) == pytest.approx(
-        np.log10(sigma1) + r.jacobian.log10_scale, rel=1e-12)
+        np.log10(sigma1) + r.jacobian.log10_scale, rel=1e-12, abs=1e-13)
     finals = {e["attrs"]["data-name"]: float(e["attrs"]["data-value"]) for k, e in dom.items() if k.startswith("final-")}
-    assert finals["h"] == pytest.approx(r.states["h"][-1, 0, 0], rel=1e-12)
-    assert finals["c"] == pytest.approx(r.states["c"][-1, 0, 0], rel=1e-12)
+    for state in data["states"]:
+        assert finals[state] == pytest.approx(r.states[state][-1, 0, 0], rel=1e-12), state
+    assert len(r.grads) == len(data["params"])
     for name, grad in r.grads.items():
         assert float(dom[f"param:{name}"]["attrs"]["data-value"]) == pytest.approx(grad.item(), rel=1e-12), name
 
