@@ -51,7 +51,12 @@ class Unroll:
 
     @cached_property
     def plan(self) -> Plan:
-        """The core's compiled stages and what every step reads of them."""
+        """The core's compiled stages and what every step reads of them: for a layer, the
+        elementwise stages in C where a compiler is found (``native.fused``), else NumPy's."""
+        if not self.lead:
+            from .native.fused import fused_plan  # compiles the core's C on its first use
+
+            return fused_plan(self.core, self.dtype) or plan(self.core)
         return plan(self.core)
 
     @cached_property

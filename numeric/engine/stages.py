@@ -74,6 +74,8 @@ class Kernels:
     expressions: tuple[tuple[sp.Symbol, sp.Expr], ...] = ()  # each input's cotangent, symbolically
     vjp: Callable | None = None
     x_vjp: Callable | None = None  # the same arguments -> x's cotangent, where x is read here directly
+    # What every printer prints: (kernel, its arguments, its expressions) for forward, vjp and x_vjp.
+    definitions: tuple[tuple[str, tuple[sp.Symbol, ...], tuple[sp.Expr, ...]], ...] = ()
 
 
 def _group(core: Core, maps: tuple[LinearMap, ...]) -> tuple[Group, ...]:
@@ -97,15 +99,16 @@ def _elementwise(core: Core, rules: Elementwise) -> Kernels:
     x_cot = [e for u, e in nonzero if u == core.x]
     nonzero = [(u, e) for u, e in nonzero if u != core.x]
     # W_xi x and W_hi h (and b_i) share one cotangent: computed once, one array for all three.
-    distinct = list(dict.fromkeys(e for _, e in nonzero))
+    distinct = tuple(dict.fromkeys(e for _, e in nonzero))
     vjp_args = rules.inputs + rules.quantities + rules.saved + rules.outside
+    definitions = (("forward", rules.inputs, rules.forward), ("vjp", vjp_args, distinct),
+                   *((("x_vjp", vjp_args, tuple(x_cot)),) if x_cot else ()))
     return Kernels(
         received=tuple(map(key, rules.received)), computed=tuple(map(key, rules.quantities)),
         outputs=tuple(map(key, rules.quantities + rules.saved)), inputs=tuple(map(key, rules.inputs)),
-        forward=ordered_lambdify(list(rules.forward), rules.inputs, MODULES),
         cotangents=tuple((key(u), distinct.index(e)) for u, e in nonzero), expressions=tuple(nonzero),
-        vjp=ordered_lambdify(distinct, vjp_args, MODULES),
-        x_vjp=ordered_lambdify(x_cot, vjp_args, MODULES) if x_cot else None,
+        definitions=definitions,
+        **{name: ordered_lambdify(list(exprs), args, MODULES) for name, args, exprs in definitions},
     )
 
 

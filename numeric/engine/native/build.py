@@ -21,7 +21,11 @@ from pathlib import Path
 from derive.errors import UnrolledError
 
 #: -ffast-math lets gcc call glibc's vectorised exp and tanh (libmvec) inside the simd loops.
-FLAGS = ["-O3", "-ffast-math", "-march=native", "-fopenmp", "-fPIC", "-shared"]
+FLAGS = ["-O3", "-ffast-math", "-march=native", "-fopenmp", "-fPIC"]
+#: Linking is a step of its own, without -ffast-math: linked with it, gcc 12 adds crtfastmath.o, whose
+#: constructor sets flush-to-zero for the whole process when the library loads (Python's and NumPy's
+#: subnormals, 1e-310, then read 0 from the first layer on).
+LINK = ["-shared", "-fopenmp"]
 #: gcc's instruction combiner is quadratic on long straight-line code: at most 2 instructions
 #: at a time, LSTM n = 16 compiles in 44 s instead of 150 s (gcc 12), and n <= 8 runs as fast.
 GCC_FLAGS = ["--param=max-combine-insns=2"]
@@ -29,9 +33,15 @@ GCC_FLAGS = ["--param=max-combine-insns=2"]
 
 def compiler() -> str | None:
     """The C compiler to use (``$CC``, else gcc, else cc), or None."""
-    for name in (os.environ.get("CC"), "gcc", "cc"):
-        if name and shutil.which(name):
-            return shutil.which(name)
+    return _found(os.environ.get("CC"), os.environ.get("PATH"))
+
+
+@cache
+def _found(cc: str | None, path: str | None) -> str | None:
+    # Looked up once per $CC and $PATH: every layer asks (``fused``), and a search of PATH takes 45 µs.
+    for name in (cc, "gcc", "cc"):
+        if name and shutil.which(name, path=path):
+            return shutil.which(name, path=path)
     return None
 
 
@@ -115,7 +125,7 @@ def flags(cc: str) -> list[str]:
 
 def library_name(text: str, cc: str) -> str:
     """The cached library's file name: a hash of the source, the flags and the compiler."""
-    key = "\n".join([text, " ".join(flags(cc)), _compiler_identity(cc)])
+    key = "\n".join([text, " ".join(flags(cc)), " ".join(LINK), _compiler_identity(cc)])
     return f"bptt-{hashlib.sha256(key.encode()).hexdigest()[:32]}.so"
 
 
@@ -126,18 +136,34 @@ def _build(cc: str, text: str, folder: Path, library: Path) -> None:
     files, and the last rename wins with identical content.
     """
     fd, c_file = tempfile.mkstemp(prefix=".bptt-", suffix=".c", dir=folder)
-    fd_so, temp = tempfile.mkstemp(prefix=".bptt-", suffix=".so", dir=folder)
-    os.close(fd_so)
+    made = [tempfile.mkstemp(prefix=".bptt-", suffix=suffix, dir=folder) for suffix in (".o", ".so")]
+    for descriptor, _ in made:
+        os.close(descriptor)
+    o_file, temp = (name for _, name in made)
     try:
         with os.fdopen(fd, "w") as handle:
             handle.write(text)
-        result = subprocess.run([cc, *flags(cc), c_file, "-o", temp, "-lm"], capture_output=True, text=True)
-        if result.returncode != 0:
-            raise UnrolledError(f"compiling the native kernel failed: {result.stderr.strip().splitlines()[-1:]}")
+        for step in ([*flags(cc), "-c", c_file, "-o", o_file], [*LINK, o_file, "-o", temp, "-lm"]):
+            result = subprocess.run([cc, *step], capture_output=True, text=True)
+            if result.returncode != 0:
+                raise UnrolledError(f"compiling the native kernel failed: {result.stderr.strip().splitlines()[-1:]}")
         os.replace(temp, library)
     finally:
-        for leftover in (c_file, temp):
+        for leftover in (c_file, o_file, temp):
             Path(leftover).unlink(missing_ok=True)
+
+
+def library(text: str) -> ctypes.CDLL:
+    """The C source ``text`` compiled to a library (once per text and compiler: the cache) and loaded."""
+    cc = compiler()
+    if cc is None:
+        raise UnrolledError("the native backend needs a C compiler (set CC, or install gcc); "
+                            "the NumPy backend needs none")
+    folder = private_folder(cache_folder())
+    path = folder / library_name(text, cc)
+    if not path.exists():
+        _build(cc, text, folder, path)
+    return _load(path)
 
 
 @cache
@@ -147,15 +173,7 @@ def compiled(text: str):
     Its signature is ``codegen.SIGNATURE``'s: int bptt(long N, long T, long C, theta,
     shared, x, s0, long first, int every, out), every array a pointer.
     """
-    cc = compiler()
-    if cc is None:
-        raise UnrolledError("the native backend needs a C compiler (set CC, or install gcc); "
-                            "the NumPy backend needs none")
-    folder = private_folder(cache_folder())
-    library = folder / library_name(text, cc)
-    if not library.exists():
-        _build(cc, text, folder, library)
-    function = _load(library).bptt
+    function = library(text).bptt
     function.restype = ctypes.c_int
     function.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_long, *[ctypes.c_void_p] * 4,
                          ctypes.c_long, ctypes.c_int, ctypes.c_void_p]
