@@ -4,6 +4,8 @@ the page opens with (the lecture's examples, else the weights ``derive`` draws).
 
 from __future__ import annotations
 
+import html
+
 import sympy as sp
 
 from derive.cell import Cell, CellDef, make_cell
@@ -53,7 +55,7 @@ def _chain(cell: Cell) -> tuple[str, ...]:
     for c in cell.definition.carousel:
         along = state_chain(cell, c, c)
         rows.append(_equation(partial(f"{c}_T", f"{c}_k"), mathml(along.closed, cell)) +
-                    f"<mtext>  along the {c} path alone</mtext>")
+                    f"<mtext>  along the {html.escape(c)} path alone</mtext>")
     return tuple(rows)
 
 
