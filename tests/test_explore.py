@@ -293,3 +293,9 @@ def test_bad_options_get_one_line_and_no_file(args, message, tmp_path):
     assert result.exit_code == 2, result.output
     assert result.output.startswith(message) and result.output.count("\n") == 1, result.output
     assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_a_choice_the_page_does_not_have_is_named(browser, pages, tmp_path):
+    dom = shown(browser, pages["default"], "cell=lstm&variant=nope&T=20", tmp_path)
+    assert dom["notice"]["text"] == "ignored in the link: cell, variant"
+    assert dom["dh-name"]["text"] == "∂h_20/∂h_0 ="  # the opening cell, at the link's T

@@ -314,7 +314,7 @@ function readFragment() {
     (!f.get("activation") || l.activation === f.get("activation"));
   const lesson = f.has("cell") ? DATA.lessons.find(wanted) : byKey[DATA.start];
   choose(lesson || byKey[DATA.start]);
-  if (f.has("cell") && !lesson) ignored.push("cell");
+  if (f.has("cell") && !lesson) ignored.push(...["cell", "variant", "activation"].filter((k) => f.has(k)));
   for (const [k, v] of f) {
     const n = Number(v), j = state.lesson.params.findIndex((q) => q.name === k || q.key === k);
     const s = state.lesson.states.findIndex((name) => `${name}0` === k);
