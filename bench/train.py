@@ -1,6 +1,6 @@
 """Updates per second: training an LSTM (n = 32, batch 64, cuisine at lag 50) here and in PyTorch.
 
-    python bench/train.py [--rounds 7] [--updates 10]
+    python bench/train.py [--hidden 32] [--batch 64] [--rounds 7] [--updates 10]
 
 One update = forward over T = 54 steps, the readout's cross-entropy, BPTT,
 clipping by norm (1.0) and one Adam step.  Ours: ``numeric.training.train`` in float64 and in
@@ -28,6 +28,7 @@ import argparse
 import statistics
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -110,10 +111,14 @@ def agree(params) -> float:
 
 
 def main() -> None:
+    global SETTINGS  # every contender reads the one setting: the options replace its size and batch
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--updates", type=int, default=10)
+    parser.add_argument("--hidden", type=int, default=SETTINGS.hidden, help="the LSTM's hidden size n")
+    parser.add_argument("--batch", type=int, default=SETTINGS.batch, help="sequences per update")
     args = parser.parse_args()
+    SETTINGS = resolve(replace(SETTINGS, hidden=args.hidden, batch=args.batch))
     params = initial_params(SETTINGS)
     try:
         import torch  # noqa: F401
@@ -127,27 +132,30 @@ def main() -> None:
             sys.exit("ours and PyTorch disagree; not timing")
     data = batches(args.updates)
     narrow = {k: v.astype(np.float32) for k, v in params.items()}
-    contenders = {"ours (NumPy f64)": ours(params, data), "ours (NumPy f32)": ours(narrow, data)}
+    contenders = {"ours f64": ours(params, data), "ours f32": ours(narrow, data)}
     if have_torch:
         contenders["PyTorch f64"] = pytorch(params)
         contenders["PyTorch f32"] = pytorch(params, "float32")
     times = {name: [] for name in contenders}
+    cpu = {name: [] for name in contenders}
     for name, run in contenders.items():
         run(data[:2])  # warm-up: compiles our kernels, PyTorch's first-call work
     for _ in range(args.rounds):
         for name, run in contenders.items():
-            start = time.perf_counter()
+            start, used = time.perf_counter(), time.process_time()
             run(data)
             times[name].append((time.perf_counter() - start) / args.updates)
+            cpu[name].append((time.process_time() - used) / args.updates)
     print(f"LSTM n = {SETTINGS.hidden}, batch {SETTINGS.batch}, {SETTINGS.task} lag {SETTINGS.lag} "
           f"(T = {tasks.steps(SETTINGS.task, SETTINGS.lag)}), 1 thread; median of {args.rounds} rounds "
           f"of {args.updates} updates")
-    print(f"{'':<20}{'ms/update':>10}{'updates/s':>11}{'ratio':>8}")
+    print(f"{'':<20}{'ms/update':>10}{'CPU ms':>8}{'updates/s':>11}{'ratio':>8}")
     for name, values in times.items():
         median = statistics.median(values)
         peer = "PyTorch f32" if "f32" in name else "PyTorch f64"
         ratio = f"{median / statistics.median(times[peer]):.2f}" if peer in times else "-"
-        print(f"{name:<20}{1000 * median:>10.1f}{1 / median:>11.1f}{ratio:>8}")
+        print(f"{name:<20}{1000 * median:>10.1f}{1000 * statistics.median(cpu[name]):>8.1f}"
+              f"{1 / median:>11.1f}{ratio:>8}")
     if have_torch:
         print("ratio: against PyTorch in the same dtype; goal: ours ≤ 1.0x PyTorch's time per update")
 
