@@ -205,7 +205,8 @@ def mathml(expr, cell=None) -> str:
     """
     if isinstance(expr, sp.MatrixBase) and expr.shape == (1, 1):
         expr = expr[0]
-    return MathMLPrinter({"mul_symbol": None}).doprint(prepare(expr, cell))
+    # SymPy writes a minus as "-" (a hyphen); ours (h_{t−1}) as the minus sign: one sign on the page.
+    return MathMLPrinter({"mul_symbol": None}).doprint(prepare(expr, cell)).replace("<mo>-</mo>", "<mo>&#8722;</mo>")
 
 
 def align(rows: list[str], indent: str = "") -> str:

@@ -15,7 +15,8 @@ import sympy as sp
 from .cell import Cell
 from .errors import InvalidValue
 
-_NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE]([+-]?\d+))?$")
+#: A number as a user may type one (derive's settings and inputs, and the explorer page's boxes and link).
+NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE]([+-]?\d+))?$")
 _FRACTION = re.compile(r"^[+-]?\d+/\d+$")
 #: Decimal exponents beyond this are refused: they are not useful and cost time to hold exactly.
 MAX_EXPONENT = 300
@@ -36,7 +37,7 @@ def parse_number(text: str, field: str) -> sp.Rational:
     text = text.strip()
     if len(text) > MAX_CHARS:
         raise InvalidValue(field, f"a number of {len(text)} characters; allowed: at most {MAX_CHARS}")
-    match = _NUMBER.match(text)
+    match = NUMBER.match(text)
     if match:
         if match.group(4) is not None and abs(int(match.group(4))) > MAX_EXPONENT:
             raise InvalidValue(field, f"{text} is beyond 1e±{MAX_EXPONENT}; allowed: finite numbers")

@@ -94,7 +94,10 @@ def test_a_custom_cell_reaches_the_code_only_as_slots(pages):
     cells = re.findall(r"<script>(const CELLS = .*?)</script>", text, flags=re.S)[0]
     custom = cells[cells.index('"custom":'):]
     code = custom[:custom.index("\n}")]
-    assert "w" not in re.sub(r"Math\.\w+|return|new Array|const|sigmoid|relu|heaviside|\"custom\"", "", code)
+    names = set(re.findall(r"(?<![.\w])[A-Za-z_]\w*", code.replace('"custom"', "")))
+    allowed = {"step", "jacobian", "partials", "p", "s", "x", "q", "const", "new", "Array", "return", "Math",
+               "sigmoid", "relu", "heaviside"}
+    assert names - allowed <= {f"v{j}" for j in range(100)}, names - allowed
 
 
 def test_a_symbol_without_a_slot_fails_before_any_code_exists():
@@ -114,7 +117,7 @@ def test_the_derivation_is_mathml_of_derives_expressions(pages):
     rnn = re.search(r'<section class="derivation" data-cell="rnn/linear" hidden>(.*?)</section>', text, re.S).group(1)
     # h_t = b_h + h_{t-1} w + u x_t, and the closed form w^(T−k), as SymPy's MathML printer lays them out
     assert "<msub><mi>h</mi><mrow><mi>t</mi><mo>&#8722;</mo><mn>1</mn></mrow></msub>" in rnn
-    assert "<msup><mi>w</mi><mrow><mi>T</mi><mo>-</mo><mi>k</mi></mrow></msup>" in rnn
+    assert "<msup><mi>w</mi><mrow><mi>T</mi><mo>&#8722;</mo><mi>k</mi></mrow></msup>" in rnn
     assert rnn.count("<math display=\"block\">") == 4  # the step, J_t, the chain rule, the closed form
     assert not any("{" in block for block in re.findall(r"<math.*?</math>", rnn))  # no h_{t-1} left over
 
@@ -167,6 +170,8 @@ def shown(browser: str, path: Path, fragment: str, tmp_path: Path) -> dict:
     assert done.returncode == 0, done.stderr[-2000:]
     parser = _Elements()
     parser.feed(done.stdout)
+    # Chromium dumps whatever is there after about 5 s: a page that hangs is caught by this, not by a timeout.
+    assert parser.found["body"]["attrs"].get("data-ready") == "1", f"the page did not finish at #{fragment}"
     return parser.found | {"labelled": parser.labels}
 
 
@@ -299,3 +304,23 @@ def test_a_choice_the_page_does_not_have_is_named(browser, pages, tmp_path):
     dom = shown(browser, pages["default"], "cell=lstm&variant=nope&T=20", tmp_path)
     assert dom["notice"]["text"] == "ignored in the link: cell, variant"
     assert dom["dh-name"]["text"] == "∂h_20/∂h_0 ="  # the opening cell, at the link's T
+
+
+def test_extreme_settings_finish_and_say_what_they_are(browser, pages, tmp_path):
+    """A flat line at 1e20 (ticks once looped forever), a weight of 1.5e308 (its square is no double),
+    w = 0 (a derivative of exactly 0: derive's bound verdict), hex in a link (refused as derive does)."""
+    shown(browser, pages["default"], "cell=rnn&w=1&u=0&b_h=0&h0=1e20&T=5", tmp_path)
+    dom = shown(browser, pages["default"], "cell=rnn&w=1.5e308&T=2", tmp_path)
+    assert float(dom["dh-value"]["attrs"]["data-log10"]) == pytest.approx(2 * np.log10(1.5e308), rel=1e-13)
+    assert "data-value" not in dom["dh-value"]["attrs"]
+    dom = shown(browser, pages["default"], "cell=rnn&w=0&T=50", tmp_path)
+    d = solve("rnn", steps=50, settings=("w=0", "u=1", "b_h=0"))
+    assert dom["regime"]["attrs"]["data-verdict"] == d.evaluations[0].regime.verdict == "vanishing"
+    assert dom["dh-value"]["attrs"]["data-value"] == "0" and dom["norm-value"]["text"].endswith("= 0")
+    dom = shown(browser, pages["default"], "cell=rnn&w=0x10&T=5", tmp_path)
+    assert dom["notice"]["text"] == "ignored in the link: w"
+
+
+def test_a_parameter_may_not_take_a_key_of_the_link():
+    with pytest.raises(InvalidValue, match="'cell' has the name of a key of the explorer's link"):
+        page(cell="custom", formulas=("h = tanh(cell*h + x)",))

@@ -16,6 +16,8 @@ import base64
 import hashlib
 import html
 import json
+
+import sympy as sp
 from importlib import resources
 from string import Template
 
@@ -23,7 +25,8 @@ from derive.cell import variant_and_activation
 from derive.cells import CELLS
 from derive.custom import cell_definition
 from derive.errors import InvalidValue
-from derive.regime import NEUTRAL_DECADES
+from derive.regime import NEUTRAL_DECADES, judge, measured
+from derive.values import NUMBER
 
 from .lessons import choices, key, lesson
 
@@ -44,6 +47,15 @@ def _script_safe(text: str) -> str:
 
 def _hash(script: str) -> str:
     return "'sha256-" + base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode("ascii") + "'"
+
+
+def regime_words() -> dict[str, list[str]]:
+    """derive's verdict and reason where no rate was measured (a derivative of exactly 0), by where
+    γσ₁ stands against 1, and for a cell without Pascanu's bound: the page says them as derive does."""
+    words = {side: judge("W_hh", sp.Integer(1), sigma1, 1) for side, sigma1 in (("below", 0.5), ("above", 2.0),
+                                                                                ("at", 1.0))}
+    words["unmeasured"] = measured(None, 1)
+    return {side: [r.verdict, r.reason] for side, r in words.items()}
 
 
 def _derivation(data: dict) -> str:
@@ -82,7 +94,8 @@ def page(cell: str = "rnn", variant: str | None = None, activation: str | None =
         f"{_script_safe(json.dumps(data['key']))}: {data['code']},\n" for data in lessons) + "};"
     public = [{k: v for k, v in data.items() if k not in ("code", "math")} for data in lessons]
     data = {"lessons": public, "start": start, "steps": steps, "T": min(OPENING_T, steps),
-            "neutral_decades": NEUTRAL_DECADES, "trained": trained}
+            "neutral_decades": NEUTRAL_DECADES, "regime": regime_words(), "number": NUMBER.pattern,
+            "trained": trained}
     runtime = _asset("explorer.js")
     text = Template(_asset("page.html")).substitute(
         style=_asset("explorer.css"), script_hashes=" ".join(map(_hash, (cells, runtime))),

@@ -10,6 +10,7 @@ import sympy as sp
 
 from derive.cell import Cell, CellDef, make_cell
 from derive.chain import state_chain
+from derive.errors import InvalidValue
 from derive.graph import generic_equations, jacobian_step, quantity_names
 from derive.javascript import program
 from derive.printing import mathml, text
@@ -97,9 +98,22 @@ def _bound(cell: Cell) -> dict | None:
     return {"gamma": float(cell.activation.gamma), "weight": cell.param_names().index(weight)}
 
 
+#: The page's link names these itself; a parameter may not take one of the names.
+LINK_KEYS = ("cell", "variant", "activation", "T", "x")
+
+
+def _check_names(cell: Cell) -> None:
+    reserved = set(LINK_KEYS) | {f"{s}0" for s in cell.states}
+    for name in cell.param_names():
+        if cell.display_name(name) in reserved:
+            raise InvalidValue("formula", f"the parameter {cell.display_name(name)!r} has the name of a key of the "
+                               f"explorer's link ({', '.join(sorted(reserved))}); rename it")
+
+
 def lesson(definition: CellDef, variant: str | None, activation: str | None) -> dict:
     """One choice of cell as the page's data (``code`` is the JavaScript, kept apart from the rest)."""
     cell = make_cell(definition, variant, activation)
+    _check_names(cell)
     values = defaults(definition, cell, variant, activation)
     quantities = quantity_names(cell)
     return {

@@ -51,17 +51,28 @@ NARROW = 8
 #: LSTM VJP's 27 arrays: 23 µs a call through ``__array_interface__``, 2.5 µs as 27 objects, 0.5 µs as
 #: one tuple).  ``_layout_holds`` checks both layouts against this Python and NumPy once.
 LAYOUT = """#include <stddef.h>
+#include <stdint.h>
 typedef struct {{ char head[{head}]; const void *type; char *data; int nd; const ptrdiff_t *dims;
                  const ptrdiff_t *strides; const void *base; const void *descr; }} array;
+#define TYPE(o) (*(const void *const *) ((const char *) (o) + {head}))
 #define SIZE(t) (*(const ptrdiff_t *) ((const char *) (t) + {head} + sizeof(void *)))
 #define ITEM(t, i) (((const array *const *) ((const char *) (t) + {items}))[i])
-static const void *ndarray, *real_descr;
-void set_types(const void *type, const void *descr) {{ ndarray = type; real_descr = descr; }}
-const char *first_data(const void *t) {{ return SIZE(t) == 1 ? ITEM(t, 0)->data : NULL; }}
+static const void *tuple_type, *ndarray, *real_descr;
+void set_types(const void *tuple, const void *type, const void *descr) {{
+    tuple_type = tuple; ndarray = type; real_descr = descr;
+}}
+/* What this file reads of the first item of a tuple, for the check against Python's own view of it:
+   data, nd, dims[0..1], strides[0..1], and whether type and descr are ndarray's and real's. */
+void probe(const void *t, ptrdiff_t *out) {{
+    const array *a = ITEM(t, 0);
+    out[0] = (ptrdiff_t) a->data; out[1] = a->nd; out[2] = a->dims[0]; out[3] = a->dims[1];
+    out[4] = a->strides[0]; out[5] = a->strides[1]; out[6] = a->type == ndarray; out[7] = a->descr == real_descr;
+    out[8] = TYPE(t) == tuple_type; out[9] = SIZE(t);
+}}
 /* Whether a is an ndarray of real shaped (B, n) (kind 0), (1, n) (kind 1) or of one value (kind 2),
    its units adjacent and its rows a whole number of reals apart. */
-static int fits(const array *a, long B, long n, int kind) {{
-    if (a->type != ndarray || a->descr != real_descr) return 0;
+static int fits(const array *a, ptrdiff_t B, ptrdiff_t n, int kind) {{
+    if (a->type != ndarray || a->descr != real_descr || (uintptr_t) a->data % sizeof(real)) return 0;
     if (kind == 2) {{
         for (int k = 0; k < a->nd; k++) if (a->dims[k] != 1) return 0;
         return 1;
@@ -71,8 +82,8 @@ static int fits(const array *a, long B, long n, int kind) {{
         && (a->dims[0] == 1 || a->strides[0] % (ptrdiff_t) sizeof(real) == 0);
 }}
 /* Whether out is a C-contiguous ndarray of real shaped (k, B, n): the outputs, one after another. */
-static int block(const array *out, long k, long B, long n) {{
-    return out->type == ndarray && out->descr == real_descr && out->nd == 3 && out->dims[0] == k
+static int block(const array *out, ptrdiff_t k, ptrdiff_t B, ptrdiff_t n) {{
+    return out->type == ndarray && out->descr == real_descr && (uintptr_t) out->data % sizeof(real) == 0 && out->nd == 3 && out->dims[0] == k
         && out->dims[1] == B && out->dims[2] == n && out->strides[2] == (ptrdiff_t) sizeof(real)
         && out->strides[1] == n * out->strides[2] && out->strides[0] == B * out->strides[1];
 }}
@@ -92,8 +103,8 @@ def function(name: str, args, exprs, kind: tuple[int, ...], real: str) -> list[s
     (B, n) block, written to out (len(exprs), B, n).  Returns 0, or 1 + the first argument that does not
     fit (len(args) + 1: out; −1: a tuple of another length)."""
     used = set().union(*(e.free_symbols for e in exprs))
-    lines = [f"int {name}(long B, long n, const void *args, const array *out) {{",
-             f"    if (SIZE(args) != {len(args)}) return -1;"]
+    lines = [f"int {name}(ptrdiff_t B, ptrdiff_t n, const void *args, const array *out) {{",
+             f"    if (TYPE(args) != tuple_type || SIZE(args) != {len(args)}) return -1;"]
     for i, k in enumerate(kind):
         lines += [f"    const array *a{i} = ITEM(args, {i});", f"    if (!fits(a{i}, B, n, {k})) return {i + 1};",
                   f"    const real *restrict p{i} = (const real *) a{i}->data;"]
@@ -112,7 +123,7 @@ def _loops(body: list[str]) -> list[str]:
     """``body`` at every (b, j): the units in the inner (vectorised) loop, or the batch where the units
     are fewer than a vector holds (n = 1: 64 scalar calls of tanh a step, 1.3 µs, measured)."""
     def nest(outer: str, inner: str) -> list[str]:
-        return [f"        for (long {outer}) {{", "            #pragma omp simd", f"            for (long {inner}) {{",
+        return [f"        for (ptrdiff_t {outer}) {{", "            #pragma omp simd", f"            for (ptrdiff_t {inner}) {{",
                 *body, "            }", "        }"]
     return [f"    if (n < {NARROW}) {{", *nest("j = 0; j < n; j++", "b = 0; b < B; b++"), "    } else {",
             *nest("b = 0; b < B; b++", "j = 0; j < n; j++"), "    }"]
@@ -167,19 +178,25 @@ def _stage(library, index: int, core: Core, k: stages.Kernels, dtype: np.dtype) 
     for name, args, exprs, kind in printed(core, k):
         c = getattr(library, f"s{index}_{name}")
         # The tuple of arrays itself, a PyObject *, and the outputs' array: ctypes holds both during the call.
-        c.restype, c.argtypes = ctypes.c_int, [ctypes.c_long, ctypes.c_long, ctypes.py_object, ctypes.py_object]
+        c.restype, c.argtypes = ctypes.c_int, [ctypes.c_ssize_t, ctypes.c_ssize_t, ctypes.py_object, ctypes.py_object]
         given = len(k.received) if name != "forward" else 0
+        # Sized by its first per-step argument, which must be an array: never a cotangent (may be 0.0).
+        assert kind.index(FULL) < len(args) - given, (core.name, name)
         swapped[name] = wrapped(c, getattr(k, name), kind.index(FULL), len(exprs), given, dtype)
     return replace(k, **swapped)
 
 
 def _layout_holds(library, dtype: np.dtype) -> bool:
-    """Whether the compiled layouts read this Python's tuples and NumPy's arrays where they are."""
-    library.set_types.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
-    library.set_types(id(np.ndarray), id(dtype))
-    library.first_data.restype, library.first_data.argtypes = ctypes.c_void_p, [ctypes.py_object]
-    probe = np.zeros((3, 4), dtype)[1:, 1:]
-    return library.first_data((probe,)) == probe.__array_interface__["data"][0]
+    """Whether the compiled layouts read this Python's tuples and NumPy's arrays where they are: every
+    field C reads, of a strided view (whose data, shape and strides differ from any default)."""
+    library.set_types.argtypes = [ctypes.c_void_p] * 3
+    library.set_types(id(tuple), id(np.ndarray), id(dtype))
+    library.probe.argtypes = [ctypes.py_object, ctypes.c_void_p]
+    view = np.zeros((5, 7), dtype)[1::2, 2:]
+    seen = np.zeros(10, np.intp)
+    library.probe((view,), seen.ctypes.data)
+    want = [view.__array_interface__["data"][0], view.ndim, *view.shape, *view.strides, 1, 1, 1, 1]
+    return seen.tolist() == want
 
 
 @cache
@@ -190,6 +207,8 @@ def _compiled(core: Core, dtype: np.dtype) -> stages.Plan | None:
         warnings.warn(f"the NumPy kernels run instead of C for {core.name}: {error}", RuntimeWarning)
         return None
     if not _layout_holds(library, dtype):
+        warnings.warn(f"the NumPy kernels run instead of C for {core.name}: this Python's or NumPy's object "
+                      "layout is not the one the kernels read", RuntimeWarning)
         return None
     base = stages.plan(core)
     kernels = tuple(_stage(library, index, core, k, dtype) for index, k in enumerate(base.kernels))

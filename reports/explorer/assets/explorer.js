@@ -48,6 +48,19 @@ function rescale(rows, e) {
   return [rows.map((r) => r.map((v) => ldexp(v, -k))), e + k];
 }
 
+function product(a, b, e) {
+  // a · b · 2^e, each factor renormalised first, so no product of two entries over- or underflows
+  const [as, ea] = rescale(a, 0), [bs, eb] = rescale(b, 0);
+  return rescale(matmul(as, bs), e + ea + eb);
+}
+function mark(el, m, e) {
+  // a number for programs: its exact double where there is one, log10|·| and the sign
+  const v = asNumber(m, e);
+  el.dataset.log10 = String(log10Scaled(m, e));
+  el.dataset.sign = String(Math.sign(m));
+  if (v !== null) el.dataset.value = String(v); else delete el.dataset.value;
+}
+
 // --- Small matrices ----------------------------------------------------------------------------
 function matmul(a, b) {
   return a.map((row) => b[0].map((_, j) => row.reduce((sum, v, k) => sum + v * b[k][j], 0)));
@@ -99,7 +112,7 @@ function byLag(lesson, steps) {
   let M = identity(lesson.states.length), e = 0;
   const lags = new Array(T);
   for (let t = T; t >= 1; t--) {
-    [M, e] = rescale(matmul(M, steps[t - 1].J), e);
+    [M, e] = product(M, steps[t - 1].J, e);
     lags[t - 1] = { m: M[out][out], e, log10Norm: Math.log10(sigma1(M)) + e * LOG10_2 };
   }
   return lags;  // lags[k] is ∂s_T/∂s_k
@@ -110,7 +123,7 @@ function growth(lesson, steps) {
   const out = lesson.output;
   let N = identity(lesson.states.length), e = 0;
   return steps.map((step) => {
-    [N, e] = rescale(matmul(step.J, N), e);
+    [N, e] = product(step.J, N, e);
     return log10Scaled(N[out][out], e);
   });
 }
@@ -130,12 +143,12 @@ function bptt(lesson, steps) {
   let total = [new Array(P).fill(0)], te = null;
   for (let t = steps.length; t >= 1; t--) {
     if (P) {
-      const term = matmul(lambda, steps[t - 1].P);
-      if (te === null || e > te) { total = total.map((r) => r.map((v) => ldexp(v, (te ?? e) - e))); te = e; }
-      total = [total[0].map((v, j) => v + ldexp(term[0][j], e - te))];
+      const [term, et] = product(lambda, steps[t - 1].P, e);
+      if (te === null || et > te) { total = total.map((r) => r.map((v) => ldexp(v, (te ?? et) - et))); te = et; }
+      total = [total[0].map((v, j) => v + ldexp(term[0][j], et - te))];
       [total, te] = rescale(total, te);
     }
-    [lambda, e] = rescale(matmul(lambda, steps[t - 1].J), e);
+    [lambda, e] = product(lambda, steps[t - 1].J, e);
   }
   return total[0].map((m) => ({ m, e: te ?? 0 }));
 }
@@ -147,6 +160,7 @@ function shown(m, e) {
   // the exact double where there is one (2^50 = 1125899906842624), its power of ten beside it
   const v = asNumber(m, e);
   if (m === 0) return "0";
+  if (Number.isNaN(m)) return "not a number: a step's derivative is undefined here (0/0)";
   if (!Number.isFinite(m)) return "beyond float64: the states overflowed";
   const sign = m < 0 ? "−" : "";
   const size = power10(log10Scaled(m, e));
@@ -154,13 +168,18 @@ function shown(m, e) {
 }
 
 function regime(lesson, p, log10Norm, T) {
-  // the measured rate of ‖∂s_T/∂s_0‖₂ decides; Pascanu's bound (γσ₁)^T is its context (derive.regime)
-  const rate = log10Norm / T;
-  const verdict = !Number.isFinite(rate) ? "unknown" : Math.abs(rate * T) < DATA.neutral_decades
-    ? "neutral (measured)" : rate < 0 ? "vanishing (measured)" : "exploding (measured)";
-  let why = Number.isFinite(rate) ? `log10 of the derivative changes by ${g4(rate)} per step` : "the derivative is 0";
-  if (lesson.bound && Number.isFinite(rate)) {
-    const product = lesson.bound.gamma * Math.abs(p[lesson.bound.weight]);
+  // derive.regime.judge: the measured rate of ‖∂s_T/∂s_0‖₂ decides; where nothing could be measured
+  // (a derivative of exactly 0, or none), Pascanu's bound (γσ₁)^T does, in derive's own words (DATA.regime)
+  const rate = Number.isFinite(log10Norm) ? log10Norm / T : null;
+  const product = lesson.bound ? lesson.bound.gamma * Math.abs(p[lesson.bound.weight]) : null;
+  if (rate === null) {
+    const [verdict, why] = DATA.regime[product === null ? "unmeasured" : product < 1 ? "below" : product > 1 ? "above" : "at"];
+    return { verdict, why, rate };
+  }
+  const verdict = Math.abs(rate * T) < DATA.neutral_decades ? "neutral (measured)"
+    : rate < 0 ? "vanishing (measured)" : "exploding (measured)";
+  let why = `log10 of the derivative changes by ${g4(rate)} per step`;
+  if (product !== null) {
     const allows = product < 1 ? "guarantees vanishing" : product > 1 ? "allows growth" : "is flat";
     why += `; the bound (γσ₁ = ${g4(product)} ${product < 1 ? "<" : product > 1 ? ">" : "="} 1) ${allows}`;
     if (product > 1 && rate < 0) why += ", but φ saturates";
@@ -170,11 +189,15 @@ function regime(lesson, p, log10Norm, T) {
 
 // --- Plots: a small SVG drawer -----------------------------------------------------------------
 function niceTicks(lo, hi, count, whole) {
-  // round steps (1, 2, 5 × 10^j), whole numbers only on an axis of steps
-  const span = hi - lo || 1, raw = span / count, mag = 10 ** Math.floor(Math.log10(raw));
-  const step = Math.max([1, 2, 5, 10].map((f) => f * mag).find((s) => s >= raw), whole ? 1 : 0);
+  // round steps (1, 2, 5 × 10^j), whole numbers only on an axis of steps; counted, so never endless
+  const raw = (hi - lo) / count;
+  if (!(raw > 0) || !Number.isFinite(raw)) return [];
+  const mag = 10 ** Math.floor(Math.log10(raw));
+  const step = Math.max([1, 2, 5, 10].map((f) => f * mag).find((v) => v >= raw), whole ? 1 : 0);
   const ticks = [];
-  for (let v = Math.ceil(lo / step) * step; v <= hi + step * 1e-9; v += step) ticks.push(Math.abs(v) < step * 1e-9 ? 0 : v);
+  for (let i = Math.ceil(lo / step); i <= Math.floor(hi / step) && ticks.length <= 2 * count; i++) {
+    ticks.push(Math.abs(i * step) < step * 1e-9 ? 0 : i * step);
+  }
   return ticks;
 }
 function tick(v) {
@@ -194,9 +217,13 @@ function plot(svg, series, xlabel, ylabel) {
   const finite = series.flatMap((s) => s.ys.filter(Number.isFinite));
   const xs = series.flatMap((s) => s.xs);
   let [ylo, yhi] = finite.length ? [Math.min(...finite), Math.max(...finite)] : [0, 1];
-  if (yhi - ylo < 1e-9) { ylo -= 1; yhi += 1; }
+  if (!(yhi - ylo > Math.abs(yhi) * 1e-9)) {  // a flat line: a band around it, wide enough to tick
+    const pad = Math.max(1, Math.abs(yhi) * 1e-3);
+    ylo -= pad; yhi += pad;
+  }
   const [xlo, xhi] = [Math.min(...xs), Math.max(...xs, Math.min(...xs) + 1)];
-  const X = (x) => L + (x - xlo) / (xhi - xlo) * (W - L - R), Y = (y) => Tp + (yhi - y) / (yhi - ylo) * (H - Tp - B);
+  // halves: yhi − ylo of ±1.5e308 would overflow
+  const X = (x) => L + (x - xlo) / (xhi - xlo) * (W - L - R), Y = (y) => Tp + (yhi / 2 - y / 2) / (yhi / 2 - ylo / 2) * (H - Tp - B);
   for (const t of niceTicks(ylo, yhi, 5, false)) {
     node("line", { x1: L, x2: W - R, y1: Y(t), y2: Y(t), class: "grid" }, svg);
     node("text", { x: L - 6, y: Y(t) + 5, class: "tick", "text-anchor": "end" }, svg, tick(t));
@@ -223,9 +250,14 @@ function plot(svg, series, xlabel, ylabel) {
 const state = { lesson: null, T: DATA.T, p: [], inputs: "1", s0: [] };
 const byKey = Object.fromEntries(DATA.lessons.map((l) => [l.key, l]));
 
+const NUMBER = new RegExp(DATA.number);  // derive.values' rule for a typed number: no hex, no "Infinity"
+function number(text) {
+  const v = String(text).trim();
+  return NUMBER.test(v) && Number.isFinite(Number(v)) ? Number(v) : null;
+}
 function parseInputs(text) {
-  const xs = text.split(",").map((v) => v.trim()).filter((v) => v !== "").map(Number);
-  return xs.length && xs.every(Number.isFinite) ? xs : null;
+  const xs = text.split(",").map(number);
+  return xs.length && xs.every((v) => v !== null) ? xs : null;
 }
 function inputsFor(T) {
   // x_1..x_T: one value held for every step, or the list, its last value held after its end
@@ -254,8 +286,9 @@ function slider(parent, id, label, value, onchange) {
   box.setAttribute("aria-label", `${label} (exact)`);
   range.addEventListener("input", () => { box.value = range.value; onchange(Number(range.value)); });
   box.addEventListener("change", () => {
-    const v = Number(box.value);
-    if (box.value.trim() !== "" && Number.isFinite(v)) { range.value = v; onchange(v); }
+    const v = number(box.value);
+    box.setAttribute("aria-invalid", String(v === null));
+    if (v !== null) { range.value = v; onchange(v); }
   });
   row.append(name, range, box);
   parent.appendChild(row);
@@ -316,13 +349,13 @@ function readFragment() {
   choose(lesson || byKey[DATA.start]);
   if (f.has("cell") && !lesson) ignored.push(...["cell", "variant", "activation"].filter((k) => f.has(k)));
   for (const [k, v] of f) {
-    const n = Number(v), j = state.lesson.params.findIndex((q) => q.name === k || q.key === k);
+    const n = number(v), j = state.lesson.params.findIndex((q) => q.name === k || q.key === k);
     const s = state.lesson.states.findIndex((name) => `${name}0` === k);
     if (["cell", "variant", "activation"].includes(k)) continue;
     else if (k === "T" && Number.isInteger(n) && n >= 1 && n <= DATA.steps) state.T = n;
     else if (k === "x" && parseInputs(v)) state.inputs = v.split(",").join(", ");
-    else if (j >= 0 && v.trim() !== "" && Number.isFinite(n)) state.p[j] = n;
-    else if (s >= 0 && v.trim() !== "" && Number.isFinite(n)) state.s0[s] = n;
+    else if (j >= 0 && n !== null) state.p[j] = n;
+    else if (s >= 0 && n !== null) state.s0[s] = n;
     else ignored.push(k);
   }
   $("notice").textContent = ignored.length ? `ignored in the link: ${ignored.join(", ")}` : "";
@@ -331,11 +364,8 @@ function readFragment() {
 
 // --- Computing and showing ---------------------------------------------------------------------------
 function setValue(id, m, e) {
-  const el = $(id), v = asNumber(m, e);
-  el.textContent = shown(m, e);
-  el.dataset.log10 = String(log10Scaled(m, e));
-  el.dataset.sign = String(Math.sign(m));
-  if (v !== null) el.dataset.value = String(v); else delete el.dataset.value;
+  $(id).textContent = shown(m, e);
+  mark($(id), m, e);
 }
 
 function update() {
@@ -345,7 +375,8 @@ function update() {
   const lags = byLag(lesson, steps), out = lesson.states[lesson.output];
   $("dh-name").textContent = `∂${out}_${T}/∂${out}_0 =`;
   setValue("dh-value", lags[0].m, lags[0].e);
-  $("norm-value").textContent = `‖∂s_${T}/∂s_0‖₂ = ${power10(lags[0].log10Norm)}`;
+  const norm = lags[0].log10Norm;
+  $("norm-value").textContent = `‖∂s_${T}/∂s_0‖₂ = ${norm === -Infinity ? "0" : Number.isNaN(norm) ? "not a number" : power10(norm)}`;
   $("norm-value").dataset.log10 = String(lags[0].log10Norm);
   const r = regime(lesson, state.p, lags[0].log10Norm, T);
   $("regime").textContent = `${r.verdict}: ${r.why}`;
@@ -358,6 +389,7 @@ function update() {
   showGrads(lesson, bptt(lesson, steps));
   draw(lesson, steps, lags);
   $("link").href = `#${fragment()}`;
+  document.body.dataset.ready = "1";  // update() ran to its end: what a test waits for
   try { history.replaceState(null, "", `#${fragment()}`); } catch (error) { /* a sandboxed frame */ }
 }
 
@@ -384,10 +416,8 @@ function showGrads(lesson, grads) {
     const row = document.createElement("tr"), name = document.createElement("td"), value = document.createElement("td");
     value.dataset.param = lesson.params[j].key;
     name.textContent = lesson.params[j].name;
-    const v = asNumber(g.m, g.e);
     value.textContent = shown(g.m, g.e);
-    value.dataset.log10 = String(log10Scaled(g.m, g.e));
-    if (v !== null) value.dataset.value = String(v);
+    mark(value, g.m, g.e);
     row.append(name, value);
     body.appendChild(row);
   });
@@ -397,7 +427,7 @@ function draw(lesson, steps, lags) {
   const T = steps.length, out = lesson.states[lesson.output];
   const ts = steps.map((_, t) => t + 1), ks = lags.map((_, k) => k);
   plot($("view-growth"), [{ name: `log10 |∂${out}_t/∂${out}_0|`, xs: ts, ys: growth(lesson, steps) }],
-    "t", "log10 |∂h_t/∂h_0|");
+    "t", `log10 |∂${out}_t/∂${out}_0|`);
   const lagSeries = [{ name: `log10 |∂${out}_T/∂${out}_k|`, xs: ks, ys: lags.map((l) => log10Scaled(l.m, l.e)) }];
   if (lesson.states.length > 1) lagSeries.push({ name: "log10 ‖∂s_T/∂s_k‖₂", xs: ks, ys: lags.map((l) => l.log10Norm) });
   plot($("view-lags"), lagSeries, "k", `log10 size at T = ${T}`);
