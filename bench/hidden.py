@@ -1,4 +1,4 @@
-"""Gradients of every parameter of a tanh RNN, LSTM and GRU layer at hidden size n, against PyTorch.
+"""Gradients of every parameter of a tanh RNN, LSTM and GRU layer at hidden size n, against PyTorch and JAX.
 
     python bench/hidden.py [--rounds 7] [--cells rnn lstm gru] [--quick]
 
@@ -8,20 +8,31 @@ all T steps, the gradient of every weight and bias) against PyTorch's
 float64 and in float32 (the same model ``.float()``, as users train), and at
 n <= 8 the C backend, ``gradient(..., mode="native", dtype="float32")`` (it runs
 the batch as settings sharing the weights; its C is unrolled per unit, so a larger
-n compiles too long).  Input size m = n; batch 64 and T = 100 (n = 1024: batch 16,
-T = 50).
+n compiles too long).  JAX (optional, when installed): ``jax.jit(jax.grad(L))`` over
+``jax.lax.scan`` of PyTorch's equations with PyTorch's four stacked tensors, in float64
+(``jax_enable_x64``) and float32.  Input size m = n; batch 64 and T = 100 (n = 1024:
+batch 16, T = 50).
 
 How:
-- One thread against one thread: the OpenMP, MKL and OpenBLAS thread counts are
-  set to 1 before NumPy or PyTorch loads, ``torch.set_num_threads(1)``, and
-  ``threadpool_limits(1)`` around everything.  On a 2-core machine shared with
-  other work, two threads a side measure the neighbours, not the code.
+- One thread against one thread: the OpenMP, MKL, OpenBLAS and PJRT (XLA's CPU
+  client) thread counts are set to 1 before NumPy, PyTorch or JAX loads,
+  ``torch.set_num_threads(1)``, and ``threadpool_limits(1)`` around everything.
+  XLA runs a call on the caller's thread and its pool's (PJRT_NPROC=1 leaves one
+  worker; XLA_FLAGS' ``--xla_cpu_multi_thread_eigen=false`` alone left jaxlib
+  0.10.2's products on two threads), so the process is pinned to one core
+  (``sched_setaffinity``, Linux): every contender, and every thread and process
+  it starts, shares that core.  The CPU-time table shows what each used.  On a
+  2-core machine shared with other work, two threads a side measure the
+  neighbours, not the code.
 - First, once per (cell, n), our gradients and h_T are checked against PyTorch
   float64: max_p max|ours − torch| / max|torch| must stay below 1e-10, else the
-  run stops.
+  run stops.  So are JAX's gradients, against ours in float64: below 1e-10 in
+  float64, below 1e-4 in float32 (float32's roundings through T steps).
 - Then the contenders run interleaved, round by round (ours in float64, ours in
-  float32 (``dtype="float32"``), torch64, torch32, ours native in float32, ours, …),
-  after one warm-up call each (the native one compiles its kernel); medians are reported.
+  float32 (``dtype="float32"``), torch64, torch32, JAX64, JAX32, ours native in
+  float32, ours, …), after one warm-up call each (the native one compiles its
+  kernel); medians of the wall time and of the process's CPU time per call are
+  reported.  JAX's first call (tracing and compiling) is timed apart, before them.
 - First call: in a fresh process, ``make_core`` plus the first ``value_and_grad``
   (it compiles the kernels), median of 3 processes per (cell, n); compile = first
   call − median, so it also holds the first call's cold memory and caches.
@@ -40,9 +51,10 @@ from __future__ import annotations
 import os
 
 # Before NumPy or PyTorch loads a thread pool: they read these once, at load.
-THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "PJRT_NPROC")
 for _variable in THREAD_VARIABLES:
     os.environ[_variable] = "1"
+os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
 
 import argparse
 import json
@@ -67,17 +79,24 @@ from numeric.engine.grad import value_and_grad
 from numeric.engine.modes import gradient
 from numeric.engine.shapes import memory_bytes
 
+from bench.peers import (GATES, TOLERANCE, checked, jax_contenders, relative_error, torch_grads,  # noqa: E402
+                         torch_layer, torch_run)
+
 CELL_OPTIONS = {"rnn": {"activation": "tanh"}, "lstm": {}, "gru": {}}
-#: PyTorch's gate blocks, top to bottom, in weight_ih_l0 and weight_hh_l0.
-GATES = {"rnn": "h", "lstm": "ifgo", "gru": "rzn"}
 SIZES = (1, 8, 64, 256, 1024)
 QUICK_SIZES = (1, 8, 64)
-TOLERANCE = 1e-10
 FIRST_CALL_LIMIT = 2.0  # seconds
 FIRST_CALL_SAMPLES = 3  # fresh processes per (cell, n); their median is reported
 FIRST_CALL_SPREAD = 1.5  # n = 8 against n = 1024
 MEMORY_LIMIT_MB = 2000.0
 NATIVE_MAX = 8  # the largest n the native row runs at: its C is unrolled per unit
+
+
+def one_core() -> None:
+    """Pins this process to one core, before PyTorch or JAX starts a thread: new threads and
+    child processes inherit it.  Without it JAX's LSTM at n = 64 used 1.3 cores (CPU / wall)."""
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
 
 
 def workload(n: int) -> tuple[int, int]:
@@ -98,84 +117,36 @@ def core_of(cell: str):
     return make_core(CELLS[cell], **CELL_OPTIONS[cell])
 
 
-# --- PyTorch ------------------------------------------------------------------------------
-
-
-def torch_layer(torch, cell: str, params: dict, n: int):
-    """PyTorch's layer with our weights: gates stacked by rows.  Our b_g is bias_ih + bias_hh,
-    so bias_hh is 0, but for the GRU's b_hn, which sits inside r ⊙ (W_hn h + b_hn)."""
-    layer = {"rnn": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[cell](
-        n, n, batch_first=True, dtype=torch.float64)
-    gates = GATES[cell]
-    blocks = {
-        "weight_ih_l0": [params[f"W_x{g}"] for g in gates],
-        "weight_hh_l0": [params[f"W_h{g}"] for g in gates],
-        "bias_ih_l0": [params[f"b_{g}"] if f"b_{g}" in params else params[f"b_x{g}"] for g in gates],
-        "bias_hh_l0": [params.get(f"b_h{g}", np.zeros(n)) for g in gates],
-    }
-    with torch.no_grad():
-        for name, parts in blocks.items():
-            getattr(layer, name).copy_(torch.from_numpy(np.concatenate(parts)))
-    return layer
-
-
-def torch_grads(cell: str, layer, n: int) -> dict[str, np.ndarray]:
-    """The layer's gradients under our names (the inverse of ``torch_layer``)."""
-    grad = {name: p.grad.double().numpy() for name, p in layer.named_parameters()}
-    out = {}
-    for k, g in enumerate(GATES[cell]):
-        rows = slice(k * n, (k + 1) * n)
-        out[f"W_x{g}"], out[f"W_h{g}"] = grad["weight_ih_l0"][rows], grad["weight_hh_l0"][rows]
-        if cell == "gru" and g == "n":
-            out["b_xn"], out["b_hn"] = grad["bias_ih_l0"][rows], grad["bias_hh_l0"][rows]
-        else:
-            out[f"b_{g}"] = grad["bias_ih_l0"][rows]
-    return out
-
-
-def torch_run(layer, x) -> Callable[[], object]:
-    """One forward and backward pass; returns h_T."""
-    def run():
-        layer.zero_grad(set_to_none=True)
-        last = layer(x)[0][:, -1]
-        last.sum().backward()
-        return last
-    return run
-
-
-# --- checking and timing ------------------------------------------------------------------
-
-
-def relative_error(ours: np.ndarray, theirs: np.ndarray) -> float:
-    return float(np.max(np.abs(ours - theirs)) / max(np.max(np.abs(theirs)), 1e-300))
-
-
-def verify(cell: str, core, params: dict, x: np.ndarray, torch, layer) -> float:
+def verify(cell: str, core, ours, x: np.ndarray, torch, layer) -> float:
     """max relative difference of h_T and every gradient against PyTorch float64; stops the run if ≥ 1e-10."""
     n = x.shape[-1]
-    ours = value_and_grad(core, params, x)
     h_T = torch_run(layer, torch.from_numpy(x))().detach().numpy()
     theirs = torch_grads(cell, layer, n)
     errors = {name: relative_error(ours.grads[name], theirs[name]) for name in core.shapes(n, n)}
     errors["h_T"] = relative_error(ours.states[core.output][-1], h_T)
-    worst = max(errors, key=errors.get)
-    if not errors[worst] < TOLERANCE:
-        raise SystemExit(f"MISMATCH {cell} n={n}: {worst} differs from PyTorch by {errors[worst]:.3g} "
-                         f"(relative; allowed < {TOLERANCE:g}); all: {errors}")
-    return errors[worst]
+    return checked(f"{cell} n={n} against PyTorch", TOLERANCE, errors)
 
 
-def interleaved(contenders: dict[str, Callable], rounds: int) -> dict[str, float]:
-    """Median seconds of each contender: one warm-up call each, then one call each per round."""
-    times: dict[str, list[float]] = {name: [] for name in contenders}
+def timed(contenders: dict[str, Callable], rounds: int) -> tuple[dict[str, float], dict[str, float]]:
+    """Median wall and CPU (this process's) seconds of each contender: one warm-up call each,
+    then one call each per round."""
+    wall: dict[str, list[float]] = {name: [] for name in contenders}
+    cpu: dict[str, list[float]] = {name: [] for name in contenders}
     for run in contenders.values():
         run()
     for _ in range(rounds):
         for name, run in contenders.items():
-            start = time.perf_counter()
+            start, used = time.perf_counter(), time.process_time()
             run()
-            times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(t) for name, t in times.items()}
+            wall[name].append(time.perf_counter() - start)
+            cpu[name].append(time.process_time() - used)
+    return ({name: statistics.median(t) for name, t in wall.items()},
+            {name: statistics.median(t) for name, t in cpu.items()})
+
+
+def interleaved(contenders: dict[str, Callable], rounds: int) -> dict[str, float]:
+    """Median wall seconds of each contender (``timed``)."""
+    return timed(contenders, rounds)[0]
 
 
 def fresh(kind: str, cell: str, n: int) -> dict:
@@ -217,25 +188,29 @@ def _status_kb(field: str) -> int:
     return int(re.search(rf"^{field}:\s+(\d+) kB", Path("/proc/self/status").read_text(), re.MULTILINE).group(1))
 
 
-def measure(cell: str, n: int, rounds: int, torch) -> dict:
-    """One row: checked, timed in-process against PyTorch, first call timed in a fresh process."""
+def measure(cell: str, n: int, rounds: int, torch, jax) -> dict:
+    """One row: checked, timed in-process against PyTorch (and JAX), first call timed in a fresh process."""
     core = core_of(cell)
     params, x = problem(core, n)
     layer = torch_layer(torch, cell, params, n)
-    error = verify(cell, core, params, x, torch, layer)
+    ours = value_and_grad(core, params, x)
+    error = verify(cell, core, ours, x, torch, layer)
+    runs, jax_info = jax_contenders(jax, cell, core, params, x, ours) if jax is not None else ({}, {})
     x64 = torch.from_numpy(x)
     contenders = {
         "ours": lambda: value_and_grad(core, params, x),
         "ours32": lambda: value_and_grad(core, params, x, dtype="float32"),
         "torch64": torch_run(layer, x64),
         "torch32": torch_run(torch_layer(torch, cell, params, n).float(), x64.float()),
+        **runs,
     }
     if n <= NATIVE_MAX:
         contenders["native"] = lambda: gradient(core, params, x, mode="native", dtype="float32")
-    medians = {"native": None, **interleaved(contenders, rounds)}
+    wall, cpu = timed(contenders, rounds)
     first = statistics.median(sum(fresh("first", cell, n).values()) for _ in range(FIRST_CALL_SAMPLES))
     batch, steps = workload(n)
-    return {"cell": cell, "n": n, "batch": batch, "T": steps, "error": error, **medians, "first": first}
+    return {"cell": cell, "n": n, "batch": batch, "T": steps, "error": error, "native": None, "jax64": None,
+            "jax32": None, **wall, "cpu": cpu, "jax": jax_info, "first": first}
 
 
 # --- report -------------------------------------------------------------------------------
@@ -245,11 +220,13 @@ def load() -> str:
     return ", ".join(f"{v:.2f}" for v in os.getloadavg())
 
 
-def header(torch) -> list[str]:
-    """The machine, the BLAS NumPy runs and its threads, PyTorch's threads, and the load."""
+def header(torch, jax=None) -> list[str]:
+    """The machine, the BLAS NumPy runs and its threads, PyTorch's and JAX's threads, and the load."""
     blas = [i for i in threadpool_info() if i["user_api"] == "blas"]
     threads = ", ".join(f"{v}={os.environ.get(v)}" for v in THREAD_VARIABLES)
-    lines = [f"- machine: {platform.machine()}, {os.cpu_count()} cores, load average {load()} (1, 5, 15 min)",
+    cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else "?"
+    lines = [f"- machine: {platform.machine()}, {os.cpu_count()} cores, this process on {cores}, "
+             f"load average {load()} (1, 5, 15 min)",
              f"- Python {platform.python_version()}, NumPy {np.__version__}; {threads}"]
     for info in blas:
         lines.append(f"- NumPy's BLAS: {info['internal_api']} {info.get('version')}, kernel "
@@ -261,21 +238,63 @@ def header(torch) -> list[str]:
         lines.append(f"- PyTorch {torch.__version__}: {torch.get_num_threads()} thread(s), "
                      f"interop {torch.get_num_interop_threads()}, MKL {torch.backends.mkl.is_available()}, "
                      f"oneDNN {torch.backends.mkldnn.is_available()}")
+    if jax is not None:
+        lines.append(f"- JAX {jax.__version__} on {jax.devices()[0].platform}: PJRT_NPROC="
+                     f"{os.environ.get('PJRT_NPROC')}, XLA_FLAGS={os.environ.get('XLA_FLAGS')!r}")
     return lines
 
 
+def ms(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds * 1e3:.1f}"
+
+
+def ratio(ours: float, theirs: float | None) -> str:
+    return "-" if theirs is None else f"{ours / theirs:.2f}x"
+
+
 def table(rows: list[dict]) -> list[str]:
-    out = [("| cell | n | batch | T | ours f64 (ms) | PyTorch f64 (ms) | ours / f64 | ours f32 (ms) "
-            "| PyTorch f32 (ms) | ours f32 / f32 | ours native f32 (ms) | native / f32 | first call (ms) "
-            "| compile (ms) | max rel. diff |"),
-           "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"]
+    """Wall times; "-" where JAX is not installed, blank where native does not run (n > NATIVE_MAX)."""
+    out = [("| cell | n | batch | T | ours f64 (ms) | PyTorch f64 (ms) | ours / f64 | JAX f64 (ms) | ours / JAX f64 "
+            "| ours f32 (ms) | PyTorch f32 (ms) | ours f32 / f32 | JAX f32 (ms) | ours f32 / JAX f32 "
+            "| ours native f32 (ms) | native / f32 | first call (ms) | compile (ms) | max rel. diff |"),
+           "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"]
     for r in rows:
-        native = (f"{r['native'] * 1e3:.1f} | {r['native'] / r['torch32']:.2f}x" if r["native"] is not None
-                  else " | ")  # blank above NATIVE_MAX
-        out.append(f"| {r['cell']} | {r['n']} | {r['batch']} | {r['T']} | {r['ours'] * 1e3:.1f} "
-                   f"| {r['torch64'] * 1e3:.1f} | {r['ours'] / r['torch64']:.2f}x | {r['ours32'] * 1e3:.1f} "
-                   f"| {r['torch32'] * 1e3:.1f} | {r['ours32'] / r['torch32']:.2f}x | {native} "
+        native = (f"{ms(r['native'])} | {ratio(r['native'], r['torch32'])}" if r["native"] is not None
+                  else " | ")
+        out.append(f"| {r['cell']} | {r['n']} | {r['batch']} | {r['T']} | {ms(r['ours'])} "
+                   f"| {ms(r['torch64'])} | {ratio(r['ours'], r['torch64'])} "
+                   f"| {ms(r['jax64'])} | {ratio(r['ours'], r['jax64'])} | {ms(r['ours32'])} "
+                   f"| {ms(r['torch32'])} | {ratio(r['ours32'], r['torch32'])} "
+                   f"| {ms(r['jax32'])} | {ratio(r['ours32'], r['jax32'])} | {native} "
                    f"| {r['first'] * 1e3:.0f} | {(r['first'] - r['ours']) * 1e3:.0f} | {r['error']:.1e} |")
+    return out
+
+
+CPU_COLUMNS = {"ours": "ours f64", "torch64": "PyTorch f64", "jax64": "JAX f64", "ours32": "ours f32",
+               "torch32": "PyTorch f32", "jax32": "JAX f32", "native": "ours native f32"}
+
+
+def cpu_table(rows: list[dict]) -> list[str]:
+    """This process's CPU time per call beside the wall time: CPU ≈ wall is one busy thread."""
+    out = ["| cell | n | " + " | ".join(f"{c} CPU (ms)" for c in CPU_COLUMNS.values()) + " |",
+           "|---|--:|" + "--:|" * len(CPU_COLUMNS)]
+    for r in rows:
+        out.append(f"| {r['cell']} | {r['n']} | " + " | ".join(ms(r["cpu"].get(k)) for k in CPU_COLUMNS) + " |")
+    return out
+
+
+def jax_table(rows: list[dict]) -> list[str]:
+    """JAX's first calls (tracing and compiling; compile = first call − median) and its agreement with ours."""
+    if not any(r["jax"] for r in rows):
+        return ["(JAX is not installed: its columns say -)"]
+    out = ["| cell | n | JAX f64 first call (ms) | compile (ms) | JAX f32 first call (ms) | compile (ms) "
+           "| max rel. diff f64 | max rel. diff f32 (against ours f64) |",
+           "|---|--:|--:|--:|--:|--:|--:|--:|"]
+    for r in rows:
+        j = r["jax"]
+        out.append(f"| {r['cell']} | {r['n']} | {j['jax64_first'] * 1e3:.0f} | {(j['jax64_first'] - r['jax64']) * 1e3:.0f} "
+                   f"| {j['jax32_first'] * 1e3:.0f} | {(j['jax32_first'] - r['jax32']) * 1e3:.0f} "
+                   f"| {j['jax64_error']:.1e} | {j['jax32_error']:.1e} |")
     return out
 
 
@@ -345,7 +364,8 @@ def gemm_bound(rows: list[dict]) -> list[str]:
 def report(rows: list[dict], memory: dict[str, float], rounds: int) -> list[str]:
     how = (f"Medians of {rounds} interleaved rounds.  First call: median of {FIRST_CALL_SAMPLES} fresh processes; "
            "compile = first call − median (compiling, cold memory and caches).")
-    return [*table(rows), "", *memory_table(memory), "", *gemm_bound(rows), "", how, "", "Goals:",
+    return [*table(rows), "", *cpu_table(rows), "", *jax_table(rows), "", *memory_table(memory), "",
+            *gemm_bound(rows), "", how, "", "Goals:",
             *goals(rows, memory), "", f"- load average at the end: {load()}"]
 
 
@@ -356,6 +376,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="n ∈ {1, 8, 64}, 3 rounds: a smoke run")
     parser.add_argument("--worker", nargs=3, metavar=("KIND", "CELL", "N"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    one_core()
     with threadpool_limits(1):
         if args.worker:
             kind, cell, n = args.worker
@@ -363,12 +384,17 @@ def main() -> None:
             return
         import torch
         torch.set_num_threads(1)
-        print("\n".join(["## Gradients through a layer, 1 thread against 1 thread", "", *header(torch), ""]))
+        try:
+            import jax
+            jax.config.update("jax_enable_x64", True)  # float64 where asked; float32 stays float32
+        except ImportError:
+            jax = None
+        print("\n".join(["## Gradients through a layer, 1 thread against 1 thread", "", *header(torch, jax), ""]))
         sizes, rounds = (QUICK_SIZES, 3) if args.quick else (SIZES, args.rounds)
         rows = []
         for cell in args.cells:
             for n in sizes:
-                rows.append(measure(cell, n, rounds, torch))
+                rows.append(measure(cell, n, rounds, torch, jax))
                 print(f"  measured {cell} n={n}", file=sys.stderr, flush=True)
         memory = {cell: fresh("memory", cell, 1024)["peak_mb"] for cell in args.cells}
         print("\n".join(report(rows, memory, rounds)))
