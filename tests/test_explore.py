@@ -324,3 +324,30 @@ def test_extreme_settings_finish_and_say_what_they_are(browser, pages, tmp_path)
 def test_a_parameter_may_not_take_a_key_of_the_link():
     with pytest.raises(InvalidValue, match="'cell' has the name of a key of the explorer's link"):
         page(cell="custom", formulas=("h = tanh(cell*h + x)",))
+
+
+def test_a_trained_models_sensitivity_is_drawn(browser, tmp_path):
+    """``explore --params`` with a model ``train --out`` saved: the page carries the held-out
+    ‖∂ℓ/∂x_t‖ per step as ``sensitivity`` computes it, and shows the figure with its note."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from cli import app
+    from numeric.training.sensitivity import saved_model, sensitivity
+
+    model, out = tmp_path / "tiny.npz", tmp_path / "page.html"
+    runner = CliRunner()
+    trained = runner.invoke(app, ["train", "--cell", "lstm", "--task", "latch", "--lag", "3", "--hidden", "4",
+                                  "--updates", "5", "--every", "5", "--out", str(model)])
+    assert trained.exit_code == 0, trained.output
+    made = runner.invoke(app, ["explore", "--out", str(out), "--params", str(model)])
+    assert made.exit_code == 0, made.output
+    data = json.loads(re.search(r'<script type="application/json" id="data">(.*?)</script>',
+                                out.read_text(encoding="utf-8"), re.S).group(1))
+    settings, params = saved_model(str(model))
+    want = sensitivity(settings, params, 256, seed=0).mean
+    np.testing.assert_allclose(data["trained"]["mean"], want, rtol=1e-12)
+    dom = shown(browser, out, "cell=rnn", tmp_path)
+    assert "hidden" not in dom["trained"]["attrs"]
+    assert dom["trained-note"]["text"].startswith("lstm trained on latch (lag 3): accuracy ")
