@@ -81,7 +81,7 @@ def test_an_interrupted_report_leaves_nothing_and_says_so(tmp_path, sig, code, l
     time.sleep(2.0)  # imports done, figures being computed
     p.send_signal(sig)
     _, err = p.communicate(timeout=120)
-    assert (p.returncode, err) == (code, line + "\n")
+    assert (p.returncode, err) == (code, line + "\n"), f"exit {p.returncode}: {err}"  # the whole message, if it flakes
     left = sorted(q.name for q in out.iterdir()) if out.exists() else []
     assert left in ([], ["cliff.png", "heatmap.png", "sources.png", "unrolled-report.pdf"]), left
 
