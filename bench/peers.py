@@ -9,6 +9,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+from numeric.io.weights import torch_names
+
 #: PyTorch's gate blocks, top to bottom, in weight_ih_l0 and weight_hh_l0.
 GATES = {"rnn": "h", "lstm": "ifgo", "gru": "rzn"}
 TOLERANCE = 1e-10
@@ -18,21 +20,15 @@ FLOAT32_TOLERANCE = 1e-4  # JAX float32 against our float64
 # --- PyTorch's layout, and PyTorch ------------------------------------------------------
 
 
-def stacked(cell: str, params: dict, n: int) -> dict[str, np.ndarray]:
-    """Our weights as PyTorch's four tensors: gates stacked by rows.  Our b_g is bias_ih + bias_hh,
-    so bias_hh is 0, but for the GRU's b_hn, which sits inside r ⊙ (W_hn h + b_hn)."""
-    gates = GATES[cell]
-    blocks = {
-        "weight_ih_l0": [params[f"W_x{g}"] for g in gates],
-        "weight_hh_l0": [params[f"W_h{g}"] for g in gates],
-        "bias_ih_l0": [params[f"b_{g}"] if f"b_{g}" in params else params[f"b_x{g}"] for g in gates],
-        "bias_hh_l0": [params.get(f"b_h{g}", np.zeros(n)) for g in gates],
-    }
-    return {name: np.concatenate(parts) for name, parts in blocks.items()}
+def stacked(cell: str, params: dict) -> dict[str, np.ndarray]:
+    """Our weights as PyTorch's four tensors (``numeric.io.weights.torch_names``): b_g in bias_ih, bias_hh 0,
+    but for the GRU's b_hn, which sits inside r ⊙ (W_hn h + b_hn)."""
+    return torch_names(cell, "standard", params, weights=True)
 
 
 def unstacked(cell: str, grad: dict[str, np.ndarray], n: int) -> dict[str, np.ndarray]:
-    """Gradients of PyTorch's four tensors under our names (the inverse of ``stacked``)."""
+    """Gradients of PyTorch's four tensors under our names: the inverse of ``stacked`` for gradients, where
+    a summed bias's gradient is bias_ih's (reading weights back, ``cell_params``, sums the two)."""
     out = {}
     for k, g in enumerate(GATES[cell]):
         rows = slice(k * n, (k + 1) * n)
@@ -49,7 +45,7 @@ def torch_layer(torch, cell: str, params: dict, n: int):
     layer = {"rnn": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[cell](
         n, n, batch_first=True, dtype=torch.float64)
     with torch.no_grad():
-        for name, value in stacked(cell, params, n).items():
+        for name, value in stacked(cell, params).items():
             getattr(layer, name).copy_(torch.from_numpy(value))
     return layer
 
@@ -114,7 +110,7 @@ def jax_contenders(jax, cell: str, core, params: dict, x: np.ndarray, ours) -> t
     first call's seconds (tracing and compiling) and largest relative difference of each."""
     grad, n, runs, info = jax_grad(jax, cell, len(core.states)), x.shape[-1], {}, {}
     for name, dtype, tolerance in (("jax64", np.float64, TOLERANCE), ("jax32", np.float32, FLOAT32_TOLERANCE)):
-        p = {k: jax.numpy.asarray(v.astype(dtype)) for k, v in stacked(cell, params, n).items()}
+        p = {k: jax.numpy.asarray(v.astype(dtype)) for k, v in stacked(cell, params).items()}
         xs = jax.numpy.asarray(np.swapaxes(x, 0, 1).astype(dtype))
         start = time.perf_counter()
         theirs = jax.block_until_ready(grad(p, xs))
