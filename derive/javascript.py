@@ -36,9 +36,6 @@ class _Printer(JavascriptCodePrinter):
             raise ValueError(f"{expr} is missing from the argument sequences")
         return self.slots[expr]
 
-    def _print_Heaviside(self, expr):
-        return f"heaviside({', '.join(self._print(a) for a in expr.args)})"
-
 
 def slots(cell: Cell) -> dict[sp.Symbol, str]:
     """Each symbol of a one-unit cell -> where the generated code reads it."""

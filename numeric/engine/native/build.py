@@ -40,8 +40,9 @@ def compiler() -> str | None:
 def _found(cc: str | None, path: str | None) -> str | None:
     # Looked up once per $CC and $PATH: every layer asks (``fused``), and a search of PATH takes 45 µs.
     for name in (cc, "gcc", "cc"):
-        if name and shutil.which(name, path=path):
-            return shutil.which(name, path=path)
+        found = shutil.which(name, path=path) if name else None
+        if found:
+            return found
     return None
 
 

@@ -99,7 +99,7 @@ def kinds(core: Core, args) -> tuple[int, ...]:
 
 
 def function(name: str, args, exprs, kind: tuple[int, ...], real: str) -> list[str]:
-    """int name(long B, long n, args, out): ``exprs`` of ``args`` (a tuple of arrays) at every element of a
+    """int name(ptrdiff_t B, ptrdiff_t n, args, out): ``exprs`` of ``args`` (a tuple of arrays) at every element of a
     (B, n) block, written to out (len(exprs), B, n).  Returns 0, or 1 + the first argument that does not
     fit (len(args) + 1: out; −1: a tuple of another length)."""
     used = set().union(*(e.free_symbols for e in exprs))
@@ -151,11 +151,10 @@ def source(core: Core, real: str) -> str:
 def _present(args: tuple, given: int, shape: tuple[int, int], dtype: np.dtype) -> tuple:
     """``args`` with each of its last ``given`` (cotangents) an array: 0.0 where none reached the
     quantity (``cot.get(q, 0.0)``), for C a zeros array."""
-    for c in args[len(args) - given:]:
-        if type(c) is not np.ndarray:
-            return args[:len(args) - given] + tuple(c if type(c) is np.ndarray else np.full(shape, c, dtype)
-                                                    for c in args[len(args) - given:])
-    return args
+    cots = args[len(args) - given:]
+    if all(type(c) is np.ndarray for c in cots):
+        return args
+    return args[:len(args) - given] + tuple(c if type(c) is np.ndarray else np.full(shape, c, dtype) for c in cots)
 
 
 def wrapped(function, fallback: Callable, sized_by: int, outputs: int, given: int, dtype: np.dtype) -> Callable:

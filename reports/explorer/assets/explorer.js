@@ -388,9 +388,10 @@ function update() {
   showStates(lesson, steps);
   showGrads(lesson, bptt(lesson, steps));
   draw(lesson, steps, lags);
-  $("link").href = `#${fragment()}`;
+  const link = `#${fragment()}`;
+  $("link").href = link;
   document.body.dataset.ready = "1";  // update() ran to its end: what a test waits for
-  try { history.replaceState(null, "", `#${fragment()}`); } catch (error) { /* a sandboxed frame */ }
+  try { history.replaceState(null, "", link); } catch (error) { /* a sandboxed frame */ }
 }
 
 function showStates(lesson, steps) {
